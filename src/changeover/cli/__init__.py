@@ -1,0 +1,36 @@
+"""The `changeover` command: thin wrappers that parse, call the Python API and print."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+# Two chains run in parallel on a 2-core machine only if XLA exposes two host devices, and that
+# must be said before JAX is first imported.
+os.environ.setdefault(
+    "XLA_FLAGS", f"--xla_force_host_platform_device_count={max(2, min(os.cpu_count() or 2, 4))}"
+)
+
+from changeover.cli import engine  # noqa: E402,F401  (registers commands)
+from changeover.cli.app import app, err_console  # noqa: E402
+from changeover.errors import ChangeoverError  # noqa: E402
+
+__all__ = ["app", "main"]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit status 2."""
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except ChangeoverError as error:
+        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,297 @@
+"""Counts: the engine's input, and the seam where changeover scales past one machine.
+
+A counts table has one row per (dimension, model, segment, group, level, human) cell and the number
+of responses `n` in it (DESIGN.md, "Counts"). The workspace produces it; a team whose evaluation
+logs live in a warehouse produces it with the SQL in `COUNTS_SQL` and passes the file to
+`changeover fit --counts`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from changeover.errors import InputError
+from changeover.study import Study
+
+__all__ = [
+    "COUNTS_COLUMNS",
+    "COUNTS_SQL",
+    "ROWS_COLUMNS",
+    "RowsSummary",
+    "counts_from_rows",
+    "read_counts",
+    "read_rows",
+    "validate_counts",
+    "write_counts",
+]
+
+COUNTS_COLUMNS = ("dimension", "model", "segment", "group", "level", "human", "n")
+ROWS_COLUMNS = ("item_id", "model", "segment", "group", "dimension", "level", "human")
+_KEYS = ("dimension", "model", "segment", "group", "level", "human")
+
+COUNTS_SQL = """\
+-- One row per (item, model, dimension) response; several rows when several people labelled it.
+-- Majority of the human labels; a tie counts as unlabelled.
+WITH responses AS (
+    SELECT dimension, model, segment, COALESCE("group", '') AS "group", item_id,
+           MIN(level) AS level,
+           COUNT(human) AS n_labels,
+           SUM(CAST(human AS INTEGER)) AS n_pass
+    FROM rows
+    GROUP BY dimension, model, segment, COALESCE("group", ''), item_id
+)
+SELECT dimension, model, segment, "group", level,
+       CASE WHEN n_labels = 0 OR 2 * n_pass = n_labels THEN NULL
+            WHEN 2 * n_pass > n_labels THEN 1 ELSE 0 END AS human,
+       COUNT(*) AS n
+FROM responses
+GROUP BY ALL
+ORDER BY ALL
+"""
+
+
+def _read_table(path: Path, *, kind: str) -> pl.DataFrame:
+    """Read CSV, JSONL or Parquet with every column as text, so that values are checked by us."""
+    if not path.exists():
+        raise InputError(f"{path}: {kind} file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=True)
+        if suffix == ".parquet":
+            frame = pl.read_parquet(path)
+            return frame.with_columns(pl.all().cast(pl.String))
+        if suffix in {".jsonl", ".ndjson"}:
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+            return frame.with_columns(pl.all().cast(pl.String))
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: cannot read {kind} file ({first}); check its format") from None
+    raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .parquet or .jsonl")
+
+
+def _check_columns(frame: pl.DataFrame, expected: tuple[str, ...], source: str) -> None:
+    for column in expected:
+        if column not in frame.columns:
+            raise InputError(
+                f"{source}: missing column '{column}'; expected columns {', '.join(expected)}"
+            )
+    extra = [c for c in frame.columns if c not in expected]
+    if extra:
+        raise InputError(
+            f"{source}: unexpected column '{extra[0]}'; expected exactly {', '.join(expected)}"
+        )
+
+
+def _first_bad(frame: pl.DataFrame, bad: pl.Expr) -> int | None:
+    """Index (0-based) of the first row where `bad` holds."""
+    hits = frame.select(pl.arg_where(bad.fill_null(False)).first()).item()
+    return None if hits is None else int(hits)
+
+
+def _row_label(source: str, index: int, *, header: bool) -> str:
+    # For text files the header is line 1, so data row i is on line i + 2.
+    return f"{source}: line {index + 2}" if header else f"{source}: row {index + 1}"
+
+
+def _check_names(
+    frame: pl.DataFrame, column: str, known: list[str], source: str, header: bool, what: str
+) -> None:
+    index = _first_bad(frame, ~pl.col(column).is_in(known))
+    if index is not None:
+        value = frame[column][index]
+        raise InputError(
+            f"{_row_label(source, index, header=header)}: column {column}: unknown {what} "
+            f"'{value}'; the study knows {', '.join(known)}"
+        )
+
+
+def _check_human(frame: pl.DataFrame, source: str, header: bool) -> pl.Expr:
+    human = pl.col("human").str.strip_chars()
+    index = _first_bad(frame, ~(human.is_null() | human.is_in(["", "0", "1"])))
+    if index is not None:
+        raise InputError(
+            f"{_row_label(source, index, header=header)}: column human: '{frame['human'][index]}' "
+            "is not a label; use 1 (pass), 0 (fail) or leave it empty for unlabelled"
+        )
+    return pl.when(human.is_null() | (human == "")).then(None).otherwise(human).cast(pl.Int8)
+
+
+def _check_not_empty(frame: pl.DataFrame, column: str, source: str, header: bool) -> None:
+    value = pl.col(column).str.strip_chars()
+    index = _first_bad(frame, value.is_null() | (value == ""))
+    if index is not None:
+        raise InputError(
+            f"{_row_label(source, index, header=header)}: column {column} is empty; every row "
+            f"needs a {column}"
+        )
+
+
+def validate_counts(frame: pl.DataFrame, study: Study, *, source: str = "counts") -> pl.DataFrame:
+    """Check a counts table (all columns as text) against the study and return it typed.
+
+    Duplicate cells are summed, with a warning, because a warehouse export split over several
+    files legitimately repeats cells.
+    """
+    header = not source.endswith(".parquet")
+    _check_columns(frame, COUNTS_COLUMNS, source)
+    frame = frame.with_columns(pl.col(c).cast(pl.String) for c in COUNTS_COLUMNS)
+    for column in ("dimension", "model", "segment", "level"):
+        _check_not_empty(frame, column, source, header)
+    _check_names(frame, "model", study.model_names, source, header, "model")
+    _check_names(frame, "segment", study.segment_names, source, header, "segment")
+    human = _check_human(frame, source, header)
+    n_text = pl.col("n").str.strip_chars()
+    index = _first_bad(frame, ~n_text.str.contains(r"^\+?[0-9]+$"))
+    if index is not None:
+        raise InputError(
+            f"{_row_label(source, index, header=header)}: column n: '{frame['n'][index]}' is not a "
+            "non-negative integer count"
+        )
+    typed = frame.with_columns(
+        pl.col("dimension", "model", "segment", "level").str.strip_chars(),
+        pl.col("group").str.strip_chars().fill_null(""),
+        human.alias("human"),
+        n_text.cast(pl.Int64).alias("n"),
+    )
+    if typed.height and typed.select(pl.struct(_KEYS).is_duplicated().any()).item():
+        index = _first_bad(typed, pl.struct(_KEYS).is_duplicated())
+        assert index is not None
+        warnings.warn(
+            f"{_row_label(source, index, header=header)}: the same cell appears more than once; "
+            "duplicate cells are summed",
+            stacklevel=2,
+        )
+        typed = typed.group_by(_KEYS, maintain_order=True).agg(pl.col("n").sum())
+    if study.dimensions is not None:
+        _check_names(typed, "dimension", study.dimensions, source, header, "dimension")
+    return typed.select(COUNTS_COLUMNS)
+
+
+def read_counts(path: str | Path, study: Study) -> pl.DataFrame:
+    """Read and validate a counts file (CSV or Parquet)."""
+    path = Path(path)
+    return validate_counts(_read_table(path, kind="counts"), study, source=str(path))
+
+
+def write_counts(counts: pl.DataFrame, path: str | Path) -> None:
+    """Write a counts table atomically (CSV or Parquet, by suffix)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet"}:
+        raise InputError(f"{path}: unsupported output type '{suffix}'; use .csv or .parquet")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if suffix == ".csv":
+            counts.write_csv(tmp)
+        else:
+            counts.write_parquet(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class RowsSummary:
+    """What aggregating per-response rows found about the human labels."""
+
+    responses: int
+    labelled: int
+    multiply_labelled: int
+    ties: int
+    agreement: float | None  # share of multiply-labelled responses whose labels all agree
+
+
+def read_rows(path: str | Path) -> pl.LazyFrame:
+    """Open a per-response rows file lazily (Parquet is scanned, not loaded)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise InputError(f"{path}: rows file not found")
+    if suffix == ".parquet":
+        frame = pl.scan_parquet(path)
+    else:
+        frame = _read_table(path, kind="rows").lazy()
+    columns = frame.collect_schema().names()
+    for column in ROWS_COLUMNS:
+        if column not in columns:
+            raise InputError(
+                f"{path}: missing column '{column}'; expected columns {', '.join(ROWS_COLUMNS)}"
+            )
+    return frame.select(ROWS_COLUMNS)
+
+
+def counts_from_rows(
+    rows: pl.LazyFrame | pl.DataFrame, *, source: str = "rows"
+) -> tuple[pl.DataFrame, RowsSummary]:
+    """Aggregate per-response rows into counts, taking the majority of several human labels.
+
+    A response is (item_id, model, dimension); several rows for one response are several human
+    labels of it. A tie between labels counts as unlabelled. The logic equals `COUNTS_SQL`.
+    """
+    lazy = rows.lazy()
+    schema = lazy.collect_schema()
+    text = [c for c in ("model", "segment", "group", "dimension", "level") if schema[c] != pl.String]
+    lazy = lazy.with_columns(pl.col(c).cast(pl.String) for c in text)
+    human = pl.col("human")
+    if schema["human"] == pl.String:
+        human = pl.when(human.str.strip_chars() == "").then(None).otherwise(human.str.strip_chars())
+    lazy = lazy.with_columns(
+        pl.col("group").fill_null(""),
+        human.cast(pl.Int8, strict=False).alias("human_int"),
+        human.is_not_null().alias("has_label"),
+    )
+    bad_label = lazy.filter(pl.col("has_label") & ~pl.col("human_int").is_in([0, 1]).fill_null(False))
+    first_bad = bad_label.select(pl.col("human").cast(pl.String)).head(1).collect()
+    if first_bad.height:
+        raise InputError(
+            f"{source}: column human: '{first_bad.item()}' is not a label; use 1, 0 or empty"
+        )
+    responses = (
+        lazy.group_by("dimension", "model", "segment", "group", "item_id")
+        .agg(
+            pl.col("level").min().alias("level"),
+            pl.col("level").max().alias("level_max"),
+            pl.col("human_int").count().alias("n_labels"),
+            pl.col("human_int").cast(pl.Int32).sum().alias("n_pass"),
+        )
+        .collect()
+    )
+    conflict = responses.filter(pl.col("level") != pl.col("level_max")).head(1)
+    if conflict.height:
+        row = conflict.row(0, named=True)
+        raise InputError(
+            f"{source}: item '{row['item_id']}', model '{row['model']}', dimension "
+            f"'{row['dimension']}' has two different levels ('{row['level']}' and "
+            f"'{row['level_max']}'); one response has one signal level"
+        )
+    majority = (
+        pl.when((pl.col("n_labels") == 0) | (2 * pl.col("n_pass") == pl.col("n_labels")))
+        .then(None)
+        .when(2 * pl.col("n_pass") > pl.col("n_labels"))
+        .then(1)
+        .otherwise(0)
+        .cast(pl.Int8)
+    )
+    counts = (
+        responses.with_columns(majority.alias("human"))
+        .group_by(_KEYS)
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .sort(_KEYS, nulls_last=False)
+        .select(COUNTS_COLUMNS)
+    )
+    multi = responses.filter(pl.col("n_labels") > 1)
+    ties = multi.filter(2 * pl.col("n_pass") == pl.col("n_labels")).height
+    agree = multi.filter((pl.col("n_pass") == 0) | (pl.col("n_pass") == pl.col("n_labels"))).height
+    summary = RowsSummary(
+        responses=responses.height,
+        labelled=responses.filter(pl.col("n_labels") > 0).height,
+        multiply_labelled=multi.height,
+        ties=ties,
+        agreement=agree / multi.height if multi.height else None,
+    )
+    return counts, summary
