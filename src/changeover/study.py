@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from changeover.errors import StudyError
 from changeover.providers.settings import ModelSettings
+from changeover.signals.settings import SignalsSettings, StyleGuide, check_signals
 
 __all__ = ["Decision", "Gate", "Study", "load_study", "parse_study"]
 
@@ -70,6 +71,8 @@ class Study(BaseModel):
     gates: list[Gate] = Field(default_factory=list)
     workspace: str = "changeover.db"
     models: dict[str, ModelSettings] | None = None
+    signals: SignalsSettings | None = None
+    style_guide: StyleGuide | None = None
 
     path: Path | None = Field(default=None, exclude=True)
 
@@ -107,6 +110,7 @@ class Study(BaseModel):
                         f"models: '{model}' is named as incumbent or candidate but has no entry "
                         f"under models; add one (known: {sorted(self.models)})"
                     )
+        check_signals(self)
         return self
 
     @property

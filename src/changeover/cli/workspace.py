@@ -1,0 +1,1 @@
+"""Workspace commands: init, import, export, generate."""
