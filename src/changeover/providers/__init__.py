@@ -1,5 +1,88 @@
-"""Provider adapters: one module per provider SDK, behind one interface."""
+"""Provider adapters: one module per provider SDK, behind one interface (`Provider`).
 
+Each SDK is imported only when a model uses it. `make_provider` turns a `models:` entry of the
+study into a provider, reading the API key from the environment variable the entry names; the
+key is handed to the SDK client and kept nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from changeover.errors import ChangeoverError, StudyError
+from changeover.providers.base import (
+    RETRYABLE,
+    CallError,
+    Completion,
+    ErrorKind,
+    Message,
+    Provider,
+    Request,
+)
 from changeover.providers.settings import ModelSettings
 
-__all__ = ["ModelSettings"]
+__all__ = [
+    "RETRYABLE",
+    "CallError",
+    "Completion",
+    "ErrorKind",
+    "Message",
+    "ModelSettings",
+    "Provider",
+    "Request",
+    "api_key_for",
+    "make_provider",
+]
+
+_PACKAGES = {"openai": "openai", "anthropic": "anthropic"}
+
+
+def api_key_for(name: str, settings: ModelSettings) -> str | None:
+    """The model's API key, from the environment variable named by `api_key_env`."""
+    variable = settings.effective_api_key_env
+    if variable is None:
+        return None
+    key = os.environ.get(variable, "").strip()
+    if not key:
+        named = "api_key_env" if settings.api_key_env else f"the default {variable}"
+        raise StudyError(
+            f"models.{name}: environment variable {variable} ({named}) is not set; export the "
+            "API key under that name (keys are read from the environment, never from files)"
+        )
+    return key
+
+
+def make_provider(
+    name: str,
+    settings: ModelSettings,
+    *,
+    base: Path,
+    item_ids: set[str] | None = None,
+) -> Provider:
+    """The provider for the model called `name` in the study; `base` resolves relative files."""
+    if settings.provider == "replay":
+        from changeover.io import read_responses
+        from changeover.providers.replay import ReplayProvider
+
+        assert settings.file is not None
+        path = base / settings.file
+        records = read_responses(
+            path, models=None, item_ids=item_ids or set(), model=name, source="replay"
+        )
+        return ReplayProvider(records, path=path)
+    key = api_key_for(name, settings)
+    package = _PACKAGES[settings.provider]
+    try:
+        if settings.provider == "openai":
+            from changeover.providers.openai import OpenAIProvider
+
+            return OpenAIProvider(settings, api_key=key)
+        from changeover.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(settings, api_key=key)
+    except ImportError:
+        raise ChangeoverError(
+            f"models.{name}: provider {settings.provider} needs the {package} package; "
+            f"pip install {package}"
+        ) from None

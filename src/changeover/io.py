@@ -1,0 +1,455 @@
+"""Import and export of workspace tables: items, responses (CSV, JSONL or Parquet).
+
+Imports are validated completely before anything is written, and written in one transaction:
+a bad file imports nothing. Every error names the file, the line (the record's first line in a
+text file, the row in Parquet) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from changeover.errors import InputError
+from changeover.study import Study
+from changeover.workspace import TABLES, ImportResult, Item, ResponseRecord, Workspace
+
+__all__ = [
+    "ITEM_COLUMNS",
+    "RESPONSE_COLUMNS",
+    "Record",
+    "export_table",
+    "import_items",
+    "import_responses",
+    "read_items",
+    "read_records",
+    "read_responses",
+]
+
+ITEM_COLUMNS = (
+    "item_id",
+    "prompt",
+    "segment",
+    "reference",
+    "expected_behaviour",
+    "system",
+    "context",
+)
+_ITEM_REQUIRED = ("item_id", "prompt", "segment")
+RESPONSE_COLUMNS = (
+    "item_id", "model", "response", "error", "finish_reason", "input_tokens", "output_tokens",
+    "latency_s",
+)  # fmt: skip
+# Columns `export responses` writes that describe how a response was stored, not what it is.
+_RESPONSE_BOOKKEEPING = ("source", "cache_key", "cost", "attempts", "created_at", "run_id")
+_EXPECTED = ("answer", "refuse")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of an input file, with where it is (for error messages)."""
+
+    where: str  # "items.csv: line 4" or "items.parquet: row 3"
+    values: dict[str, Any]
+
+
+def _csv_records(path: Path) -> tuple[list[str], Iterator[Record]]:
+    handle = path.open(newline="", encoding="utf-8-sig")
+    reader = csv.reader(handle, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        handle.close()
+        raise InputError(f"{path}: the file is empty; expected a header line") from None
+    except (csv.Error, UnicodeDecodeError) as error:
+        handle.close()
+        raise InputError(f"{path}: line 1: cannot read the header ({error})") from None
+    header = [name.strip() for name in header]
+
+    def records() -> Iterator[Record]:
+        with handle:
+            line = reader.line_num + 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as error:
+                    raise InputError(f"{path}: line {line}: malformed CSV ({error})") from None
+                except UnicodeDecodeError:
+                    raise InputError(
+                        f"{path}: near line {line}: not UTF-8 text; save the file as UTF-8"
+                    ) from None
+                if row:  # csv yields [] for a blank line
+                    if len(row) != len(header):
+                        raise InputError(
+                            f"{path}: line {line}: {len(row)} fields where the header has "
+                            f"{len(header)}; quote values that contain commas"
+                        )
+                    yield Record(f"{path}: line {line}", dict(zip(header, row, strict=True)))
+                line = reader.line_num + 1
+
+    return header, records()
+
+
+def _jsonl_records(path: Path) -> tuple[list[str] | None, Iterator[Record]]:
+    def records() -> Iterator[Record]:
+        with path.open(encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise InputError(
+                        f"{path}: line {number}: column {error.colno}: invalid JSON ({error.msg})"
+                    ) from None
+                if not isinstance(value, dict):
+                    raise InputError(
+                        f"{path}: line {number}: expected a JSON object per line, got "
+                        f"{type(value).__name__}"
+                    )
+                yield Record(f"{path}: line {number}", value)
+
+    return None, records()
+
+
+def _parquet_records(path: Path) -> tuple[list[str], Iterator[Record]]:
+    try:
+        frame = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: cannot read Parquet ({first})") from None
+
+    def records() -> Iterator[Record]:
+        for number, row in enumerate(frame.iter_rows(named=True), start=1):
+            yield Record(f"{path}: row {number}", row)
+
+    return frame.columns, records()
+
+
+def read_records(path: str | Path, *, kind: str) -> tuple[list[str] | None, Iterator[Record]]:
+    """Open a CSV, JSONL or Parquet file as (header, records). JSONL has no header (None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {kind} file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_records(path)
+    if suffix in {".jsonl", ".ndjson"}:
+        return _jsonl_records(path)
+    if suffix == ".parquet":
+        return _parquet_records(path)
+    raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .jsonl or .parquet")
+
+
+def _check_header(path: Path, header: list[str] | None, required: tuple[str, ...]) -> None:
+    if header is None:
+        return
+    for name in required:
+        if name not in header:
+            raise InputError(
+                f"{path}: line 1: missing column '{name}'; required columns are "
+                f"{', '.join(required)}"
+            )
+    duplicated = [name for name in header if header.count(name) > 1]
+    if duplicated:
+        raise InputError(f"{path}: line 1: column '{duplicated[0]}' appears twice")
+
+
+def _text(record: Record, column: str, *, required: bool) -> str | None:
+    """A value as text: stripped of surrounding blanks, None when absent or empty."""
+    value = record.values.get(column)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        text = ""
+    elif isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, bool | int | float):
+        text = str(value)
+    else:
+        raise InputError(
+            f"{record.where}: column {column}: expected text, got {type(value).__name__}"
+        )
+    if not text:
+        if required:
+            raise InputError(
+                f"{record.where}: column {column} is empty; every row needs a {column}"
+            )
+        return None
+    return text
+
+
+def _int(record: Record, column: str) -> int | None:
+    text = _text(record, column, required=False)
+    if text is None:
+        return None
+    try:
+        number = int(float(text))
+    except ValueError:
+        raise InputError(
+            f"{record.where}: column {column}: '{text}' is not a whole number"
+        ) from None
+    if number < 0 or number != float(text):
+        raise InputError(f"{record.where}: column {column}: '{text}' is not a count")
+    return number
+
+
+def _float(record: Record, column: str) -> float | None:
+    text = _text(record, column, required=False)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputError(f"{record.where}: column {column}: '{text}' is not a number") from None
+    if not number >= 0:
+        raise InputError(f"{record.where}: column {column}: '{text}' must be >= 0")
+    return number
+
+
+def read_items(path: str | Path, study: Study) -> list[Item]:
+    """Read and validate an items file against the study; raise InputError at the first problem.
+
+    Columns `item_id, prompt, segment` are required; `reference`, `expected_behaviour`
+    (answer|refuse, default answer), `system`, `context` are optional; any other column is kept
+    as free metadata.
+    """
+    path = Path(path)
+    header, records = read_records(path, kind="items")
+    _check_header(path, header, _ITEM_REQUIRED)
+    segments = study.segment_names
+    first_seen: dict[str, str] = {}
+    items: list[Item] = []
+    for record in records:
+        for column in _ITEM_REQUIRED:
+            if header is None and column not in record.values:
+                raise InputError(f"{record.where}: missing key '{column}'; every line needs it")
+        item_id = _text(record, "item_id", required=True)
+        assert item_id is not None
+        if item_id in first_seen:
+            raise InputError(
+                f"{record.where}: column item_id: duplicate id '{item_id}' (first at "
+                f"{first_seen[item_id].split(': ', 1)[1]}); item ids must be unique"
+            )
+        first_seen[item_id] = record.where
+        prompt = record.values.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(
+                f"{record.where}: column prompt is empty; every item needs a prompt"
+                if prompt is None or isinstance(prompt, str)
+                else f"{record.where}: column prompt: expected text, got {type(prompt).__name__}"
+            )
+        segment = _text(record, "segment", required=True)
+        if segment not in segments:
+            raise InputError(
+                f"{record.where}: column segment: unknown segment '{segment}'; the study knows "
+                f"{', '.join(segments)}"
+            )
+        expected = (_text(record, "expected_behaviour", required=False) or "answer").lower()
+        if expected not in _EXPECTED:
+            raise InputError(
+                f"{record.where}: column expected_behaviour: '{expected}' is not allowed; use "
+                "answer or refuse"
+            )
+        metadata = {
+            key: value
+            for key, value in record.values.items()
+            if key not in ITEM_COLUMNS and not _is_missing(value)
+        }
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{record.where}: a metadata column holds a value that is not JSON-serialisable"
+            ) from None
+        items.append(
+            Item(
+                item_id=item_id,
+                prompt=prompt,
+                segment=str(segment),
+                reference=_raw_text(record, "reference"),
+                expected_behaviour="refuse" if expected == "refuse" else "answer",
+                system=_raw_text(record, "system"),
+                context=_raw_text(record, "context"),
+                metadata=metadata,
+            )
+        )
+    if not items:
+        raise InputError(f"{path}: no items in the file")
+    return items
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _raw_text(record: Record, column: str) -> str | None:
+    """Free text kept as written (inner whitespace matters in prompts), None when empty."""
+    value = record.values.get(column)
+    if _is_missing(value):
+        return None
+    if not isinstance(value, str):
+        raise InputError(
+            f"{record.where}: column {column}: expected text, got {type(value).__name__}"
+        )
+    return value if value.strip() else None
+
+
+def read_responses(
+    path: str | Path,
+    *,
+    models: list[str] | None,
+    item_ids: set[str],
+    model: str | None = None,
+    source: str = "import",
+) -> list[ResponseRecord]:
+    """Read and validate a responses file.
+
+    Columns `item_id, model, response` (and optionally `error` and the usage columns of
+    `export responses`). With `model` given (a replay file), the `model` column is optional and
+    only that model's rows are read.
+    """
+    path = Path(path)
+    header, records = read_records(path, kind="responses")
+    required = ("item_id", "response") if model is not None else ("item_id", "model", "response")
+    _check_header(path, header, required)
+    if header is not None:
+        known = set(RESPONSE_COLUMNS) | set(_RESPONSE_BOOKKEEPING)
+        unknown = [name for name in header if name not in known]
+        if unknown:
+            raise InputError(
+                f"{path}: line 1: unexpected column '{unknown[0]}'; responses have "
+                f"{', '.join(RESPONSE_COLUMNS)}"
+            )
+    seen: dict[tuple[str, str], str] = {}
+    out: list[ResponseRecord] = []
+    for record in records:
+        if header is None and "item_id" not in record.values:
+            raise InputError(f"{record.where}: missing key 'item_id'; every line needs it")
+        item_id = _text(record, "item_id", required=True)
+        assert item_id is not None
+        if model is not None:
+            row_model = _text(record, "model", required=False)
+            if row_model is not None and row_model != model:
+                continue
+            name = model
+        else:
+            if header is None and "model" not in record.values:
+                raise InputError(f"{record.where}: missing key 'model'; every line needs it")
+            name = str(_text(record, "model", required=True))
+            if models is not None and name not in models:
+                raise InputError(
+                    f"{record.where}: column model: unknown model '{name}'; the study knows "
+                    f"{', '.join(models)}"
+                )
+        if item_id not in item_ids:
+            raise InputError(
+                f"{record.where}: column item_id: unknown item '{item_id}'; import the items "
+                "first (changeover import items FILE)"
+            )
+        key = (item_id, name)
+        if key in seen:
+            raise InputError(
+                f"{record.where}: column item_id: a second response for item '{item_id}' and "
+                f"model '{name}' (first at {seen[key].split(': ', 1)[1]}); one per item and model"
+            )
+        seen[key] = record.where
+        response = record.values.get("response")
+        if response is not None and not isinstance(response, str):
+            raise InputError(
+                f"{record.where}: column response: expected text, got {type(response).__name__}"
+            )
+        error = _text(record, "error", required=False)
+        has_text = response is not None and response.strip() != ""
+        if has_text and error is not None:
+            raise InputError(
+                f"{record.where}: columns response and error are both filled; a row is either "
+                "a response or an error"
+            )
+        if not has_text and error is None:
+            raise InputError(
+                f"{record.where}: column response is empty; give the response text, or the "
+                "reason in column error"
+            )
+        out.append(
+            ResponseRecord(
+                item_id=item_id,
+                model=name,
+                response=response if has_text else None,
+                error=error,
+                source="replay" if source == "replay" else "import",
+                finish_reason=_text(record, "finish_reason", required=False),
+                input_tokens=_int(record, "input_tokens"),
+                output_tokens=_int(record, "output_tokens"),
+                latency_s=_float(record, "latency_s"),
+            )
+        )
+    return out
+
+
+def import_items(workspace: Workspace, path: str | Path, study: Study) -> ImportResult:
+    """Validate an items file completely, then add it in one transaction."""
+    items = read_items(path, study)
+    run_id = workspace.start_run("import", {"table": "items", "file": str(path)})
+    try:
+        result = workspace.add_items(items, run_id=run_id)
+    except InputError as error:
+        workspace.finish_run(run_id, status="failed", detail={"error": str(error)})
+        raise InputError(f"{path}: {error}") from None
+    workspace.finish_run(run_id, status="finished", detail=_as_detail(result))
+    return result
+
+
+def import_responses(workspace: Workspace, path: str | Path, study: Study) -> ImportResult:
+    """Validate a responses file completely, then add it in one transaction."""
+    records = read_responses(path, models=study.model_names, item_ids=workspace.item_ids())
+    run_id = workspace.start_run("import", {"table": "responses", "file": str(path)})
+    try:
+        result = workspace.add_responses(records, run_id=run_id)
+    except InputError as error:
+        workspace.finish_run(run_id, status="failed", detail={"error": str(error)})
+        raise InputError(f"{path}: {error}") from None
+    workspace.finish_run(run_id, status="finished", detail=_as_detail(result))
+    return result
+
+
+def _as_detail(result: ImportResult) -> Mapping[str, int]:
+    return {"added": result.added, "unchanged": result.unchanged}
+
+
+def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
+    """Write a workspace table (or `rows`, the per-response rows for counts) to CSV, JSONL or
+    Parquet, by the file's suffix, atomically. Returns the number of rows written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".jsonl", ".ndjson"}:
+        raise InputError(
+            f"{path}: unsupported output type '{suffix}'; use .csv, .jsonl or .parquet"
+        )
+    if table == "rows":
+        frame = workspace.rows()
+    elif table in TABLES:
+        frame = workspace.frame(table)
+    else:
+        raise InputError(f"unknown table '{table}'; export one of {', '.join((*TABLES, 'rows'))}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if suffix == ".csv":
+            frame.write_csv(tmp)
+        elif suffix == ".parquet":
+            frame.write_parquet(tmp)
+        else:
+            frame.write_ndjson(tmp)
+        tmp.replace(path)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write ({error.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return frame.height

@@ -1,0 +1,143 @@
+"""The one interface every provider adapter implements, and the types that cross it.
+
+Vendor SDK types never leave an adapter: a provider takes a `Request` and returns a
+`Completion`, or raises `CallError` with a `kind` that says whether retrying can help.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "RETRYABLE",
+    "CallError",
+    "Completion",
+    "ErrorKind",
+    "Message",
+    "Provider",
+    "Request",
+    "parse_retry_after",
+]
+
+Role = Literal["system", "user", "assistant"]
+
+ErrorKind = Literal[
+    "rate_limit",  # 429: retried, honouring Retry-After
+    "server",  # 5xx, 408, 409: retried
+    "timeout",  # no answer within `timeout`: retried
+    "connection",  # could not connect or the connection broke: retried
+    "malformed",  # an answer that is not valid JSON or not the protocol's shape
+    "empty",  # a well-formed answer with no text
+    "client",  # 4xx: the request itself is wrong (too long, bad parameter)
+    "fatal",  # 401, 403, 404: every request would fail the same way; the model is stopped
+    "missing",  # replay: no recorded response for this item
+]
+RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to send: the messages. `tag` (an item id) is for replay and logs, not the cache."""
+
+    messages: tuple[Message, ...]
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A provider's answer, in provider-neutral terms."""
+
+    text: str
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class CallError(Exception):
+    """A request that failed; `kind` says why and whether a retry can help."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def is_retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+class Provider(ABC):
+    """One model behind one provider SDK."""
+
+    #: False for providers whose answers are not worth caching (replay reads a file).
+    is_cacheable: bool = True
+
+    @abstractmethod
+    async def complete(self, request: Request) -> Completion:
+        """Send one request; raise CallError on failure."""
+
+    async def aclose(self) -> None:  # noqa: B027  (optional: most providers hold no connection)
+        """Release connections."""
+
+
+def parse_retry_after(headers: object) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    millis = get("retry-after-ms")
+    if millis is not None:
+        try:
+            value = float(millis) / 1000
+            return value if math.isfinite(value) and value >= 0 else None
+        except ValueError:
+            pass
+    text = get("retry-after")
+    if text is None:
+        return None
+    try:
+        value = float(text)
+        return value if math.isfinite(value) and value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def classify_status(status: int) -> ErrorKind:
+    """The error kind of an HTTP status."""
+    if status == 429:
+        return "rate_limit"
+    if status >= 500 or status in (408, 409):
+        return "server"
+    if status in (401, 403, 404):
+        return "fatal"
+    return "client"
+
+
+def short(text: object, limit: int = 200) -> str:
+    """A one-line excerpt of an error message."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,604 @@
+"""The workspace: one SQLite file per study that every stage reads from and writes to.
+
+Tables (DESIGN.md, "The pipeline"):
+
+    items       the prompt set: item_id, prompt, segment, reference, expected_behaviour, ...
+    responses   one per (item, model): the response text, or the error that stopped it
+    calls       the request cache: provider answers keyed by a hash of (provider, model id,
+                settings, messages), shared by generation and the LLM judges
+    signals     one per (response, signal): value, discrete level, detail (issue 4)
+    labels      human labels: several annotators per response and dimension (issue 5)
+    runs        one per command that wrote (import, generate, score): arguments and summary
+
+The schema is versioned with `PRAGMA user_version` and upgraded by the ordered `MIGRATIONS` when a
+workspace is opened. The database runs in WAL mode and every write is one transaction, so a
+process killed at any moment leaves every committed row intact and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from changeover.errors import ChangeoverError, InputError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "CachedCall",
+    "ImportResult",
+    "Item",
+    "PendingItem",
+    "ResponseRecord",
+    "ResponseSource",
+    "Workspace",
+    "WorkspaceError",
+    "open_workspace",
+]
+
+ExpectedBehaviour = Literal["answer", "refuse"]
+ResponseSource = Literal["generate", "import", "replay"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema.
+    """
+    CREATE TABLE runs (
+        run_id      INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        status      TEXT NOT NULL DEFAULT 'running'
+                    CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+        detail      TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE items (
+        item_id            TEXT PRIMARY KEY,
+        prompt             TEXT NOT NULL CHECK (prompt <> ''),
+        segment            TEXT NOT NULL,
+        reference          TEXT,
+        expected_behaviour TEXT NOT NULL DEFAULT 'answer'
+                           CHECK (expected_behaviour IN ('answer', 'refuse')),
+        system             TEXT,
+        context            TEXT,
+        metadata           TEXT NOT NULL DEFAULT '{}',
+        run_id             INTEGER REFERENCES runs (run_id)
+    );
+    CREATE TABLE calls (
+        key           TEXT PRIMARY KEY,
+        provider      TEXT NOT NULL,
+        model_id      TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        finish_reason TEXT,
+        input_tokens  INTEGER,
+        output_tokens INTEGER,
+        latency_s     REAL,
+        created_at    TEXT NOT NULL,
+        run_id        INTEGER REFERENCES runs (run_id)
+    );
+    CREATE TABLE responses (
+        item_id       TEXT NOT NULL REFERENCES items (item_id),
+        model         TEXT NOT NULL,
+        response      TEXT,
+        error         TEXT,
+        finish_reason TEXT,
+        input_tokens  INTEGER,
+        output_tokens INTEGER,
+        latency_s     REAL,
+        cost          REAL,
+        attempts      INTEGER,
+        source        TEXT NOT NULL CHECK (source IN ('generate', 'import', 'replay')),
+        cache_key     TEXT,
+        created_at    TEXT NOT NULL,
+        run_id        INTEGER REFERENCES runs (run_id),
+        PRIMARY KEY (item_id, model),
+        CHECK ((response IS NULL) <> (error IS NULL))
+    );
+    CREATE TABLE signals (
+        item_id    TEXT NOT NULL,
+        model      TEXT NOT NULL,
+        signal     TEXT NOT NULL,
+        dimension  TEXT NOT NULL,
+        value,
+        level      TEXT NOT NULL,
+        detail     TEXT,
+        created_at TEXT NOT NULL,
+        run_id     INTEGER REFERENCES runs (run_id),
+        PRIMARY KEY (item_id, model, signal),
+        FOREIGN KEY (item_id, model) REFERENCES responses (item_id, model)
+    );
+    CREATE TABLE labels (
+        label_id  INTEGER PRIMARY KEY,
+        item_id   TEXT NOT NULL,
+        model     TEXT NOT NULL,
+        dimension TEXT NOT NULL,
+        annotator TEXT NOT NULL,
+        time      TEXT NOT NULL,
+        label     INTEGER NOT NULL CHECK (label IN (0, 1)),
+        note      TEXT,
+        UNIQUE (item_id, model, dimension, annotator),
+        FOREIGN KEY (item_id, model) REFERENCES responses (item_id, model)
+    );
+    CREATE INDEX responses_by_model ON responses (model, error);
+    CREATE INDEX labels_by_response ON labels (item_id, model, dimension);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Column types for exports, so that an empty or all-null column keeps its type.
+_COLUMNS: dict[str, dict[str, Any]] = {
+    "items": {
+        "item_id": pl.String, "prompt": pl.String, "segment": pl.String,
+        "reference": pl.String, "expected_behaviour": pl.String, "system": pl.String,
+        "context": pl.String, "metadata": pl.String, "run_id": pl.Int64,
+    },
+    "responses": {
+        "item_id": pl.String, "model": pl.String, "response": pl.String, "error": pl.String,
+        "finish_reason": pl.String, "input_tokens": pl.Int64, "output_tokens": pl.Int64,
+        "latency_s": pl.Float64, "cost": pl.Float64, "attempts": pl.Int64,
+        "source": pl.String, "cache_key": pl.String, "created_at": pl.String,
+        "run_id": pl.Int64,
+    },
+    "calls": {
+        "key": pl.String, "provider": pl.String, "model_id": pl.String, "text": pl.String,
+        "finish_reason": pl.String, "input_tokens": pl.Int64, "output_tokens": pl.Int64,
+        "latency_s": pl.Float64, "created_at": pl.String, "run_id": pl.Int64,
+    },
+    "signals": {
+        "item_id": pl.String, "model": pl.String, "signal": pl.String, "dimension": pl.String,
+        "value": pl.String, "level": pl.String, "detail": pl.String, "created_at": pl.String,
+        "run_id": pl.Int64,
+    },
+    "labels": {
+        "label_id": pl.Int64, "item_id": pl.String, "model": pl.String,
+        "dimension": pl.String, "annotator": pl.String, "time": pl.String, "label": pl.Int8,
+        "note": pl.String,
+    },
+    "runs": {
+        "run_id": pl.Int64, "kind": pl.String, "started_at": pl.String,
+        "finished_at": pl.String, "status": pl.String, "detail": pl.String,
+    },
+}  # fmt: skip
+TABLES: tuple[str, ...] = tuple(_COLUMNS)
+
+ROWS_COLUMNS = ("item_id", "model", "segment", "group", "dimension", "level", "human")
+
+
+class WorkspaceError(ChangeoverError):
+    """The workspace file is missing, from a newer changeover, or not a workspace."""
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601, as stored in the workspace."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One prompt of the study's prompt set."""
+
+    item_id: str
+    prompt: str
+    segment: str
+    reference: str | None = None
+    expected_behaviour: ExpectedBehaviour = "answer"
+    system: str | None = None
+    context: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    """One model's answer to one item, or the error that stopped it."""
+
+    item_id: str
+    model: str
+    response: str | None
+    error: str | None = None
+    source: ResponseSource = "generate"
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_s: float | None = None
+    cost: float | None = None
+    attempts: int | None = None
+    cache_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CachedCall:
+    """A provider answer from the request cache."""
+
+    text: str
+    finish_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    latency_s: float | None
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """An item as seen by generation for one model, with what the workspace holds for it."""
+
+    item: Item
+    response_state: Literal["missing", "error", "ok"]
+    source: str | None
+    cache_key: str | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import wrote: `added` new rows, `unchanged` rows already present identically."""
+
+    added: int
+    unchanged: int
+
+
+def _item_from_row(row: sqlite3.Row) -> Item:
+    return Item(
+        item_id=row["item_id"],
+        prompt=row["prompt"],
+        segment=row["segment"],
+        reference=row["reference"],
+        expected_behaviour=row["expected_behaviour"],
+        system=row["system"],
+        context=row["context"],
+        metadata=json.loads(row["metadata"]),
+    )
+
+
+class Workspace:
+    """An open workspace. Use `open_workspace`; close it (or use `with`) when done.
+
+    One connection, used from one thread: generation writes from its event loop.
+    """
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.path}: workspace schema version {version} is newer than this changeover "
+                f"understands ({SCHEMA_VERSION}); upgrade changeover"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction() as db:
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def start_run(self, kind: str, detail: Mapping[str, Any] | None = None) -> int:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (kind, started_at, detail) VALUES (?, ?, ?)",
+                (kind, now(), json.dumps(dict(detail or {}))),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: Literal["finished", "failed", "interrupted"],
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            (old,) = db.execute("SELECT detail FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            merged = {**json.loads(old), **dict(detail or {})}
+            db.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, detail = ? WHERE run_id = ?",
+                (now(), status, json.dumps(merged), run_id),
+            )
+
+    # -- items ----------------------------------------------------------------------------------
+
+    def add_items(self, items: Sequence[Item], *, run_id: int | None = None) -> ImportResult:
+        """Add items, all or nothing. An item already present identically is left alone; one
+        present with different content is an error (change its id to add it as new)."""
+        added = unchanged = 0
+        with self.transaction() as db:
+            for item in items:
+                row = db.execute(
+                    "SELECT * FROM items WHERE item_id = ?", (item.item_id,)
+                ).fetchone()
+                if row is not None:
+                    if _item_from_row(row) == _normalised(item):
+                        unchanged += 1
+                        continue
+                    raise InputError(
+                        f"item '{item.item_id}' is already in the workspace with other content; "
+                        "give the changed item a new item_id"
+                    )
+                db.execute(
+                    "INSERT INTO items (item_id, prompt, segment, reference, expected_behaviour,"
+                    " system, context, metadata, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item.item_id, item.prompt, item.segment, item.reference,
+                        item.expected_behaviour, item.system, item.context,
+                        json.dumps(dict(item.metadata), sort_keys=True), run_id,
+                    ),
+                )  # fmt: skip
+                added += 1
+        return ImportResult(added=added, unchanged=unchanged)
+
+    def item_ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT item_id FROM items")}
+
+    def count_items(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM items").fetchone()[0])
+
+    def iter_items_for(
+        self, model: str, *, limit: int | None = None, page_size: int = 500
+    ) -> Iterator[PendingItem]:
+        """Items in import order (the first `limit` only), each with `model`'s stored response
+        state. Read in pages, so memory stays flat however many items there are."""
+        last = 0
+        seen = 0
+        while limit is None or seen < limit:
+            size = page_size if limit is None else min(page_size, limit - seen)
+            rows = self._db.execute(
+                "SELECT i.rowid AS rowid_, i.*, r.error IS NOT NULL AS has_error,"
+                " r.item_id IS NOT NULL AS has_response, r.source, r.cache_key"
+                " FROM items i LEFT JOIN responses r ON r.item_id = i.item_id AND r.model = ?"
+                " WHERE i.rowid > ? ORDER BY i.rowid LIMIT ?",
+                (model, last, size),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                state: Literal["missing", "error", "ok"] = (
+                    "missing" if not row["has_response"] else "error" if row["has_error"] else "ok"
+                )
+                yield PendingItem(_item_from_row(row), state, row["source"], row["cache_key"])
+            seen += len(rows)
+            last = rows[-1]["rowid_"]
+
+    def count_for(self, model: str, *, limit: int | None = None) -> dict[str, int]:
+        """How many of the first `limit` items have no response, an error, or a response."""
+        row = self._db.execute(
+            "SELECT count(*) - count(r.item_id), count(r.error), count(r.response)"
+            " FROM (SELECT item_id FROM items ORDER BY rowid LIMIT ?) i"
+            " LEFT JOIN responses r ON r.item_id = i.item_id AND r.model = ?",
+            (-1 if limit is None else limit, model),
+        ).fetchone()
+        return {"missing": row[0], "error": row[1], "ok": row[2]}
+
+    # -- responses and the request cache --------------------------------------------------------
+
+    def add_responses(
+        self, records: Sequence[ResponseRecord], *, run_id: int | None = None
+    ) -> ImportResult:
+        """Add imported responses, all or nothing; an identical one present is left alone, a
+        different one is an error."""
+        added = unchanged = 0
+        with self.transaction() as db:
+            for record in records:
+                row = db.execute(
+                    "SELECT response, error FROM responses WHERE item_id = ? AND model = ?",
+                    (record.item_id, record.model),
+                ).fetchone()
+                if row is not None:
+                    if (row["response"], row["error"]) == (record.response, record.error):
+                        unchanged += 1
+                        continue
+                    raise InputError(
+                        f"item '{record.item_id}', model '{record.model}' already has another "
+                        "response in the workspace; one response per item and model"
+                    )
+                self._write_response(db, record, run_id)
+                added += 1
+        return ImportResult(added=added, unchanged=unchanged)
+
+    @staticmethod
+    def _write_response(db: sqlite3.Connection, record: ResponseRecord, run_id: int | None) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO responses (item_id, model, response, error, finish_reason,"
+            " input_tokens, output_tokens, latency_s, cost, attempts, source, cache_key,"
+            " created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.item_id, record.model, record.response, record.error,
+                record.finish_reason, record.input_tokens, record.output_tokens,
+                record.latency_s, record.cost, record.attempts, record.source,
+                record.cache_key, now(), run_id,
+            ),
+        )  # fmt: skip
+
+    def cached_call(self, key: str) -> CachedCall | None:
+        row = self._db.execute(
+            "SELECT text, finish_reason, input_tokens, output_tokens, latency_s FROM calls"
+            " WHERE key = ?",
+            (key,),
+        ).fetchone()
+        return None if row is None else CachedCall(*row)
+
+    @staticmethod
+    def _write_call(
+        db: sqlite3.Connection,
+        key: str,
+        *,
+        provider: str,
+        model_id: str,
+        call: CachedCall,
+        run_id: int | None,
+    ) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO calls (key, provider, model_id, text, finish_reason,"
+            " input_tokens, output_tokens, latency_s, created_at, run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key, provider, model_id, call.text, call.finish_reason, call.input_tokens,
+                call.output_tokens, call.latency_s, now(), run_id,
+            ),
+        )  # fmt: skip
+
+    def store_call(
+        self, key: str, *, provider: str, model_id: str, call: CachedCall, run_id: int | None
+    ) -> None:
+        """Cache one provider answer (one transaction)."""
+        with self.transaction() as db:
+            self._write_call(
+                db, key, provider=provider, model_id=model_id, call=call, run_id=run_id
+            )
+
+    def store_generated(
+        self,
+        record: ResponseRecord,
+        *,
+        call: CachedCall | None,
+        provider: str,
+        model_id: str,
+        run_id: int | None,
+    ) -> None:
+        """Store a generated response and, for a fresh answer, its cache entry: one transaction,
+        so a crash leaves both or neither."""
+        with self.transaction() as db:
+            if call is not None and record.cache_key is not None:
+                self._write_call(
+                    db, record.cache_key, provider=provider, model_id=model_id, call=call,
+                    run_id=run_id,
+                )  # fmt: skip
+            self._write_response(db, record, run_id)
+
+    # -- reading tables -------------------------------------------------------------------------
+
+    def frame(self, table: str) -> pl.DataFrame:
+        """A whole table as a DataFrame (for export)."""
+        if table not in _COLUMNS:
+            raise InputError(f"unknown table '{table}'; the workspace has {', '.join(TABLES)}")
+        schema = _COLUMNS[table]
+        order = {"labels": "label_id", "runs": "run_id", "calls": "created_at"}.get(table, "rowid")
+        cursor = self._db.execute(f"SELECT {', '.join(schema)} FROM {table} ORDER BY {order}")
+        rows = cursor.fetchall()
+        columns: dict[str, list[Any]] = {name: [] for name in schema}
+        for row in rows:
+            for name in schema:
+                value = row[name]
+                if schema[name] == pl.String and value is not None and not isinstance(value, str):
+                    value = str(value)
+                columns[name].append(value)
+        return pl.DataFrame(columns, schema=schema)
+
+    def rows(self, *, signal_for: Mapping[str, str] | None = None) -> pl.DataFrame:
+        """Per-response rows for `changeover.counts.counts_from_rows`.
+
+        Columns `item_id, model, segment, group, dimension, level, human`: one row per
+        response, dimension and human label (one row with `human` null when unlabelled).
+        `group` is the item's expected_behaviour for the refusal dimension and empty otherwise.
+        Responses without a signal for the dimension, and error rows, are left out.
+        `signal_for` picks the signal that feeds each dimension; it is needed only when a
+        dimension has several signals.
+        """
+        signals_by_dimension: dict[str, list[str]] = {}
+        for dimension, signal in self._db.execute(
+            "SELECT DISTINCT dimension, signal FROM signals ORDER BY dimension, signal"
+        ):
+            signals_by_dimension.setdefault(dimension, []).append(signal)
+        chosen: list[tuple[str, str]] = []
+        for dimension, names in signals_by_dimension.items():
+            if signal_for is not None and dimension in signal_for:
+                chosen.append((dimension, signal_for[dimension]))
+            elif len(names) == 1:
+                chosen.append((dimension, names[0]))
+            else:
+                raise InputError(
+                    f"dimension '{dimension}' has several signals ({', '.join(names)}); say "
+                    "which one feeds it"
+                )
+        data: dict[str, list[Any]] = {name: [] for name in ROWS_COLUMNS}
+        for dimension, signal in chosen:
+            cursor = self._db.execute(
+                "SELECT s.item_id, s.model, i.segment,"
+                " CASE WHEN s.dimension = 'refusal' THEN i.expected_behaviour ELSE '' END,"
+                " s.dimension, s.level, l.label"
+                " FROM signals s"
+                " JOIN responses r ON r.item_id = s.item_id AND r.model = s.model"
+                " JOIN items i ON i.item_id = s.item_id"
+                " LEFT JOIN labels l ON l.item_id = s.item_id AND l.model = s.model"
+                "  AND l.dimension = s.dimension"
+                " WHERE s.dimension = ? AND s.signal = ? AND r.error IS NULL"
+                " ORDER BY i.rowid, s.model",
+                (dimension, signal),
+            )
+            for row in cursor:
+                for name, value in zip(ROWS_COLUMNS, row, strict=True):
+                    data[name].append(value)
+        schema = {name: pl.String for name in ROWS_COLUMNS} | {"human": pl.Int8}
+        return pl.DataFrame(data, schema=schema)
+
+
+def _normalised(item: Item) -> Item:
+    """The item as read back from the workspace (metadata through JSON)."""
+    metadata = json.loads(json.dumps(dict(item.metadata), sort_keys=True))
+    return Item(
+        item_id=item.item_id,
+        prompt=item.prompt,
+        segment=item.segment,
+        reference=item.reference,
+        expected_behaviour=item.expected_behaviour,
+        system=item.system,
+        context=item.context,
+        metadata=metadata,
+    )
+
+
+def open_workspace(path: str | Path, *, create: bool = False) -> Workspace:
+    """Open (and upgrade) a workspace; with `create`, make it when it does not exist."""
+    path = Path(path)
+    if not path.exists() and not create:
+        raise WorkspaceError(
+            f"{path}: workspace not found; run `changeover init` or check `workspace:` in the study"
+        )
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        workspace = Workspace(path, connection)
+        workspace._migrate()
+    except sqlite3.DatabaseError as error:
+        raise WorkspaceError(f"{path}: not a changeover workspace ({error})") from None
+    return workspace

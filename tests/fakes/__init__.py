@@ -1,0 +1,1 @@
+"""Local servers that speak the providers' protocols, for tests and benchmarks."""
