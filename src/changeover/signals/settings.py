@@ -1,26 +1,551 @@
-"""The `signals:` and `style_guide:` sections of the study file."""
+"""The `signals:` and `style_guide:` sections of the study file.
+
+    signals:
+      refusal_phrases: {kind: refusal}                    # dimension: refusal
+      answer_overlap: {kind: reference, metric: token_f1, bins: [0.3, 0.6]}
+      house_style: {kind: style, scale: count}           # needs style_guide
+    style_guide:
+      max_words: 250
+      banned_phrases: ["as an AI language model"]
+      markdown: false
+      languages: {na: [en, es], emea: [en, de, fr], apac: ja}
+
+Each signal has a name (the key), a `kind` and the `dimension` it informs. Deterministic kinds
+are `refusal`, `style` and `reference`; LLM judges (`kind: judge`, with the judging model, a
+rubric and a scale) come next and are rejected with a clear message until then.
+
+Every error raised here is a ValueError whose message starts with the key path
+("signals.answer_overlap.bins: ..."), which the study validator reports as
+"study.yaml: signals.answer_overlap.bins: ...".
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    RootModel,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from changeover.study import Study
 
+__all__ = [
+    "MAX_LEVELS",
+    "REFUSAL_LANGUAGES",
+    "STYLE_CHECKS",
+    "ReferenceMetric",
+    "ReferenceSignal",
+    "RefusalPatterns",
+    "RefusalSignal",
+    "Signal",
+    "SignalsSettings",
+    "StyleCheck",
+    "StyleGuide",
+    "StyleSignal",
+    "check_signals",
+]
+
+#: Most levels one dimension may have once its signals are combined (cross product of levels).
+MAX_LEVELS = 24
+
+#: Languages with built-in refusal phrases (ISO 639-1).
+REFUSAL_LANGUAGES: tuple[str, ...] = ("en", "es", "fr", "de", "pt", "ja")
+
+StyleCheck = Literal[
+    "max_words",
+    "min_words",
+    "banned_phrases",
+    "required_phrases",
+    "markdown",
+    "language",
+    "sign_off",
+]
+STYLE_CHECKS: tuple[StyleCheck, ...] = (
+    "max_words",
+    "min_words",
+    "banned_phrases",
+    "required_phrases",
+    "markdown",
+    "language",
+    "sign_off",
+)
+
+ReferenceMetric = Literal["exact_match", "containment", "token_f1", "token_recall"]
+BINARY_METRICS: dict[str, tuple[str, str]] = {
+    "exact_match": ("no_match", "match"),
+    "containment": ("not_contained", "contained"),
+}
+DEFAULT_BINS: tuple[float, ...] = (0.25, 0.5, 0.75)
+
+_KNOWN_KINDS = ("refusal", "style", "reference")
+_PLANNED_KINDS = ("judge",)
+
+
+@cache
+def _iso_639_1_codes() -> frozenset[str]:
+    from lingua import Language
+
+    return frozenset(language.iso_code_639_1.name.lower() for language in Language.all())
+
+
+def _check_regexes(patterns: list[str]) -> list[str]:
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(
+                f"entry [{i}] {pattern!r} is not a valid regular expression ({error}); "
+                "fix it or escape special characters with a backslash"
+            ) from None
+    return patterns
+
+
+def _check_phrases(phrases: list[str]) -> list[str]:
+    for i, phrase in enumerate(phrases):
+        if not phrase.strip():
+            raise ValueError(f"entry [{i}] is empty; remove it")
+    return phrases
+
+
+class _Signal(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """Every level this signal can emit (besides the data-dependent ones documented)."""
+        raise NotImplementedError
+
+
+class RefusalPatterns(BaseModel):
+    """Study-specific regular expressions (case-insensitive) added to the built-in phrases.
+
+    `refused` marks a refusal, `partial` a partial refusal, and text matching `ignore` is blanked
+    out before detection (a product phrase that looks like a refusal but is not one).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    refused: tuple[str, ...] = ()
+    partial: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    @field_validator("refused", "partial", "ignore")
+    @classmethod
+    def _compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_regexes(list(value)))
+
+
+class RefusalSignal(_Signal):
+    """Phrase and structure detector for refusals: levels `complied`, `partial`, `refused`."""
+
+    kind: Literal["refusal"] = "refusal"
+    dimension: str = Field(default="refusal", min_length=1)
+    languages: tuple[str, ...] = REFUSAL_LANGUAGES
+    builtin_patterns: bool = True
+    patterns: RefusalPatterns = RefusalPatterns()
+    short_answer_words: NonNegativeInt = 25
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for code in value:
+            if code not in REFUSAL_LANGUAGES:
+                raise ValueError(
+                    f"no built-in refusal phrases for language '{code}' (built in: "
+                    f"{', '.join(REFUSAL_LANGUAGES)}); add its phrases under patterns.refused"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _has_patterns(self) -> RefusalSignal:
+        if not self.builtin_patterns and not self.patterns.refused:
+            raise ValueError(
+                "builtin_patterns is false and patterns.refused is empty: the detector would "
+                "never find a refusal; give patterns or keep the built-in ones"
+            )
+        return self
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("complied", "partial", "refused")
+
+
+class StyleSignal(_Signal):
+    """Rule checks from the study's style guide: `pass`/`fail`, or the number of violated rules."""
+
+    kind: Literal["style"] = "style"
+    dimension: str = Field(default="style", min_length=1)
+    checks: tuple[StyleCheck, ...] | None = None
+    scale: Literal["pass_fail", "count"] = "pass_fail"
+    max_violations: PositiveInt = 3
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_checks(cls, value: tuple[StyleCheck, ...] | None) -> tuple[StyleCheck, ...] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("is empty; list at least one check or leave the key out (all)")
+            if len(set(value)) != len(value):
+                raise ValueError("a check is listed twice; list each once")
+        return value
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        if self.scale == "pass_fail":
+            return ("pass", "fail")
+        return (*(str(n) for n in range(self.max_violations)), f"{self.max_violations}+")
+
+
+class ReferenceSignal(_Signal):
+    """Agreement of the response with the item's reference answer(s), binned into levels.
+
+    `exact_match` and `containment` are 0 or 1 and give two levels. `token_f1` and `token_recall`
+    lie in [0, 1] and are cut at `bins` (interior edges, strictly increasing) or, with
+    `quantiles: K`, at the K-quantiles of the scored responses. An item without a reference gets
+    the level `no_reference`.
+    """
+
+    kind: Literal["reference"] = "reference"
+    dimension: str = Field(default="correctness", min_length=1)
+    metric: ReferenceMetric = "token_f1"
+    bins: tuple[float, ...] | None = None
+    quantiles: int | None = Field(default=None, ge=2, le=10)
+    separator: str | None = None
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("is empty; give at least one edge, e.g. [0.5]")
+        for edge in value:
+            if not (math.isfinite(edge) and 0.0 < edge < 1.0):
+                raise ValueError(
+                    f"edge {edge} is outside (0, 1); bins are interior edges of the [0, 1] range"
+                )
+        if any(b <= a for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError(f"edges must be strictly increasing (got {list(value)})")
+        return value
+
+    @field_validator("separator")
+    @classmethod
+    def _separator(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is blank; use a visible separator such as '/' or '|'")
+        return value
+
+    @model_validator(mode="after")
+    def _bins_fit_metric(self) -> ReferenceSignal:
+        if self.bins is not None and self.quantiles is not None:
+            raise ValueError("give bins or quantiles, not both")
+        if self.metric in BINARY_METRICS and (self.bins is not None or self.quantiles is not None):
+            raise ValueError(
+                f"metric {self.metric} is 0 or 1 and has two levels; bins and quantiles apply "
+                "to token_f1 and token_recall"
+            )
+        return self
+
+    @property
+    def edges(self) -> tuple[float, ...] | None:
+        """The bin edges, or None when they come from quantiles of the data."""
+        if self.metric in BINARY_METRICS:
+            return (0.5,)
+        if self.quantiles is not None:
+            return None
+        return self.bins if self.bins is not None else DEFAULT_BINS
+
+    @property
+    def num_levels(self) -> int:
+        if self.quantiles is not None:
+            return self.quantiles
+        edges = self.edges
+        assert edges is not None
+        return len(edges) + 1
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        if self.metric in BINARY_METRICS:
+            return BINARY_METRICS[self.metric]
+        edges = self.edges
+        if edges is None:
+            raise ValueError("quantile bins are known only once the responses are scored")
+        return bin_labels(edges)
+
+
+def bin_labels(edges: tuple[float, ...] | list[float]) -> tuple[str, ...]:
+    """Level names for interior edges of [0, 1]: (0.5,) → ("0-0.5", "0.5-1")."""
+    bounds = [0.0, *edges, 1.0]
+    return tuple(f"{lo:.4g}-{hi:.4g}" for lo, hi in zip(bounds, bounds[1:], strict=False))
+
+
+Signal = Annotated[RefusalSignal | StyleSignal | ReferenceSignal, Field(discriminator="kind")]
+_SIGNAL_CLASSES: dict[str, type[_Signal]] = {
+    "refusal": RefusalSignal,
+    "style": StyleSignal,
+    "reference": ReferenceSignal,
+}
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    return prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+
+
+def _located(prefix: str, cls: type[BaseModel], error: ValidationError) -> str:
+    """One line for the first error, starting with its key path under `prefix`."""
+    first = error.errors()[0]
+    where = _path(prefix, tuple(first["loc"]))
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        known = ", ".join(f.alias or name for name, f in cls.model_fields.items())
+        return f"{where}: unknown key; check the spelling (known here: {known})"
+    if kind == "missing":
+        return f"{where}: missing required key; add it"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if kind == "value_error":
+        return f"{where}: {msg}"
+    value = first.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    return f"{where}: {msg}{shown}"
+
+
+class SignalsSettings(RootModel[dict[str, Signal]]):
+    """The named signals of a study, each computed for every response."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dispatch(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(
+                "signals: expected a mapping of signal names to settings, e.g. "
+                "'signals: {refusal_phrases: {kind: refusal}}'"
+            )
+        out: dict[str, Any] = {}
+        for name, spec in data.items():
+            where = f"signals.{name}"
+            if isinstance(spec, _Signal):
+                out[name] = spec
+                continue
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][\w-]*", name):
+                raise ValueError(
+                    f"{where}: a signal name is a word (letters, digits, _ or -, starting with "
+                    "a letter)"
+                )
+            if not isinstance(spec, dict):
+                raise ValueError(f"{where}: expected a mapping with at least 'kind'")
+            kind = spec.get("kind")
+            if kind is None:
+                raise ValueError(f"{where}.kind: missing; choose one of {', '.join(_KNOWN_KINDS)}")
+            if kind in _PLANNED_KINDS:
+                raise ValueError(
+                    f"{where}.kind: unknown signal '{kind}': LLM judges are not available yet "
+                    f"(they come next); use one of {', '.join(_KNOWN_KINDS)}"
+                )
+            if kind not in _SIGNAL_CLASSES:
+                raise ValueError(
+                    f"{where}.kind: unknown signal '{kind}'; choose one of "
+                    f"{', '.join(_KNOWN_KINDS)}"
+                )
+            signal_cls = _SIGNAL_CLASSES[kind]
+            try:
+                out[name] = signal_cls.model_validate(spec)
+            except ValidationError as error:
+                raise ValueError(_located(where, signal_cls, error)) from None
+        return out
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.root)
+
+    def __getitem__(self, name: str) -> RefusalSignal | StyleSignal | ReferenceSignal:
+        return self.root[name]
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def items(self) -> list[tuple[str, RefusalSignal | StyleSignal | ReferenceSignal]]:
+        return list(self.root.items())
+
+    def for_dimension(
+        self, dimension: str
+    ) -> dict[str, RefusalSignal | StyleSignal | ReferenceSignal]:
+        """The signals that inform one dimension, in study order."""
+        return {name: s for name, s in self.root.items() if s.dimension == dimension}
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The dimensions informed by at least one signal, in study order."""
+        return list(dict.fromkeys(s.dimension for s in self.root.values()))
+
 
 class StyleGuide(BaseModel):
-    """The house style, as text for judges and annotators and as rules for the checks."""
+    """The house style, as text for judges and annotators and as rules for the checks.
 
-    model_config = ConfigDict(extra="forbid")
+    Phrases match case-insensitively with whitespace collapsed. `languages` maps each segment
+    (or `"*"`, any other segment) to the ISO 639-1 codes a response there may be written in.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str | None = None
+    max_words: PositiveInt | None = None
+    min_words: PositiveInt | None = None
+    banned_phrases: tuple[str, ...] = ()
+    required_phrases: tuple[str, ...] = ()
+    markdown: bool | None = None
+    languages: dict[str, tuple[str, ...]] | None = None
+    sign_off: str | None = None
+
+    @field_validator("banned_phrases", "required_phrases")
+    @classmethod
+    def _phrases(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        try:
+            return tuple(_check_phrases(list(value)))
+        except ValueError as error:
+            raise ValueError(f"style_guide.{info.field_name}: {error}") from None
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("sign_off")
+    @classmethod
+    def _sign_off(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError(
+                "style_guide.sign_off: is blank; give the sign-off text or leave the key out"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StyleGuide:
+        if (
+            self.max_words is not None
+            and self.min_words is not None
+            and self.min_words > self.max_words
+        ):
+            raise ValueError(
+                f"style_guide.min_words: {self.min_words} is above max_words "
+                f"({self.max_words}); no response could pass"
+            )
+        clash = {p.casefold() for p in self.banned_phrases} & {
+            p.casefold() for p in self.required_phrases
+        }
+        if clash:
+            raise ValueError(
+                f"style_guide.required_phrases: {sorted(clash)} also banned; no response could pass"
+            )
+        if self.languages is not None:
+            if not self.languages:
+                raise ValueError("style_guide.languages: is empty; map segments to languages")
+            codes = _iso_639_1_codes()
+            for segment, langs in self.languages.items():
+                if not langs:
+                    raise ValueError(
+                        f"style_guide.languages.{segment}: no language; list at least one"
+                    )
+                for code in langs:
+                    if code.lower() not in codes:
+                        raise ValueError(
+                            f"style_guide.languages.{segment}: '{code}' is not the ISO 639-1 "
+                            "code of a language the detector knows (e.g. en, es, fr, de, pt, ja)"
+                        )
+        return self
+
+    @property
+    def configured_checks(self) -> tuple[StyleCheck, ...]:
+        """The rules this guide sets, in a fixed order."""
+        present = {
+            "max_words": self.max_words is not None,
+            "min_words": self.min_words is not None,
+            "banned_phrases": bool(self.banned_phrases),
+            "required_phrases": bool(self.required_phrases),
+            "markdown": self.markdown is False,
+            "language": self.languages is not None,
+            "sign_off": self.sign_off is not None,
+        }
+        return tuple(check for check in STYLE_CHECKS if present[check])
+
+    def languages_for(self, segment: str | None) -> tuple[str, ...] | None:
+        """The allowed languages of a segment, or None when the guide sets none for it."""
+        if self.languages is None:
+            return None
+        if segment is not None and segment in self.languages:
+            return self.languages[segment]
+        return self.languages.get("*")
 
 
-class SignalsSettings(BaseModel):
-    """Which automated signals to compute, per dimension."""
-
-    model_config = ConfigDict(extra="forbid")
+def _level_count(signal: RefusalSignal | StyleSignal | ReferenceSignal) -> int:
+    if isinstance(signal, ReferenceSignal):
+        return signal.num_levels
+    return len(signal.levels)
 
 
 def check_signals(study: Study) -> None:
     """Cross-checks between signals and the rest of the study; raise ValueError naming the key."""
+    guide = study.style_guide
+    if guide is not None and guide.languages is not None:
+        for segment in guide.languages:
+            if segment != "*" and segment not in study.segments:
+                raise ValueError(
+                    f"style_guide.languages.{segment}: '{segment}' is not a segment of the study "
+                    f"(segments: {', '.join(study.segments)}); fix the name or use '*' for all"
+                )
+        missing = [s for s in study.segments if guide.languages_for(s) is None]
+        if missing:
+            raise ValueError(
+                f"style_guide.languages: no language for segment(s) {', '.join(missing)}; "
+                "list them or add a '*' entry for every other segment"
+            )
+    if study.signals is None:
+        return
+    for name, signal in study.signals.items():
+        where = f"signals.{name}"
+        if study.dimensions is not None and signal.dimension not in study.dimensions:
+            raise ValueError(
+                f"{where}.dimension: '{signal.dimension}' is not among dimensions "
+                f"{study.dimensions}; add it there or fix the signal"
+            )
+        if isinstance(signal, StyleSignal):
+            if guide is None:
+                raise ValueError(
+                    f"{where}: a style signal checks the rules of the style guide, and the study "
+                    "has no style_guide section; add one (e.g. style_guide: {max_words: 200})"
+                )
+            configured = guide.configured_checks
+            if not configured:
+                raise ValueError(
+                    f"{where}: style_guide sets no rule to check (max_words, min_words, "
+                    "banned_phrases, required_phrases, markdown: false, languages, sign_off); "
+                    "add one"
+                )
+            for i, check in enumerate(signal.checks or ()):
+                if check not in configured:
+                    raise ValueError(
+                        f"{where}.checks[{i}]: '{check}' is not set in style_guide "
+                        f"(set: {', '.join(configured)}); set it or drop the check"
+                    )
+    for dimension in study.signals.dimensions:
+        signals = study.signals.for_dimension(dimension)
+        total = math.prod(_level_count(s) for s in signals.values())
+        if total > MAX_LEVELS:
+            raise ValueError(
+                f"signals: dimension '{dimension}' combines {', '.join(signals)} into {total} "
+                f"levels (the cross product), more than {MAX_LEVELS}; use fewer bins or signals"
+            )

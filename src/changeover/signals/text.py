@@ -1,0 +1,33 @@
+"""Text helpers shared by the detectors: normalisation and word counts in any script."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["count_words", "normalise_text"]
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_WORD = re.compile(r"[^\W\d_]+|\d+")
+
+
+def normalise_text(text: str) -> str:
+    """Case-folded, with straight apostrophes and quotes, and Latin letters without accents.
+
+    Accents are dropped from Latin letters only, so that Japanese voiced marks survive.
+    """
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
+    text = text.replace("\u201c", '"').replace("\u201d", '"')
+    decomposed = unicodedata.normalize("NFD", text.casefold())
+    out: list[str] = []
+    for char in decomposed:
+        if unicodedata.combining(char) and out and ord(out[-1]) < 0x250:
+            continue
+        out.append(char)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def count_words(text: str) -> int:
+    """Words of a text; CJK text, written without spaces, counts one word per two characters."""
+    cjk = len(_CJK.findall(text))
+    return len(_WORD.findall(_CJK.sub(" ", text))) + (cjk + 1) // 2
