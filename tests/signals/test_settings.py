@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -229,3 +230,11 @@ def test_too_many_combined_levels() -> None:
 def test_settings_are_hashable() -> None:
     assert hash(RefusalSignal()) == hash(RefusalSignal())
     assert hash(StyleGuide(max_words=3)) == hash(StyleGuide(max_words=3))
+
+
+def test_the_documented_example_is_valid() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "signals.md"
+    block = docs.read_text(encoding="utf-8").split("```yaml\n")[1].split("```")[0]
+    study = parse_study(_study(**yaml.safe_load(block)))
+    assert study.signals is not None and len(study.signals) == 3
+    assert study.style_guide is not None and study.style_guide.languages_for("apac") == ("ja",)

@@ -102,7 +102,10 @@ def test_detect_language() -> None:
     )
     assert detect_language("Obrigado pela sua mensagem, o seu pedido já foi enviado hoje.") == "pt"
     assert detect_language("OK thanks") is None  # too short to tell
-    code = "Run this:\n```\nimport os\nprint(os.getcwd())\n```\nC'est tout, merci beaucoup pour votre patience."
+    code = (
+        "Run this:\n```\nimport os\nprint(os.getcwd())\n```\n"
+        "C'est tout, merci beaucoup pour votre patience."
+    )
     assert detect_language(code) == "fr"
 
 
