@@ -141,10 +141,14 @@ def read_records(path: str | Path, *, kind: str) -> tuple[list[str] | None, Iter
     if not path.is_file():
         raise InputError(f"{path}: {kind} file not found")
     suffix = path.suffix.lower()
+    # Records are read completely (and the file closed) before any is checked: an import is
+    # all or nothing anyway.
     if suffix == ".csv":
-        return _csv_records(path)
+        header, records = _csv_records(path)
+        return header, iter(list(records))
     if suffix in {".jsonl", ".ndjson"}:
-        return _jsonl_records(path)
+        header_or_none, records = _jsonl_records(path)
+        return header_or_none, iter(list(records))
     if suffix == ".parquet":
         return _parquet_records(path)
     raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .jsonl or .parquet")

@@ -8,6 +8,7 @@ second and a normal answer from the third on (the last step repeats). Steps:
     ok          a normal answer: "echo: <prompt>"
     429         rate limited, with ``Retry-After`` (seconds, from ``retry_after``)
     500         an internal server error
+    401         an authentication error
     timeout     sleeps ``timeout_sleep`` seconds before answering (the client gives up first)
     malformed   status 200 with a body that is not JSON
     empty       status 200 with empty content
@@ -74,6 +75,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (silence stderr)
         pass
 
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/_count":
+            with self.server.state.lock:
+                count = len(self.server.state.log)
+            self._send(200, {"requests": count})
+        else:
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
     def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -104,6 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
             kind = "rate_limit_error"
             headers = {"Retry-After": f"{state.retry_after:g}"}
             self._send(429, self._error(protocol, kind, "slow down"), headers)
+        elif step == "401":
+            self._send(401, self._error(protocol, "authentication_error", "invalid key"))
         elif step == "500":
             self._send(500, self._error(protocol, "api_error", "internal error"))
         elif step == "malformed":
@@ -196,7 +207,9 @@ class FakeLLMServer:
         self._server.state = _State(
             latency=latency, retry_after=retry_after, timeout_sleep=timeout_sleep
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     @property
     def port(self) -> int:

@@ -1,0 +1,131 @@
+"""The workspace: schema, migrations, WAL, transactions, and the per-response rows for counts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from changeover.counts import counts_from_rows
+from changeover.errors import InputError
+from changeover.workspace import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    Item,
+    ResponseRecord,
+    WorkspaceError,
+    open_workspace,
+)
+
+
+def test_a_new_workspace_has_every_table_in_wal_mode(tmp_path: Path) -> None:
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        assert workspace.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+    connection = sqlite3.connect(tmp_path / "w.db")
+    names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert set(TABLES) <= names
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+
+
+def test_missing_newer_and_foreign_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="workspace not found; run `changeover init`"):
+        open_workspace(tmp_path / "absent.db")
+    with open_workspace(tmp_path / "w.db", create=True):
+        pass
+    connection = sqlite3.connect(tmp_path / "w.db")
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(WorkspaceError, match="newer than this changeover understands"):
+        open_workspace(tmp_path / "w.db")
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(WorkspaceError, match="not a changeover workspace"):
+        open_workspace(tmp_path / "junk.db")
+
+
+def test_migrations_apply_in_order_on_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        workspace.add_items([Item("q1", "p", "na")])
+    extra = (
+        "ALTER TABLE items ADD COLUMN language TEXT;"
+        " CREATE INDEX items_by_segment ON items (segment)"
+    )
+    monkeypatch.setattr("changeover.workspace.MIGRATIONS", (*MIGRATIONS, extra))
+    monkeypatch.setattr("changeover.workspace.SCHEMA_VERSION", len(MIGRATIONS) + 1)
+    with open_workspace(tmp_path / "w.db") as workspace:
+        assert workspace.schema_version == len(MIGRATIONS) + 1
+        assert workspace.count_items() == 1
+        columns = [r[1] for r in workspace._db.execute("PRAGMA table_info(items)")]
+        assert "language" in columns
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        with pytest.raises(InputError):
+            workspace.add_items([Item("q1", "p", "na")])
+            workspace.add_items([Item("q2", "p", "na"), Item("q1", "other", "na")])
+        assert workspace.frame("items")["item_id"].to_list() == ["q1"]
+        with pytest.raises(sqlite3.IntegrityError):
+            workspace.add_items([Item("q3", "p", "na", expected_behaviour="maybe")])  # type: ignore[arg-type]
+        assert workspace.count_items() == 1
+
+
+def test_rows_feed_counts(tmp_path: Path) -> None:
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        workspace.add_items(
+            [
+                Item("q1", "p1", "na"),
+                Item("q2", "p2", "emea", expected_behaviour="refuse"),
+            ]
+        )
+        workspace.add_responses(
+            [
+                ResponseRecord("q1", "legacy", "a1"),
+                ResponseRecord("q2", "legacy", "a2"),
+                ResponseRecord("q1", "cand", None, error="server: HTTP 500"),
+            ]
+        )
+        db = workspace._db
+        db.executemany(
+            "INSERT INTO signals (item_id, model, signal, dimension, value, level, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, '2026-01-01')",
+            [
+                ("q1", "legacy", "judge", "correctness", 4, "pass"),
+                ("q2", "legacy", "refusal_detector", "refusal", 0.9, "refused"),
+            ],
+        )
+        db.executemany(
+            "INSERT INTO labels (item_id, model, dimension, annotator, time, label)"
+            " VALUES (?, ?, ?, ?, '2026-01-02', ?)",
+            [
+                ("q1", "legacy", "correctness", "ann", 1),
+                ("q1", "legacy", "correctness", "bob", 1),
+            ],
+        )
+        rows = workspace.rows()
+    assert rows.columns == ["item_id", "model", "segment", "group", "dimension", "level", "human"]
+    assert rows.sort("dimension", "human").rows() == [
+        ("q1", "legacy", "na", "", "correctness", "pass", 1),
+        ("q1", "legacy", "na", "", "correctness", "pass", 1),
+        ("q2", "legacy", "emea", "refuse", "refusal", "refused", None),
+    ]
+    counts, summary = counts_from_rows(rows)
+    assert summary.responses == 2 and summary.labelled == 1 and summary.multiply_labelled == 1
+    assert counts["n"].sum() == 2
+
+
+def test_rows_need_one_signal_per_dimension(tmp_path: Path) -> None:
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        workspace.add_items([Item("q1", "p1", "na")])
+        workspace.add_responses([ResponseRecord("q1", "legacy", "a1")])
+        workspace._db.executemany(
+            "INSERT INTO signals (item_id, model, signal, dimension, level, created_at)"
+            " VALUES ('q1', 'legacy', ?, 'correctness', ?, '2026-01-01')",
+            [("judge", "pass"), ("overlap", "high")],
+        )
+        with pytest.raises(InputError, match="dimension 'correctness' has several signals"):
+            workspace.rows()
+        rows = workspace.rows(signal_for={"correctness": "overlap"})
+        assert rows["level"].to_list() == ["high"]
