@@ -12,6 +12,7 @@ Deterministic signals, pure functions of strings (no API needed):
 Each returns `SignalResult(value, level, detail)`. LLM judges come next.
 """
 
+from changeover.signals.compute import combine_levels, compute_signal
 from changeover.signals.reference import (
     ReferenceScores,
     bin_values,
@@ -56,6 +57,8 @@ __all__ = [
     "check_signals",
     "check_style",
     "check_styles",
+    "combine_levels",
+    "compute_signal",
     "detect_language",
     "detect_refusal",
     "detect_refusals",
