@@ -9,6 +9,7 @@ from changeover.signals.reference import (
     bin_values,
     normalise_answer,
     quantile_edges,
+    quantile_levels,
     reference_scores,
     score_reference,
     score_references,
@@ -91,12 +92,17 @@ def test_bins_and_quantiles() -> None:
         bin_values([0.1], [0.5, 0.2])
     rng = np.random.default_rng(0)
     edges = quantile_edges(rng.uniform(size=1000), 4)
-    assert len(edges) == 3
     assert edges == pytest.approx((0.25, 0.5, 0.75), abs=0.05)
-    assert quantile_edges([0.0] * 10 + [1.0] * 10, 4) == (0.5,)
-    assert quantile_edges([0.0, 0.0, 0.2, 0.4], 2) == (0.1,)
+    assert quantile_levels([0.1, 0.3, 0.6, 0.9], edges) == ["q1", "q2", "q3", "q4"]
+    # Ties: 60% zeros give coinciding edges; zeros share q1 and q2 stays empty.
+    tied = [0.0] * 6 + [0.2, 0.4, 0.6, 0.8]
+    tied_edges = quantile_edges(tied, 4)
+    assert tied_edges[:2] == (0.0, 0.0)
+    assert quantile_levels(tied, tied_edges) == ["q1"] * 6 + ["q3", "q4", "q4", "q4"]
     with pytest.raises(ValueError, match="at least 2"):
         quantile_edges([0.1], 1)
+    with pytest.raises(ValueError, match="no finite values"):
+        quantile_edges([float("nan")], 2)
 
 
 def test_score_references_levels() -> None:
@@ -124,7 +130,9 @@ def test_quantile_levels_come_from_the_scored_responses() -> None:
     settings = ReferenceSignal(metric="token_recall", quantiles=2)
     responses = ["p q r s", "p q", "p", "z"]
     results = score_references(responses, ["p q r s"] * 4, settings=settings)
-    assert [r.level for r in results] == ["0.375-1", "0.375-1", "0-0.375", "0-0.375"]
+    assert [r.level for r in results] == ["q2", "q2", "q1", "q1"]
+    assert "quantile edges 0.375" in results[0].detail
+    assert settings.levels == ("q1", "q2")
     with pytest.raises(ValueError, match="use score_references"):
         score_reference("a", "a", settings=settings)
 

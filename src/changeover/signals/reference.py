@@ -33,6 +33,7 @@ __all__ = [
     "bin_values",
     "normalise_answer",
     "quantile_edges",
+    "quantile_levels",
     "reference_scores",
     "score_reference",
     "score_references",
@@ -175,10 +176,9 @@ def reference_scores(response: str, references: Sequence[str]) -> ReferenceScore
 
 
 def quantile_edges(values: Sequence[float] | np.ndarray, num_levels: int) -> tuple[float, ...]:
-    """Interior bin edges at the quantiles of `values`, for `num_levels` levels.
+    """The `num_levels - 1` interior edges at the quantiles of `values` (non-decreasing).
 
-    Edges that coincide (many responses share a value, e.g. F1 = 0) are merged, so fewer levels
-    may result; edges are kept inside (0, 1).
+    Edges may coincide when many responses share a value (e.g. F1 = 0); see `quantile_levels`.
     """
     if num_levels < 2:
         raise ValueError(f"num_levels must be at least 2 (got {num_levels})")
@@ -187,8 +187,15 @@ def quantile_edges(values: Sequence[float] | np.ndarray, num_levels: int) -> tup
     if array.size == 0:
         raise ValueError("no finite values to take quantiles of")
     qs = np.quantile(array, np.arange(1, num_levels) / num_levels)
-    edges = sorted({round(float(q), 6) for q in qs if 0.0 < q < 1.0})
-    return tuple(edges) if edges else (0.5,)
+    return tuple(round(float(q), 6) for q in qs)
+
+
+def quantile_levels(values: Sequence[float] | np.ndarray, edges: Sequence[float]) -> list[str]:
+    """Levels `q1` (lowest) to `qK` for values cut at quantile edges: bin i holds
+    `edge_(i-1) < value <= edge_i`, so tied values share the lowest bin their value reaches and a
+    level may stay empty."""
+    index = np.searchsorted(np.asarray(edges, dtype=float), np.asarray(values), side="left")
+    return [f"q{i + 1}" for i in index]
 
 
 def bin_values(values: Sequence[float] | np.ndarray, edges: Sequence[float]) -> list[str]:
@@ -204,6 +211,8 @@ def bin_values(values: Sequence[float] | np.ndarray, edges: Sequence[float]) -> 
 def _level(value: float, settings: ReferenceSignal, edges: Sequence[float]) -> str:
     if settings.metric in BINARY_METRICS:
         return BINARY_METRICS[settings.metric][int(value >= 0.5)]
+    if settings.quantiles is not None:
+        return quantile_levels([value], edges)[0]
     return bin_values([value], edges)[0]
 
 
@@ -215,8 +224,9 @@ def score_references(
 ) -> list[SignalResult]:
     """Score many responses against their items' references.
 
-    With `quantiles` in the settings, the bin edges are the quantiles of these responses' values
-    (items without a reference left out), so score all responses of a study together.
+    With `quantiles: K` in the settings, the levels `q1`..`qK` are cut at the quantiles of these
+    responses' values (items without a reference left out): score all responses of a study
+    together.
     """
     if len(responses) != len(references):
         raise ValueError(
@@ -234,17 +244,19 @@ def score_references(
         scores = reference_scores(response, refs)
         rows.append((float(getattr(scores, metric)), scores.best_reference))
     edges = settings.edges
+    cut = ""
     if edges is None:
         assert settings.quantiles is not None
         present = [row[0] for row in rows if row is not None]
-        edges = quantile_edges(present, settings.quantiles) if present else (0.5,)
+        edges = quantile_edges(present, settings.quantiles) if present else ()
+        cut = "; quantile edges " + "/".join(f"{e:.3g}" for e in edges)
     out: list[SignalResult] = []
     for row in rows:
         if row is None:
             out.append(SignalResult(None, "no_reference", "the item has no reference answer"))
             continue
         value, best = row
-        detail = f"{metric} {value:.3g} (best reference {best!r})"
+        detail = f"{metric} {value:.3g} (best reference {best!r}{cut})"
         out.append(SignalResult(value, _level(value, settings, edges), detail))
     return out
 

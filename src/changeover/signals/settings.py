@@ -214,9 +214,9 @@ class ReferenceSignal(_Signal):
     """Agreement of the response with the item's reference answer(s), binned into levels.
 
     `exact_match` and `containment` are 0 or 1 and give two levels. `token_f1` and `token_recall`
-    lie in [0, 1] and are cut at `bins` (interior edges, strictly increasing) or, with
-    `quantiles: K`, at the K-quantiles of the scored responses. An item without a reference gets
-    the level `no_reference`.
+    lie in [0, 1] and are cut at `bins` (interior edges, strictly increasing; levels named by
+    their bounds, "0-0.5") or, with `quantiles: K`, at the K-quantiles of the scored responses
+    (levels `q1`..`qK`). An item without a reference gets the level `no_reference`.
     """
 
     kind: Literal["reference"] = "reference"
@@ -281,9 +281,10 @@ class ReferenceSignal(_Signal):
     def levels(self) -> tuple[str, ...]:
         if self.metric in BINARY_METRICS:
             return BINARY_METRICS[self.metric]
+        if self.quantiles is not None:
+            return tuple(f"q{i + 1}" for i in range(self.quantiles))
         edges = self.edges
-        if edges is None:
-            raise ValueError("quantile bins are known only once the responses are scored")
+        assert edges is not None
         return bin_labels(edges)
 
 
