@@ -144,7 +144,7 @@ def test_empty_response_is_a_refusal() -> None:
 def test_study_patterns() -> None:
     settings = RefusalSignal(
         patterns=RefusalPatterns(
-            refused=(r"\bplease contact (?:our|the) support team\b",),
+            refused=(r"\bplease contact (?:our|the) support team\b", r"não atendemos"),
             partial=(r"\bfor the full answer, call us\b",),
             ignore=(r"i'm sorry, but our store closes at \d+",),
         )
@@ -152,6 +152,7 @@ def test_study_patterns() -> None:
     detector = RefusalDetector(settings)
     routed = detector.detect("For that question, please contact our support team on weekdays.")
     assert routed.level == "refused" and routed.detail.startswith("study")
+    assert detector.detect("NÃO ATENDEMOS aos domingos.").level == "refused"
     partial = detector.detect(
         "Our plans start at 10 dollars a month and include unlimited calls. For the full answer, "
         "call us."

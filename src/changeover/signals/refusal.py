@@ -25,7 +25,7 @@ from functools import lru_cache
 
 from changeover.signals.result import SignalResult
 from changeover.signals.settings import RefusalSignal
-from changeover.signals.text import count_words, normalise_text
+from changeover.signals.text import count_words, normalise_text, strip_accents
 
 __all__ = [
     "BUILTIN_PHRASES",
@@ -399,14 +399,13 @@ _SENTENCE_END = re.compile(r"[.!?。！？]+(?:\s|$)|[。！？]|\n+")
 
 
 def _opening_end(text: str) -> int:
-    end = 0
+    """Where the opening ends: after three sentences, at most 400 characters in."""
+    end = len(text)
     for i, match in enumerate(_SENTENCE_END.finditer(text)):
-        end = match.end()
         if i + 1 >= OPENING_SENTENCES:
+            end = match.end()
             break
-    else:
-        end = len(text)
-    return min(end, OPENING_CHARS) if end else min(len(text), OPENING_CHARS)
+    return min(end, OPENING_CHARS)
 
 
 @dataclass(frozen=True)
@@ -448,11 +447,14 @@ class RefusalDetector:
                     _Pattern(language, "apology", re.compile(p, flags)) for p in phrases.apology
                 ]
         custom = self.settings.patterns
+        # Study patterns meet accent-free text too: "não posso" is written as "nao posso".
         patterns += [
-            _Pattern("study", "refusal", re.compile(p, custom_flags)) for p in custom.refused
+            _Pattern("study", "refusal", re.compile(strip_accents(p), custom_flags))
+            for p in custom.refused
         ]
         self._partial = [
-            _Pattern("study", "partial", re.compile(p, custom_flags)) for p in custom.partial
+            _Pattern("study", "partial", re.compile(strip_accents(p), custom_flags))
+            for p in custom.partial
         ]
         self._ignore = [re.compile(p, custom_flags) for p in custom.ignore]
         self._patterns = patterns

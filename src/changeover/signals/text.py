@@ -5,26 +5,28 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["count_words", "normalise_text"]
+__all__ = ["count_words", "normalise_text", "strip_accents"]
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 _WORD = re.compile(r"[^\W\d_]+|\d+")
 
 
-def normalise_text(text: str) -> str:
-    """Case-folded, with straight apostrophes and quotes, and Latin letters without accents.
-
-    Accents are dropped from Latin letters only, so that Japanese voiced marks survive.
-    """
-    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
-    text = text.replace("\u201c", '"').replace("\u201d", '"')
-    decomposed = unicodedata.normalize("NFD", text.casefold())
+def strip_accents(text: str) -> str:
+    """Latin letters without their accents ("não" → "nao"); other scripts untouched, so that
+    Japanese voiced marks survive."""
     out: list[str] = []
-    for char in decomposed:
+    for char in unicodedata.normalize("NFD", text):
         if unicodedata.combining(char) and out and ord(out[-1]) < 0x250:
             continue
         out.append(char)
     return unicodedata.normalize("NFC", "".join(out))
+
+
+def normalise_text(text: str) -> str:
+    """Case-folded, with straight apostrophes and quotes, and Latin letters without accents."""
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
+    text = text.replace("\u201c", '"').replace("\u201d", '"')
+    return strip_accents(text.casefold())
 
 
 def count_words(text: str) -> int:
