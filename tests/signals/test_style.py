@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from changeover.signals.settings import StyleGuide, StyleSignal
@@ -10,6 +12,7 @@ from changeover.signals.style import (
     markdown_features,
     style_violations,
 )
+from tests.conftest import shared_dataset
 
 GUIDE = StyleGuide(
     max_words=40,
@@ -134,3 +137,13 @@ def test_check_styles_vectorised() -> None:
     assert [r.level for r in results] == ["pass", "fail"]
     with pytest.raises(ValueError, match="2 responses and 1 segments"):
         check_styles(texts, GUIDE, segments=["emea"])
+
+
+def test_real_assistant_answers_are_identified_as_english() -> None:
+    path = shared_dataset("xstest")
+    with path.open(newline="", encoding="utf-8") as handle:
+        texts = [row["response"] for i, row in enumerate(csv.DictReader(handle)) if i % 25 == 0]
+    guide = StyleGuide(languages={"*": ("en",)})
+    results = check_styles(texts, guide, settings=StyleSignal(checks=("language",)))
+    assert len(results) == 90
+    assert sum(r.level == "pass" for r in results) >= 88
