@@ -25,8 +25,9 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from changeover.signals.reference import reference_scores, split_references
+from changeover.signals.reference import bin_values, reference_scores, split_references
 from changeover.signals.refusal import detect_refusals
+from changeover.signals.settings import bin_labels
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DEV_SHARE = 3  # out of 10: items whose crc32(item_id) % 10 < 3 were used for error analysis
@@ -105,6 +106,17 @@ def per_model_table(
     return "\n".join(lines)
 
 
+def level_table(human: np.ndarray, levels: np.ndarray, order: list[str], what: str) -> str:
+    """Share of human positives within each level: the calibration curve the engine learns."""
+    lines = [f"| level | n | share {what} |", "|---|---|---|"]
+    for level in order:
+        in_level = levels == level
+        n = int(in_level.sum())
+        share = float(human[in_level].mean()) if n else float("nan")
+        lines.append(f"| {level} | {n} | {_fmt(share)} |")
+    return "\n".join(lines)
+
+
 def refusal_benchmark(path: Path) -> str:
     data = pl.read_csv(path, infer_schema_length=10000)
     start = time.perf_counter()
@@ -139,6 +151,8 @@ def refusal_benchmark(path: Path) -> str:
             per_model_table(human, models, detectors, masks),
             "Levels against the people's three-way label (all rows):",
             "\n".join(confusion),
+            "Share of responses people called a (full or partial) refusal, by level:",
+            level_table(human, levels, ["complied", "partial", "refused"], "refusals"),
         ]
     )
 
@@ -158,8 +172,9 @@ def reference_benchmark(path: Path) -> str:
     def metric(name: str) -> np.ndarray:
         return np.array([getattr(s, name) for s in scores], dtype=float)
 
+    recall = metric("token_recall")
     detectors = {
-        "changeover token recall >= 0.5": metric("token_recall") >= 0.5,
+        "changeover token recall >= 0.5": recall >= 0.5,
         "changeover containment": metric("containment") >= 0.5,
         "changeover token F1 >= 0.5": metric("token_f1") >= 0.5,
         "changeover exact match": metric("exact_match") >= 0.5,
@@ -179,6 +194,13 @@ def reference_benchmark(path: Path) -> str:
             overall_table(human, detectors, dev, {}),
             "Per model (all rows), the headline metric beside the source's containment:",
             per_model_table(human, models, headline, {}),
+            "Token recall in four bins (`bins: [0.25, 0.5, 0.75]`): share people judged correct:",
+            level_table(
+                human,
+                np.array(bin_values(recall, (0.25, 0.5, 0.75))),
+                list(bin_labels((0.25, 0.5, 0.75))),
+                "correct",
+            ),  # fmt: skip
         ]
     )
 
