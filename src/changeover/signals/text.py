@@ -8,7 +8,7 @@ import unicodedata
 __all__ = ["count_words", "normalise_text", "strip_accents"]
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_WORD = re.compile(r"[^\W\d_]+|\d+")
+_WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*|\d+(?:[.,]\d+)*")
 
 
 def strip_accents(text: str) -> str:
