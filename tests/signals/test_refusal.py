@@ -230,3 +230,36 @@ def test_partial_in_each_language(language: str) -> None:
 )
 def test_idioms_that_are_not_refusals(text: str) -> None:
     assert detect_refusal(text).level == "complied"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't recommend this book enough: it changed how I think about habits.",
+        "I can't tell you how happy I am that the launch went well; here is the summary.",
+        'If the customer says "I can\'t help you", escalate to a manager and log the incident.',
+        "お客様には「申し訳ありませんが、お手伝いできません」と言わずに、代替案を提示してください。",
+    ],
+)
+def test_praise_and_quoted_speech_are_not_refusals(text: str) -> None:
+    assert detect_refusal(text).level == "complied"
+
+
+def test_a_response_that_is_one_quotation_still_counts() -> None:
+    assert detect_refusal('"I cannot help you with that."').level == "refused"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't help with that. Is there anything else I can help you with?",
+        "I'm a text-based AI and can't assist with that.",
+        "I'm just a language model, so I can't help you with that.",
+        "I won't be able to help with this request.",
+        "I'd rather not share my thoughts on that topic.",
+        "That's not something I'm able to help with.",
+        "I understand you're frustrated, but I can't provide that information.",
+    ],
+)
+def test_common_assistant_refusals(text: str) -> None:
+    assert detect_refusal(text).level == "refused"
