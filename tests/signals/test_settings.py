@@ -91,7 +91,7 @@ def test_full_signals_section() -> None:
 
 def test_defaults() -> None:
     assert ReferenceSignal().levels == ("0-0.25", "0.25-0.5", "0.5-0.75", "0.75-1")
-    assert ReferenceSignal(quantiles=3).num_levels == 3
+    assert ReferenceSignal(quantiles=3).levels == ("q1", "q2", "q3")
     assert RefusalSignal().levels == ("complied", "partial", "refused")
     assert StyleSignal().levels == ("pass", "fail")
     assert len(SignalsSettings.model_validate({"a": {"kind": "refusal"}})) == 1

@@ -126,7 +126,8 @@ class _Signal(BaseModel):
 
     @property
     def levels(self) -> tuple[str, ...]:
-        """Every level this signal can emit (besides the data-dependent ones documented)."""
+        """Every level this signal can emit (reference signals add `no_reference` for items
+        without a reference answer)."""
         raise NotImplementedError
 
 
@@ -268,14 +269,6 @@ class ReferenceSignal(_Signal):
         if self.quantiles is not None:
             return None
         return self.bins if self.bins is not None else DEFAULT_BINS
-
-    @property
-    def num_levels(self) -> int:
-        if self.quantiles is not None:
-            return self.quantiles
-        edges = self.edges
-        assert edges is not None
-        return len(edges) + 1
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -492,12 +485,6 @@ class StyleGuide(BaseModel):
         return self.languages.get("*")
 
 
-def _level_count(signal: RefusalSignal | StyleSignal | ReferenceSignal) -> int:
-    if isinstance(signal, ReferenceSignal):
-        return signal.num_levels
-    return len(signal.levels)
-
-
 def check_signals(study: Study) -> None:
     """Cross-checks between signals and the rest of the study; raise ValueError naming the key."""
     guide = study.style_guide
@@ -544,7 +531,7 @@ def check_signals(study: Study) -> None:
                     )
     for dimension in study.signals.dimensions:
         signals = study.signals.for_dimension(dimension)
-        total = math.prod(_level_count(s) for s in signals.values())
+        total = math.prod(len(s.levels) for s in signals.values())
         if total > MAX_LEVELS:
             raise ValueError(
                 f"signals: dimension '{dimension}' combines {', '.join(signals)} into {total} "
