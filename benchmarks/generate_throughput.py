@@ -1,6 +1,7 @@
 """Throughput of `changeover generate` against a local server with 100 ms latency per request.
 
     python benchmarks/generate_throughput.py [--items 2000] [--concurrency 64] [--latency 0.1]
+        [--processes 2]
 
 Starts the fake OpenAI-compatible server (tests/fakes/llm_server.py) in its own process, imports
 N items into a fresh workspace and runs `changeover generate` as a subprocess twice, sampling the
@@ -75,6 +76,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="the model's `processes:` setting (HTTP workers)"
+    )
     args = parser.parse_args()
 
     server = subprocess.Popen(
@@ -92,7 +96,7 @@ def main() -> None:
                 "incumbent: legacy\ncandidates: [cand]\nsegments: {na: 1}\nmodels:\n"
                 f"  legacy: {{provider: openai, model: bench, base_url: "
                 f'"http://127.0.0.1:{port}/v1", concurrency: {args.concurrency}, '
-                "max_tokens: 64}\n"
+                f"processes: {args.processes}, max_tokens: 64}}\n"
                 f"  cand: {{provider: openai, model: other, base_url: "
                 f'"http://127.0.0.1:{port}/v1"}}\n'
             )
@@ -123,6 +127,7 @@ def main() -> None:
     result = {
         "items": args.items,
         "concurrency": args.concurrency,
+        "processes": args.processes,
         "latency_s": args.latency,
         "ideal_s": round(ideal, 3),
         "generate_s": summary["elapsed_s"],

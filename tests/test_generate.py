@@ -286,3 +286,15 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     # Only the requests in flight at the kill (at most `concurrency` per model) were sent twice.
     assert requests_before + len(resumed) - 2 * items <= 2 * 4
     assert statuses == ["running", "finished"]  # the killed run could not close itself
+
+
+def test_worker_processes_send_the_requests(server: FakeLLMServer, tmp_path: Path) -> None:
+    prompts = [f"pooled {i}" for i in range(12)] + ["!script:429,ok pooled limited"]
+    settings = _openai(server, processes=2, concurrency=6)
+    study, workspace = study_with_items(tmp_path, {"legacy": settings, "cand": settings}, prompts)
+    with workspace:
+        (model,) = generate(study, workspace, models=["legacy"]).models
+        assert (model.done, model.failed, dict(model.retries_by_kind)) == (13, 0, {"rate_limit": 1})
+        texts = workspace.frame("responses").sort("item_id")["response"].to_list()
+    assert texts == [f"echo: {p}" for p in prompts]
+    assert len(server.log) == 14

@@ -1,4 +1,4 @@
-"""A local HTTP server that speaks the OpenAI chat-completions and Anthropic messages protocols.
+"""A local HTTP/1.1 server (asyncio, keep-alive) speaking the OpenAI and Anthropic protocols.
 
 It is a real server on 127.0.0.1, so the official SDKs are exercised end to end (HTTP, JSON,
 their error classes) with no patched client method. What it answers is scripted by the prompt:
@@ -19,13 +19,13 @@ Run it on its own (for benchmarks) with ``python -m tests.fakes.llm_server --lat
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = ["FakeLLMServer", "LoggedRequest"]
@@ -53,7 +53,6 @@ class _State:
     attempts: dict[str, int] = field(default_factory=dict)
     log: list[LoggedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -67,130 +66,58 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
+def _error(protocol: str, kind: str, message: str) -> dict[str, Any]:
+    if protocol == "anthropic":
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (silence stderr)
-        pass
 
-    def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/_count":
-            with self.server.state.lock:
-                count = len(self.server.state.log)
-            self._send(200, {"requests": count})
-        else:
-            self._send(404, {"error": {"message": f"no route {self.path}"}})
-
-    def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
-        length = int(self.headers.get("Content-Length", "0"))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        if self.path.endswith("/chat/completions"):
-            protocol = "openai"
-        elif self.path.endswith("/messages"):
-            protocol = "anthropic"
-        else:
-            self._send(404, {"error": {"message": f"no route {self.path}"}})
-            return
-        prompt = _last_user_text(body.get("messages", []))
-        model = str(body.get("model", ""))
-        state = self.server.state
-        with state.lock:
-            attempt = state.attempts.get(prompt, 0)
-            state.attempts[prompt] = attempt + 1
-        match = _SCRIPT.search(prompt)
-        steps = match.group(1).split(",") if match else ["ok"]
-        step = steps[min(attempt, len(steps) - 1)]
-        auth = self.headers.get("Authorization") or self.headers.get("x-api-key") or ""
-        with state.lock:
-            state.log.append(LoggedRequest(protocol, model, prompt, step, auth, time.time()))
-        if state.latency:
-            state.stopping.wait(state.latency)
-        if step == "timeout":
-            state.stopping.wait(state.timeout_sleep)
-        if step == "429":
-            kind = "rate_limit_error"
-            headers = {"Retry-After": f"{state.retry_after:g}"}
-            self._send(429, self._error(protocol, kind, "slow down"), headers)
-        elif step == "401":
-            self._send(401, self._error(protocol, "authentication_error", "invalid key"))
-        elif step == "500":
-            self._send(500, self._error(protocol, "api_error", "internal error"))
-        elif step == "malformed":
-            self._send_raw(200, b'{"id": "x", "choices": [ {not json', "application/json")
-        else:
-            text = "" if step == "empty" else f"echo: {prompt}"
-            self._send(200, self._answer(protocol, model, prompt, text))
-
-    @staticmethod
-    def _error(protocol: str, kind: str, message: str) -> dict[str, Any]:
-        if protocol == "anthropic":
-            return {"type": "error", "error": {"type": kind, "message": message}}
-        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
-
-    @staticmethod
-    def _answer(protocol: str, model: str, prompt: str, text: str) -> dict[str, Any]:
-        input_tokens = max(1, len(prompt) // 4)
-        output_tokens = len(text) // 4
-        if protocol == "anthropic":
-            return {
-                "id": "msg_fake",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [{"type": "text", "text": text}] if text else [],
-                "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
-            }
+def _answer(protocol: str, model: str, prompt: str, text: str) -> dict[str, Any]:
+    input_tokens = max(1, len(prompt) // 4)
+    output_tokens = len(text) // 4
+    if protocol == "anthropic":
         return {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": input_tokens,
-                "completion_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens,
-            },
+            "content": [{"type": "text", "text": text}] if text else [],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
-
-    def _send(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
-
-    def _send_raw(
-        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout scenario)
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": input_tokens,
+            "completion_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-    state: _State
+_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error"}  # fmt: skip
+
+
+def _http(status: int, data: bytes, headers: dict[str, str] | None = None) -> bytes:
+    lines = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(data)}",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
 
 class FakeLLMServer:
-    """The server, run on a background thread; use as a context manager.
+    """The server, on an asyncio loop in a background thread; use as a context manager.
 
     `log` lists every request received, in order, so tests can check what was (not) called.
     """
@@ -203,17 +130,17 @@ class FakeLLMServer:
         retry_after: float = 0.2,
         timeout_sleep: float = 3.0,
     ) -> None:
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.state = _State(
-            latency=latency, retry_after=retry_after, timeout_sleep=timeout_sleep
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
+        self.state = _State(latency=latency, retry_after=retry_after, timeout_sleep=timeout_sleep)
+        self._requested_port = port
+        self._port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._port
 
     @property
     def openai_url(self) -> str:
@@ -225,18 +152,19 @@ class FakeLLMServer:
 
     @property
     def log(self) -> list[LoggedRequest]:
-        with self._server.state.lock:
-            return list(self._server.state.log)
+        with self.state.lock:
+            return list(self.state.log)
 
     def start(self) -> FakeLLMServer:
         self._thread.start()
+        if not self._ready.wait(timeout=10):
+            raise RuntimeError("the fake server did not start")
         return self
 
     def stop(self) -> None:
-        self._server.state.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
 
     def __enter__(self) -> FakeLLMServer:
         return self.start()
@@ -244,16 +172,109 @@ class FakeLLMServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _run(self) -> None:
+        asyncio.run(self.serve())
+
+    async def serve(self, *, on_ready: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        handlers: set[asyncio.Task[None]] = set()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.add(task)
+            try:
+                await self._connection(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+                pass
+            finally:
+                handlers.discard(task)
+                writer.close()
+
+        server = await asyncio.start_server(
+            handle, "127.0.0.1", self._requested_port, backlog=1024, limit=1 << 24
+        )
+        self._port = int(server.sockets[0].getsockname()[1])
+        self._ready.set()
+        if on_ready is not None:
+            on_ready(self._port)
+        await self._stop.wait()
+        server.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.sleep(0)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request_line = await reader.readline()
+            if not request_line:
+                return
+            method, path, _ = request_line.decode("latin-1").split(" ", 2)
+            headers: dict[str, str] = {}
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            writer.write(await self._respond(method, path, headers, body))
+            await writer.drain()
+
+    async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> bytes:
+        state = self.state
+        if method == "GET" and path == "/_count":
+            with state.lock:
+                count = len(state.log)
+            return _http(200, json.dumps({"requests": count}).encode())
+        if path.endswith("/chat/completions"):
+            protocol = "openai"
+        elif path.endswith("/messages"):
+            protocol = "anthropic"
+        else:
+            return _http(404, json.dumps({"error": {"message": f"no route {path}"}}).encode())
+        body = json.loads(raw or b"{}")
+        prompt = _last_user_text(body.get("messages", []))
+        model = str(body.get("model", ""))
+        with state.lock:
+            attempt = state.attempts.get(prompt, 0)
+            state.attempts[prompt] = attempt + 1
+        match = _SCRIPT.search(prompt)
+        steps = match.group(1).split(",") if match else ["ok"]
+        step = steps[min(attempt, len(steps) - 1)]
+        auth = headers.get("authorization") or headers.get("x-api-key") or ""
+        with state.lock:
+            state.log.append(LoggedRequest(protocol, model, prompt, step, auth, time.time()))
+        if state.latency:
+            await asyncio.sleep(state.latency)
+        if step == "timeout":
+            await asyncio.sleep(state.timeout_sleep)
+        if step == "429":
+            payload = _error(protocol, "rate_limit_error", "slow down")
+            return _http(
+                429, json.dumps(payload).encode(), {"Retry-After": f"{state.retry_after:g}"}
+            )
+        if step == "401":
+            return _http(
+                401, json.dumps(_error(protocol, "authentication_error", "bad key")).encode()
+            )
+        if step == "500":
+            return _http(500, json.dumps(_error(protocol, "api_error", "internal error")).encode())
+        if step == "malformed":
+            return _http(200, b'{"id": "x", "choices": [ {not json')
+        text = "" if step == "empty" else f"echo: {prompt}"
+        return _http(200, json.dumps(_answer(protocol, model, prompt, text)).encode())
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     args = parser.parse_args()
     server = FakeLLMServer(port=args.port, latency=args.latency)
-    print(server.port, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        server._server.serve_forever()
+        asyncio.run(server.serve(on_ready=lambda port: print(port, flush=True)))
 
 
 if __name__ == "__main__":

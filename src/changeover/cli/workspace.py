@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -131,15 +132,24 @@ def export(
 class RichReporter:
     """A progress bar per model with ETA, and done / cached / failed counts."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, *, interval: float = 0.1) -> None:
         self._progress = progress
         self._tasks: dict[str, TaskID] = {}
+        self._shown: dict[str, float] = {}
+        self._interval = interval
 
     def start(self, model: str, total: int) -> None:
         self._tasks[model] = self._progress.add_task(model, total=total, status="")
+        self._shown[model] = 0.0
 
     def update(self, summary: ModelSummary) -> None:
+        # At hundreds of responses a second, updating the bar for each one costs more than it
+        # shows: redraw at most every `interval` seconds, and always at the end.
+        now = time.monotonic()
         finished = summary.done + summary.cached + summary.failed + summary.earlier_failures
+        if now - self._shown[summary.model] < self._interval and finished < summary.total:
+            return
+        self._shown[summary.model] = now
         status = f"done {summary.done:,} · cached {summary.cached:,} · failed {summary.failed:,}"
         self._progress.update(self._tasks[summary.model], completed=finished, status=status)
 

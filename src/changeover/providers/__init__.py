@@ -73,6 +73,10 @@ def make_provider(
         return ReplayProvider(records, path=path)
     key = api_key_for(name, settings)
     package = _PACKAGES[settings.provider]
+    if settings.processes > 1:
+        from changeover.providers.pool import ProcessPoolProvider
+
+        return ProcessPoolProvider(name, settings)
     try:
         if settings.provider == "openai":
             from changeover.providers.openai import OpenAIProvider

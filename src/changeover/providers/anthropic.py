@@ -14,7 +14,7 @@ from changeover.providers.base import (
     parse_retry_after,
     short,
 )
-from changeover.providers.openai import _http_client
+from changeover.providers.openai import _http_client, _int_or_none
 from changeover.providers.settings import ModelSettings
 
 __all__ = ["AnthropicProvider"]
@@ -26,7 +26,6 @@ class AnthropicProvider(Provider):
 
         self._anthropic = anthropic
         self._settings = settings
-        self._message_type = anthropic.types.Message
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=settings.base_url,
@@ -57,10 +56,8 @@ class AnthropicProvider(Provider):
     async def complete(self, request: Request) -> Completion:
         anthropic = self._anthropic
         try:
-            # Low-level `post` with the SDK's response type; see providers/openai.py for why.
-            answer = await self._client.post(
-                "/v1/messages", body=self._body(request), cast_to=self._message_type
-            )
+            # Low-level `post` read as bytes; see providers/openai.py for why.
+            raw = await self._client.post("/v1/messages", body=self._body(request), cast_to=bytes)
         except anthropic.APIStatusError as error:
             status = error.status_code
             raise CallError(
@@ -73,24 +70,36 @@ class AnthropicProvider(Provider):
             raise CallError("timeout", f"no answer within {self._settings.timeout:g}s") from None
         except anthropic.APIConnectionError as error:
             raise CallError("connection", f"connection failed: {short(error)}") from None
-        except (json.JSONDecodeError, anthropic.APIResponseValidationError) as error:
-            raise CallError("malformed", f"the answer is not valid JSON ({short(error)})") from None
-        content = getattr(answer, "content", None)
-        if not isinstance(content, list):
-            raise CallError("malformed", "the answer has no content list")
-        text = "".join(block.text for block in content if getattr(block, "type", None) == "text")
-        stop_reason = getattr(answer, "stop_reason", None)
-        if not text:
-            raise CallError("empty", f"the answer has no text (stop_reason={stop_reason})")
-        usage = getattr(answer, "usage", None)
-        input_tokens = getattr(usage, "input_tokens", None)
-        output_tokens = getattr(usage, "output_tokens", None)
-        return Completion(
-            text=text,
-            finish_reason=stop_reason if isinstance(stop_reason, str) else None,
-            input_tokens=input_tokens if isinstance(input_tokens, int) else None,
-            output_tokens=output_tokens if isinstance(output_tokens, int) else None,
-        )
+        return parse_message(raw)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def parse_message(raw: bytes) -> Completion:
+    """A messages-API answer (Anthropic's documented JSON) as a Completion."""
+    try:
+        answer = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CallError("malformed", f"the answer is not valid JSON ({short(error)})") from None
+    content = answer.get("content") if isinstance(answer, dict) else None
+    if not isinstance(content, list):
+        raise CallError("malformed", "the answer has no content list")
+    text = "".join(
+        block["text"]
+        for block in content
+        if isinstance(block, dict)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+    )
+    stop_reason = answer.get("stop_reason")
+    if not text:
+        raise CallError("empty", f"the answer has no text (stop_reason={stop_reason})")
+    usage = answer.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return Completion(
+        text=text,
+        finish_reason=stop_reason if isinstance(stop_reason, str) else None,
+        input_tokens=_int_or_none(usage.get("input_tokens")),
+        output_tokens=_int_or_none(usage.get("output_tokens")),
+    )

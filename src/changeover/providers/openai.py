@@ -28,7 +28,6 @@ class OpenAIProvider(Provider):
 
         self._openai = openai
         self._settings = settings
-        self._completion_type = openai.types.chat.ChatCompletion
         # Retries are ours (generate.py), so that they are counted, honour Retry-After across
         # all workers of a model, and show in the summary.
         self._client = openai.AsyncOpenAI(
@@ -55,11 +54,12 @@ class OpenAIProvider(Provider):
     async def complete(self, request: Request) -> Completion:
         openai = self._openai
         try:
-            # The client's low-level `post` with the SDK's own response type: the typed
-            # `chat.completions.create` re-walks every parameter and costs twice the CPU per
-            # request, which caps throughput at high concurrency (docs/generate.md).
-            answer = await self._client.post(
-                "/chat/completions", body=self._body(request), cast_to=self._completion_type
+            # The client's low-level `post`, reading the body as bytes: the typed
+            # `chat.completions.create` re-walks every parameter and builds pydantic models, which
+            # doubles the CPU per request and caps throughput at high concurrency
+            # (docs/generate.md). Errors still come as the SDK's exception classes.
+            raw = await self._client.post(
+                "/chat/completions", body=self._body(request), cast_to=bytes
             )
         except openai.APIStatusError as error:
             status = error.status_code
@@ -73,33 +73,41 @@ class OpenAIProvider(Provider):
             raise CallError("timeout", f"no answer within {self._settings.timeout:g}s") from None
         except openai.APIConnectionError as error:
             raise CallError("connection", f"connection failed: {short(error)}") from None
-        except (json.JSONDecodeError, openai.APIResponseValidationError) as error:
-            raise CallError("malformed", f"the answer is not valid JSON ({short(error)})") from None
-        choices = getattr(answer, "choices", None)
-        if not isinstance(choices, list) or not choices:
-            raise CallError("malformed", "the answer has no choices")
-        choice = choices[0]
-        message = getattr(choice, "message", None)
-        text = getattr(message, "content", None)
-        finish_reason = getattr(choice, "finish_reason", None)
-        if text is not None and not isinstance(text, str):
-            raise CallError("malformed", "the message content is not text")
-        if not text:
-            raise CallError("empty", f"the answer has no text (finish_reason={finish_reason})")
-        usage = getattr(answer, "usage", None)
-        return Completion(
-            text=text,
-            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
-            input_tokens=_int_or_none(getattr(usage, "prompt_tokens", None)),
-            output_tokens=_int_or_none(getattr(usage, "completion_tokens", None)),
-        )
+        return parse_chat_completion(raw)
 
     async def aclose(self) -> None:
         await self._client.close()
 
 
+def parse_chat_completion(raw: bytes) -> Completion:
+    """A chat-completions answer (OpenAI's documented JSON) as a Completion."""
+    try:
+        answer = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CallError("malformed", f"the answer is not valid JSON ({short(error)})") from None
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise CallError("malformed", "the answer has no choices")
+    choice = choices[0]
+    message = choice.get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    finish_reason = choice.get("finish_reason")
+    if text is not None and not isinstance(text, str):
+        raise CallError("malformed", "the message content is not text")
+    if not text:
+        raise CallError("empty", f"the answer has no text (finish_reason={finish_reason})")
+    usage = answer.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return Completion(
+        text=text,
+        finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+        input_tokens=_int_or_none(usage.get("prompt_tokens")),
+        output_tokens=_int_or_none(usage.get("completion_tokens")),
+    )
+
+
 def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _http_client(sdk: Any, settings: ModelSettings) -> Any:

@@ -45,6 +45,7 @@ class ModelSettings(BaseModel):
     max_tokens: PositiveInt | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     concurrency: PositiveInt = 8
+    processes: PositiveInt = 1
     requests_per_minute: PositiveFloat | None = None
     tokens_per_minute: PositiveFloat | None = None
     timeout: PositiveFloat = 60.0
