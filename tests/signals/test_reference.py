@@ -69,6 +69,13 @@ def test_exact_match_and_f1() -> None:
     assert partial.containment == 0.0
 
 
+def test_cjk_is_compared_character_by_character() -> None:
+    assert normalise_answer("東京タワー") == "東 京 タ ワ ー"
+    scores = reference_scores("日本の首都は東京です。", ["東京"])
+    assert scores.containment == 1.0 and scores.token_recall == 1.0
+    assert reference_scores("首都は大阪です", ["東京"]).token_recall == 0.0
+
+
 def test_containment_is_on_whole_words() -> None:
     assert reference_scores("It is in Parisian style", ["Paris"]).containment == 0.0
     assert reference_scores("six seasons", ["6"]).containment == 1.0

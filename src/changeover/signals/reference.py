@@ -12,7 +12,8 @@ match" of EVOUNA, Wang et al. 2023), computed against every reference and keepin
 Normalisation lower-cases, drops accents, punctuation and articles (English, Spanish, French,
 German, Portuguese) and a plural -s on longer words, joins digit groups ("1,000" → "1000") and
 writes English number words as digits ("twenty-one" → "21"), so that formatting is not mistaken
-for content.
+for content. Chinese, Japanese and Korean characters are tokens of their own, as in the
+character-level scoring of multilingual QA (MLQA, Lewis et al. 2020).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from changeover.signals.result import SignalResult
 from changeover.signals.settings import BINARY_METRICS, ReferenceSignal, bin_labels
-from changeover.signals.text import normalise_text
+from changeover.signals.text import CJK_CHARACTER, normalise_text
 
 __all__ = [
     "ReferenceScores",
@@ -110,6 +111,7 @@ def _singular(token: str) -> str:
 def answer_tokens(text: str) -> list[str]:
     """The tokens a reference metric compares (see `normalise_answer`)."""
     text = _DIGIT_GROUPS.sub("", normalise_text(text))
+    text = CJK_CHARACTER.sub(r" \g<0> ", text)  # CJK is written without spaces: one per character
     tokens = [_singular(t) for t in _PUNCT.sub(" ", text).split() if t not in _ARTICLES]
     return _numbers_as_digits(tokens)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["count_words", "normalise_text", "strip_accents"]
+__all__ = ["CJK_CHARACTER", "count_words", "normalise_text", "strip_accents"]
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+CJK_CHARACTER = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 _WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*|\d+(?:[.,]\d+)*")
 
 
@@ -31,5 +31,5 @@ def normalise_text(text: str) -> str:
 
 def count_words(text: str) -> int:
     """Words of a text; CJK text, written without spaces, counts one word per two characters."""
-    cjk = len(_CJK.findall(text))
-    return len(_WORD.findall(_CJK.sub(" ", text))) + (cjk + 1) // 2
+    cjk = len(CJK_CHARACTER.findall(text))
+    return len(_WORD.findall(CJK_CHARACTER.sub(" ", text))) + (cjk + 1) // 2
