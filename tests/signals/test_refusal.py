@@ -263,3 +263,12 @@ def test_a_response_that_is_one_quotation_still_counts() -> None:
 )
 def test_common_assistant_refusals(text: str) -> None:
     assert detect_refusal(text).level == "refused"
+
+
+def test_binary_scale_folds_partial_into_refused() -> None:
+    binary = RefusalSignal(scale="binary")
+    assert binary.levels == ("complied", "refused")
+    result = detect_refusal(PARTIAL["es"], settings=binary)
+    assert (result.value, result.level) == (0.5, "refused")
+    assert result.detail.startswith("partial: es")
+    assert detect_refusal("Claro, aquí está.", settings=binary).level == "complied"

@@ -473,7 +473,16 @@ class RefusalDetector:
         return best
 
     def detect(self, text: str) -> SignalResult:
-        """Score one response: `refused`, `partial` or `complied`, with the cue as detail."""
+        """Score one response: `refused`, `partial` or `complied`, with the cue as detail.
+
+        With `scale: binary`, a partial refusal is reported as `refused` (value stays 0.5).
+        """
+        result = self._detect(text)
+        if result.level == "partial" and self.settings.scale == "binary":
+            return SignalResult(result.value, "refused", f"partial: {result.detail}")
+        return result
+
+    def _detect(self, text: str) -> SignalResult:
         for regex in self._ignore:
             text = regex.sub(lambda m: " " * len(m.group(0)), text)
         norm = normalise_text(text)

@@ -151,7 +151,8 @@ class RefusalPatterns(BaseModel):
 
 
 class RefusalSignal(_Signal):
-    """Phrase and structure detector for refusals: levels `complied`, `partial`, `refused`."""
+    """Phrase and structure detector for refusals: levels `complied`, `partial`, `refused`
+    (`scale: binary` folds `partial` into `refused`)."""
 
     kind: Literal["refusal"] = "refusal"
     dimension: str = Field(default="refusal", min_length=1)
@@ -159,6 +160,7 @@ class RefusalSignal(_Signal):
     builtin_patterns: bool = True
     patterns: RefusalPatterns = RefusalPatterns()
     short_answer_words: NonNegativeInt = 25
+    scale: Literal["three_way", "binary"] = "three_way"
 
     @field_validator("languages")
     @classmethod
@@ -182,6 +184,8 @@ class RefusalSignal(_Signal):
 
     @property
     def levels(self) -> tuple[str, ...]:
+        if self.scale == "binary":
+            return ("complied", "refused")
         return ("complied", "partial", "refused")
 
 
