@@ -40,6 +40,7 @@ from changeover.providers import (
     Request,
     make_provider,
 )
+from changeover.providers.base import short
 from changeover.study import Study
 from changeover.workspace import CachedCall, Item, ResponseRecord, ResponseSource, Workspace
 
@@ -274,7 +275,7 @@ class Caller:
                 await self.limiter.acquire(estimate)
             started = self._clock()
             try:
-                completion = await self.provider.complete(request)
+                completion = await self._complete(request)
             except CallError as error:
                 if error.kind == "fatal":
                     self.stopped = error
@@ -296,6 +297,16 @@ class Caller:
                 retries=retries,
                 cost=self.cost(completion),
             )
+
+    async def _complete(self, request: Request) -> Completion:
+        """One attempt. An unexpected exception from an SDK becomes a recorded error rather than
+        the end of the run: thousands of stored responses matter more than one odd answer."""
+        try:
+            return await self.provider.complete(request)
+        except (CallError, asyncio.CancelledError):
+            raise
+        except Exception as error:  # noqa: BLE001
+            raise CallError("client", f"{type(error).__name__}: {short(error)}") from None
 
     def _wait(self, attempt: int, error: CallError) -> float:
         """Exponential backoff with jitter; a Retry-After is honoured and pauses the model."""
