@@ -35,6 +35,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "CachedCall",
+    "GeneratedResponse",
     "ImportResult",
     "Item",
     "PendingItem",
@@ -222,6 +223,17 @@ class CachedCall:
     input_tokens: int | None
     output_tokens: int | None
     latency_s: float | None
+
+
+@dataclass(frozen=True)
+class GeneratedResponse:
+    """A response from generation, with the fresh provider answer to cache (None when the
+    answer came from the cache or the provider is not cached)."""
+
+    record: ResponseRecord
+    call: CachedCall | None
+    provider: str
+    model_id: str
 
 
 @dataclass(frozen=True)
@@ -481,24 +493,18 @@ class Workspace:
                 db, key, provider=provider, model_id=model_id, call=call, run_id=run_id
             )
 
-    def store_generated(
-        self,
-        record: ResponseRecord,
-        *,
-        call: CachedCall | None,
-        provider: str,
-        model_id: str,
-        run_id: int | None,
-    ) -> None:
-        """Store a generated response and, for a fresh answer, its cache entry: one transaction,
-        so a crash leaves both or neither."""
+    def store_generated(self, entries: Sequence[GeneratedResponse], *, run_id: int | None) -> None:
+        """Store generated responses and, for fresh answers, their cache entries, in one
+        transaction: a crash leaves all of them or none."""
         with self.transaction() as db:
-            if call is not None and record.cache_key is not None:
-                self._write_call(
-                    db, record.cache_key, provider=provider, model_id=model_id, call=call,
-                    run_id=run_id,
-                )  # fmt: skip
-            self._write_response(db, record, run_id)
+            for entry in entries:
+                record = entry.record
+                if entry.call is not None and record.cache_key is not None:
+                    self._write_call(
+                        db, record.cache_key, provider=entry.provider, model_id=entry.model_id,
+                        call=entry.call, run_id=run_id,
+                    )  # fmt: skip
+                self._write_response(db, record, run_id)
 
     # -- reading tables -------------------------------------------------------------------------
 
