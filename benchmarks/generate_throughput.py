@@ -77,10 +77,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument(
-        "--processes", type=int, default=2, help="the model's `processes:` setting (HTTP workers)"
+        "--processes", type=int, default=1, help="the model's `processes:` setting (HTTP workers)"
     )
     args = parser.parse_args()
 
+    load_before = round(os.getloadavg()[0], 2)
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.llm_server", "--latency", str(args.latency)],
         cwd=ROOT,
@@ -143,6 +144,7 @@ def main() -> None:
         "p50_latency_s": summary["latency_p50_s"],
         "p95_latency_s": summary["latency_p95_s"],
         "cpus": os.cpu_count(),
+        "load_average_1min_before": load_before,
     }
     print(f"ideal {ideal:.3f}s, generate {summary['elapsed_s']:.3f}s "
           f"({result['ratio_to_ideal']}x), second run {result['second_run_requests']} requests, "
