@@ -210,6 +210,25 @@ def test_call_many_is_the_judges_entry_point(server: FakeLLMServer, tmp_path: Pa
     assert len(server.log) == 7
 
 
+def test_identical_requests_in_flight_are_sent_once(server: FakeLLMServer, tmp_path: Path) -> None:
+    settings = ModelSettings.model_validate(_openai(server, concurrency=8))
+    same = Request((Message("user", "I cannot help with that."),))
+    requests = [same] * 6 + [Request((Message("user", "other"),))]
+
+    async def run() -> list[bool]:
+        provider = make_provider("judge", settings, base=tmp_path)
+        caller = Caller("judge", settings, provider)
+        try:
+            results = await call_many(caller, requests)
+        finally:
+            await caller.aclose()
+        assert all(r.completion is not None for r in results)
+        return [r.is_cached for r in results]
+
+    assert sorted(asyncio.run(run())) == [False, False] + [True] * 5
+    assert sorted(r.prompt for r in server.log) == ["I cannot help with that.", "other"]
+
+
 def test_replay_serves_recorded_responses(tmp_path: Path) -> None:
     (tmp_path / "recorded.jsonl").write_text(
         '{"item_id": "q0000", "response": "recorded answer", "output_tokens": 3}\n'

@@ -26,7 +26,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -236,6 +236,7 @@ class Caller:
         self._clock = clock
         self._resume_at = 0.0
         self._generation = settings.generation_settings()
+        self._in_flight: dict[str, asyncio.Future[CallResult]] = {}
 
     @property
     def model_id(self) -> str:
@@ -327,25 +328,46 @@ class Caller:
         return wait
 
     async def call(self, request: Request) -> CallResult:
-        """The cached answer, or a fresh one (stored in the cache when a workspace is given)."""
+        """The cached answer, or a fresh one (stored in the cache when a workspace is given).
+
+        Identical requests in flight at the same time are sent once: a judge scoring many
+        identical responses (the same canned refusal, say) pays for one call.
+        """
         key = self.key(request)
         hit = self.cached(request, key)
         if hit is not None:
             return hit
-        result = await self.send(request, key)
-        if (
-            result.completion is not None
-            and self.workspace is not None
-            and self.provider.is_cacheable
-        ):
-            self.workspace.store_call(
-                key,
-                provider=self.settings.provider,
-                model_id=self.model_id,
-                call=_as_cached(result),
-                run_id=self.run_id,
-            )
-        return result
+        in_flight = self._in_flight.get(key)
+        if in_flight is not None:
+            shared = await asyncio.shield(in_flight)
+            return replace(shared, is_cached=shared.completion is not None, retries=Counter())
+        future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            result = await self.send(request, key)
+            if (
+                result.completion is not None
+                and self.workspace is not None
+                and self.provider.is_cacheable
+            ):
+                self.workspace.store_call(
+                    key,
+                    provider=self.settings.provider,
+                    model_id=self.model_id,
+                    call=_as_cached(result),
+                    run_id=self.run_id,
+                )
+            future.set_result(result)
+            return result
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark it retrieved: the waiters re-raise it
+            raise
+        finally:
+            del self._in_flight[key]
 
     async def aclose(self) -> None:
         await self.provider.aclose()
