@@ -26,7 +26,7 @@ from changeover.generate import (
 from changeover.io import import_items
 from changeover.providers import Message, ModelSettings, Request, make_provider
 from changeover.study import load_study
-from changeover.workspace import Item, open_workspace
+from changeover.workspace import Item, WorkspaceError, open_workspace
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.studies import CHANGEOVER, study_with_items, write_items, write_study
 
@@ -93,6 +93,22 @@ def test_failures_are_kept_until_retry_failed(server: FakeLLMServer, tmp_path: P
         assert (retried.done, retried.cached, retried.requests) == (1, 1, 1)
         errors = workspace.frame("responses")["error"].to_list()
         assert errors == [None, None]
+
+
+def test_two_runs_never_share_a_workspace(server: FakeLLMServer, tmp_path: Path) -> None:
+    settings = _openai(server)
+    study, workspace = study_with_items(tmp_path, {"legacy": settings, "cand": settings}, ["a"])
+    busy = "another `changeover generate` is running"
+    with (
+        workspace,
+        open_workspace(workspace.path) as other,
+        other.exclusive("generate"),
+        pytest.raises(WorkspaceError, match=busy),
+    ):
+        generate(study, workspace)
+    assert server.log == []
+    with open_workspace(tmp_path / "changeover.db") as workspace:
+        assert generate(study, workspace).models[0].done == 1
 
 
 def test_limit_takes_the_first_items(server: FakeLLMServer, tmp_path: Path) -> None:

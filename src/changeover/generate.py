@@ -696,6 +696,24 @@ async def generate_responses(
     item_ids = (
         workspace.item_ids() if any(study.models[n].provider == "replay" for n in names) else set()
     )
+    with workspace.exclusive("generate"):
+        return await _generate_locked(
+            study, workspace, names, base, item_ids, limit, retry_failed, reporter, rng
+        )
+
+
+async def _generate_locked(
+    study: Study,
+    workspace: Workspace,
+    names: list[str],
+    base: Path,
+    item_ids: set[str],
+    limit: int | None,
+    retry_failed: bool,
+    reporter: Reporter | None,
+    rng: random.Random | None,
+) -> GenerateSummary:
+    assert study.models is not None
     providers = [
         make_provider(name, study.models[name], base=base, item_ids=item_ids) for name in names
     ]

@@ -303,6 +303,30 @@ class Workspace:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def exclusive(self, stage: str) -> Iterator[None]:
+        """Hold an OS lock so that two runs of `stage` never work on this workspace at once (they
+        would send the same requests twice). The OS releases it when the process ends, however
+        it ends, so a killed run never leaves a stale lock."""
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock
+            yield
+            return
+        path = self.path.with_name(f"{self.path.name}.{stage}.lock")
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WorkspaceError(
+                    f"{self.path}: another `changeover {stage}` is running on this workspace; "
+                    "wait for it to finish or stop it"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _migrate(self) -> None:
         version = self.schema_version
         if version > SCHEMA_VERSION:
