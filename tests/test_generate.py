@@ -111,6 +111,23 @@ def test_two_runs_never_share_a_workspace(server: FakeLLMServer, tmp_path: Path)
         assert generate(study, workspace).models[0].done == 1
 
 
+def test_a_failed_write_stops_the_run_with_a_clear_error(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    settings = _openai(server, concurrency=1)
+    prompts = [f"p{i}" for i in range(5)]
+    study, workspace = study_with_items(tmp_path, {"legacy": settings, "cand": settings}, prompts)
+    with workspace:
+        workspace._db.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON responses WHEN NEW.item_id = 'q0002'"
+            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        with pytest.raises(WorkspaceError, match="cannot store responses .*disk full.*re-run"):
+            generate(study, workspace, models=["legacy"])
+        assert sorted(workspace.frame("responses")["item_id"]) == ["q0000", "q0001"]
+        assert workspace.frame("runs")["status"].to_list()[-1] == "failed"
+
+
 def test_limit_takes_the_first_items(server: FakeLLMServer, tmp_path: Path) -> None:
     prompts = [f"p{i}" for i in range(6)]
     settings = _openai(server)

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from changeover.errors import InputError, StudyError
 from changeover.providers import (
@@ -49,6 +49,7 @@ from changeover.workspace import (
     ResponseRecord,
     ResponseSource,
     Workspace,
+    WorkspaceError,
 )
 
 __all__ = [
@@ -511,7 +512,10 @@ class _Writer:
     def check(self) -> None:
         """Raise the error of a failed write (a full disk, a locked file) in the caller."""
         if self._error is not None:
-            raise self._error
+            raise WorkspaceError(
+                f"{self._workspace.path}: cannot store responses ({self._error}); what was "
+                "stored is safe, fix the cause and re-run generate to resume"
+            ) from self._error
 
 
 class Reporter(Protocol):
@@ -728,7 +732,7 @@ async def _generate_locked(
     ]
     summaries = [ModelSummary(model=name) for name in names]
     writer = _Writer(workspace, run_id)
-    status: Any = "interrupted"
+    status: Literal["finished", "failed", "interrupted"] = "interrupted"
     try:
         await asyncio.gather(
             *(
@@ -747,6 +751,9 @@ async def _generate_locked(
         writer.flush()
         writer.check()
         status = "finished"
+    except Exception:
+        status = "failed"
+        raise
     finally:
         writer.flush()
         for caller in callers:
