@@ -21,6 +21,7 @@ from changeover.generate import (
     build_request,
     cache_key,
     call_many,
+    call_model,
     generate,
 )
 from changeover.io import import_items
@@ -241,6 +242,21 @@ def test_call_many_is_the_judges_entry_point(server: FakeLLMServer, tmp_path: Pa
     texts = asyncio.run(run())
     assert texts == [f"echo: judge this {i}" for i in range(7)]
     assert len(server.log) == 7
+
+
+def test_call_model_runs_one_model_from_its_settings(server: FakeLLMServer, tmp_path: Path) -> None:
+    settings = ModelSettings.model_validate(_openai(server))
+    requests = [Request((Message("system", "Grade."), Message("user", f"r{i}"))) for i in range(3)]
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        results = asyncio.run(
+            call_model("judge", settings, requests, workspace=workspace, base=tmp_path)
+        )
+        assert [r.completion.text for r in results if r.completion] == [
+            "echo: r0",
+            "echo: r1",
+            "echo: r2",
+        ]
+        assert workspace.frame("calls").height == 3
 
 
 def test_identical_requests_in_flight_are_sent_once(server: FakeLLMServer, tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ __all__ = [
     "build_request",
     "cache_key",
     "call_many",
+    "call_model",
     "estimate_tokens",
     "generate",
     "generate_responses",
@@ -413,6 +414,26 @@ async def call_many(
     workers = min(caller.settings.concurrency, len(requests))
     await asyncio.gather(*(worker() for _ in range(workers)))
     return [result for result in results if result is not None]
+
+
+async def call_model(
+    name: str,
+    settings: ModelSettings,
+    requests: Sequence[Request],
+    *,
+    workspace: Workspace | None,
+    base: Path,
+    run_id: int | None = None,
+    on_result: Callable[[int, CallResult], None] | None = None,
+) -> list[CallResult]:
+    """`call_many` for one model of the study, from its settings: makes the provider and the
+    caller, runs the requests (results in order) and closes the connections."""
+    provider = make_provider(name, settings, base=base)
+    caller = Caller(name, settings, provider, workspace=workspace, run_id=run_id)
+    try:
+        return await call_many(caller, requests, on_result=on_result)
+    finally:
+        await caller.aclose()
 
 
 # -- generation ---------------------------------------------------------------------------------
