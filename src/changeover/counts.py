@@ -61,7 +61,7 @@ def _read_table(path: Path, *, kind: str) -> pl.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=True)
+            return pl.read_csv(path, infer_schema=False)
         if suffix == ".parquet":
             frame = pl.read_parquet(path)
             return frame.with_columns(pl.all().cast(pl.String))

@@ -30,3 +30,72 @@ def counts(
             f"{summary.multiply_labelled:,} responses have several labels: majority taken, "
             f"{summary.ties:,} ties counted as unlabelled, agreement {agreement}"
         )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@app.command()
+def fit(
+    counts: Annotated[Path, typer.Option(help="Counts table (.csv or .parquet): dimension, model, "
+                                         "segment, group, level, human, n.")],
+    study: Annotated[Path, typer.Option(help="The study file.")] = Path("study.yaml"),
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    draws: Annotated[Path | None, typer.Option(help="Save the posterior (ArviZ netCDF) here.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same result.")] = 0,
+    interval: Annotated[float, typer.Option(help="Central interval reported (0-1).")] = 0.95,
+    engine: Annotated[str, typer.Option(help="calibration (default) or error; see the README.")] = "calibration",
+    num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
+    num_warmup: Annotated[int, typer.Option(help="Warm-up iterations per chain.")] = 500,
+    num_chains: Annotated[int, typer.Option(help="Chains (at least 2, for R-hat).")] = 2,
+    allow_uncalibrated: Annotated[bool, typer.Option(help="Fit even a dimension with no human labels.")] = False,
+    exit_code: Annotated[bool, typer.Option(help="Exit 0 if all candidates are ready, 1 if some is "
+                                            "not ready, 3 if undecided (2 stays bad input).")] = False,
+) -> None:
+    """Calibrate the automated signals against the human labels and decide every candidate."""
+    from changeover.calibrate import fit as fit_counts
+    from changeover.errors import ChangeoverError
+    from changeover.report.terminal import print_result
+    from changeover.study import load_study
+    from changeover.counts import read_counts
+
+    if engine not in ("calibration", "error"):
+        raise ChangeoverError(f"--engine: unknown engine '{engine}'; use calibration or error")
+    for path in (out, draws):
+        if path is not None and not path.parent.exists():
+            raise ChangeoverError(f"{path}: folder {path.parent} does not exist; create it first")
+    the_study = load_study(study)
+    table = read_counts(counts, the_study)
+    with console.status("fitting (NUTS)…"):
+        result = fit_counts(
+            the_study,
+            table,
+            engine=engine,  # type: ignore[arg-type]
+            interval=interval,
+            num_samples=num_samples,
+            num_warmup=num_warmup,
+            num_chains=num_chains,
+            seed=seed,
+            allow_uncalibrated=allow_uncalibrated,
+        )
+    print_result(result, console)
+    if out is not None:
+        _write_atomic(out, result.to_json())
+        console.print(f"result written to {out}")
+    if draws is not None and result.draws is not None and result.draws.inference_data is not None:
+        tmp = draws.with_name(f".{draws.name}.tmp")
+        result.draws.inference_data.to_netcdf(str(tmp))
+        tmp.replace(draws)
+        console.print(f"posterior written to {draws}")
+    if exit_code:
+        verdicts = {c.verdict for c in result.candidates.values()}
+        if "not-ready" in verdicts:
+            raise typer.Exit(1)
+        if "undecided" in verdicts:
+            raise typer.Exit(3)

@@ -1,0 +1,291 @@
+"""Running the sampler: NUTS over all blocks at once, diagnostics on every fit.
+
+Compute first, render elsewhere: this module returns draws and diagnostics, never prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import jax.scipy.optimize
+import numpy as np
+from numpyro.infer import MCMC, NUTS, init_to_median
+from numpyro.infer.util import initialize_model
+
+from changeover.calibrate.blocks import Block
+from changeover.calibrate.model import (
+    BlockArrays,
+    Engine,
+    PriorScales,
+    calibration_model,
+    error_model,
+)
+from changeover.errors import CalibrationError
+
+__all__ = ["Diagnostics", "Draws", "sample_posterior"]
+
+LEVEL_PRIOR_TOTAL = 1.0  # Perks: Dirichlet(1/K, ..., 1/K)
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence of the sampler; a fit with max R-hat > 1.01 or divergences is not trusted."""
+
+    max_rhat: float
+    min_ess_bulk: float
+    divergences: int
+    num_chains: int
+    num_samples: int
+    seconds: float = 0.0
+
+    @property
+    def is_converged(self) -> bool:
+        return self.max_rhat <= 1.01 and self.divergences == 0
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.max_rhat <= 1.01:
+            out.append(f"max R-hat {self.max_rhat:.3f} > 1.01: chains disagree")
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions")
+        if self.min_ess_bulk < 100 * self.num_chains:
+            out.append(f"min bulk ESS {self.min_ess_bulk:.0f} is low")
+        return out
+
+
+@dataclass
+class Draws:
+    """Posterior draws per block, flattened over chains: theta [D, M, S], judge [D, M, K]."""
+
+    blocks: list[Block]
+    theta: dict[tuple[str, str], np.ndarray]
+    level_given_pass: dict[tuple[str, str], np.ndarray]
+    level_given_fail: dict[tuple[str, str], np.ndarray]
+    diagnostics: Diagnostics
+    inference_data: Any = field(repr=False, default=None)
+
+
+def _joint_model(engine: Engine, priors: PriorScales, data: BlockArrays) -> None:
+    model = calibration_model if engine == "calibration" else error_model
+    model(data, priors)
+
+
+def _stack(blocks: list[Block]) -> BlockArrays:
+    """Pad every block to the largest segment and level counts and stack them."""
+    m = len(blocks[0].models)
+    s = max(len(b.segments) for b in blocks)
+    k = max(len(b.levels) for b in blocks)
+    arrays = np.zeros((3, len(blocks), m, s, k))
+    mask = np.zeros((len(blocks), k))
+    for i, b in enumerate(blocks):
+        _, bs, bk = b.n_all.shape
+        arrays[0, i, :, :bs, :bk] = b.n_all
+        arrays[1, i, :, :bs, :bk] = b.n_pass
+        arrays[2, i, :, :bs, :bk] = b.n_fail
+        mask[i, :bk] = 1.0
+    return BlockArrays(*(jnp.asarray(a) for a in arrays), level_mask=jnp.asarray(mask))
+
+
+_SAMPLERS: dict[tuple[Any, ...], MCMC] = {}
+
+
+def use_compilation_cache() -> None:
+    """Keep compiled samplers on disk, so a fit of a known shape skips XLA compilation.
+
+    NumPyro traces a fresh closure on every run, which JAX's in-memory cache does not reuse;
+    the persistent cache keys on the compiled program itself. Set CHANGEOVER_CACHE_DIR to move
+    it, or to an empty string to turn it off. A cache directory the caller set is respected.
+    """
+    if jax.config.jax_compilation_cache_dir:
+        return
+    where = os.environ.get(
+        "CHANGEOVER_CACHE_DIR",
+        str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "changeover" / "jax"),
+    )
+    if not where:
+        return
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _sampler(
+    engine: Engine,
+    priors: PriorScales,
+    shapes: tuple[Any, ...],
+    num_warmup: int,
+    num_samples: int,
+    num_chains: int,
+    target_accept: float,
+) -> MCMC:
+    """One compiled sampler per problem shape, reused across fits (benchmarks fit thousands)."""
+    chain_method = "parallel" if jax.local_device_count() >= num_chains else "vectorized"
+    key = (engine, priors, shapes, num_warmup, num_samples, num_chains, target_accept, chain_method)
+    if key not in _SAMPLERS:
+        kernel = NUTS(
+            partial(_joint_model, engine, priors),
+            target_accept_prob=target_accept,
+            init_strategy=init_to_median(num_samples=15),
+        )
+        _SAMPLERS[key] = MCMC(
+            kernel,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            num_chains=num_chains,
+            chain_method=chain_method,
+            progress_bar=False,
+            jit_model_args=True,
+        )
+    return _SAMPLERS[key]
+
+
+def _mode_init(
+    rng_key: jax.Array,
+    engine: Engine,
+    data: BlockArrays,
+    priors: PriorScales,
+    num_chains: int,
+    restarts: int = 4,
+) -> dict[str, jax.Array]:
+    """Start every chain near the best of several posterior modes found by optimisation.
+
+    The error model's mixture likelihood has local modes in which randomly started chains stall.
+    """
+    info = initialize_model(
+        rng_key,
+        partial(_joint_model, engine, priors),
+        model_args=(data,),
+        init_strategy=init_to_median(num_samples=15),
+    )
+    flat0, unravel = jax.flatten_util.ravel_pytree(info.param_info.z)
+    potential = info.potential_fn
+    starts = flat0 + jax.random.normal(rng_key, (restarts, flat0.size)).at[0].set(0.0)
+
+    @jax.jit
+    def optimise(starts: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def one(x0: jax.Array) -> tuple[jax.Array, jax.Array]:
+            found = jax.scipy.optimize.minimize(
+                lambda x: potential(unravel(x)), x0, method="BFGS", options={"maxiter": 300}
+            )
+            return found.x, found.fun
+
+        return jax.vmap(one)(starts)
+
+    found, values = optimise(starts)
+    values = jnp.where(jnp.isfinite(values), values, jnp.inf)
+    best = found[jnp.argmin(values)]
+    jitter = 0.01 * jax.random.normal(jax.random.fold_in(rng_key, 1), (num_chains, best.size))
+    return jax.vmap(unravel)(best[None, :] + jitter)
+
+
+def _level_shares(rng: np.random.Generator, n_all: np.ndarray, num_draws: int) -> np.ndarray:
+    """Exact Dirichlet posterior draws of each cell's level distribution, [D, M, S, K]."""
+    k = n_all.shape[-1]
+    gamma = rng.gamma(n_all[None] + LEVEL_PRIOR_TOTAL / k, size=(num_draws, *n_all.shape))
+    return gamma / gamma.sum(axis=-1, keepdims=True)
+
+
+def _judge_given_truth(
+    pi: np.ndarray, q: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(level | pass) and P(level | fail) per model, traffic-weighted over segments."""
+    w = weights[None, None, :, None]
+    joint_pass = (w * pi * q).sum(axis=2)
+    joint_fail = (w * pi * (1 - q)).sum(axis=2)
+    return (
+        joint_pass / joint_pass.sum(-1, keepdims=True),
+        joint_fail / joint_fail.sum(-1, keepdims=True),
+    )
+
+
+def sample_posterior(
+    blocks: list[Block],
+    weights: dict[str, float],
+    *,
+    engine: Engine = "calibration",
+    num_warmup: int = 500,
+    num_samples: int = 1000,
+    num_chains: int = 2,
+    seed: int = 0,
+    target_accept: float = 0.9,
+    priors: PriorScales = PriorScales(),
+    keep_inference_data: bool = True,
+) -> Draws:
+    """Draw from the posterior of every block; diagnostics are computed on every fit."""
+    if num_chains < 2:
+        raise CalibrationError("num_chains must be at least 2, so that R-hat can compare chains")
+    start = time.perf_counter()
+    use_compilation_cache()
+    data = _stack(blocks)
+    mcmc = _sampler(engine, priors, data.n_all.shape, num_warmup, num_samples, num_chains, target_accept)
+    rng_key = jax.random.PRNGKey(seed)
+    init_key, run_key = jax.random.split(rng_key)
+    init_params = None
+    if engine == "error":
+        init_params = _mode_init(init_key, engine, data, priors, num_chains)
+    with warnings.catch_warnings():
+        # numpyro warns when chains fall back to vectorized on one device; that is expected.
+        warnings.filterwarnings("ignore", message="There are not enough devices", category=UserWarning)
+        mcmc.run(run_key, data, init_params=init_params, extra_fields=("diverging",))
+    samples = mcmc.get_samples(group_by_chain=True)
+    divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
+
+    rng = np.random.default_rng(seed)
+    theta: dict[tuple[str, str], np.ndarray] = {}
+    given_pass: dict[tuple[str, str], np.ndarray] = {}
+    given_fail: dict[tuple[str, str], np.ndarray] = {}
+    posterior: dict[str, np.ndarray] = {}
+    for i, block in enumerate(blocks):
+        _, bs, bk = block.n_all.shape
+        w = np.array([weights[s] for s in block.segments])
+        w = w / w.sum()
+        if engine == "calibration":
+            q = np.asarray(samples["q"][:, :, i, :, :bs, :bk])  # [C, D, M, S, K]
+            pi = _level_shares(rng, block.n_all, num_chains * num_samples).reshape(q.shape)
+            th = (pi * q).sum(-1)
+            flat = (-1, *q.shape[2:])
+            lp, lf = _judge_given_truth(pi.reshape(flat), q.reshape(flat), w)
+        else:
+            th = np.asarray(samples["theta"][:, :, i, :, :bs])
+            phi = np.asarray(samples["phi"][:, :, i, :, :, :bk]).reshape(-1, len(block.models), 2, bk)
+            lp, lf = phi[:, :, 1, :], phi[:, :, 0, :]
+        theta[block.key] = th.reshape(-1, *th.shape[2:])
+        given_pass[block.key], given_fail[block.key] = lp, lf
+        posterior[f"theta[{block.dimension},{block.group_key}]"] = th
+    for name, value in samples.items():
+        if name not in ("q", "theta", "phi"):
+            posterior[name] = np.asarray(value)
+
+    idata = az.from_dict(posterior=posterior)
+    # Convergence is judged on what decisions are made of (every cell's rate) and on the
+    # hyper-parameters; the standard-normal effects behind them are nuisance coordinates.
+    watched = [v for v in posterior if v.startswith("theta[") or v in ("mu", "sd", "a", "psi")]
+    rhat = az.rhat(idata, var_names=watched)
+    ess = az.ess(idata, method="bulk", var_names=watched)
+    max_rhat = float(max(np.nanmax(rhat[v].values) for v in rhat.data_vars))
+    min_ess = float(min(np.nanmin(ess[v].values) for v in ess.data_vars))
+    diagnostics = Diagnostics(
+        max_rhat=max_rhat,
+        min_ess_bulk=min_ess,
+        divergences=divergences,
+        num_chains=num_chains,
+        num_samples=num_samples,
+        seconds=time.perf_counter() - start,
+    )
+    return Draws(
+        blocks=blocks,
+        theta=theta,
+        level_given_pass=given_pass,
+        level_given_fail=given_fail,
+        diagnostics=diagnostics,
+        inference_data=idata if keep_inference_data else None,
+    )
