@@ -39,7 +39,10 @@ def _mutated(change) -> dict:  # type: ignore[no-untyped-def]
         (lambda d: d["gates"][1].update(scope="some"), "gates[1].scope"),
         (lambda d: d.update(candidates=["legacy"]), "incumbent 'legacy' is also listed"),
         (lambda d: d.pop("incumbent"), "missing required key 'incumbent'"),
-        (lambda d: d["gates"][2].update(name="correctness"), "gates[2].name: 'correctness' is used twice"),
+        (
+            lambda d: d["gates"][2].update(name="correctness"),
+            "gates[2].name: 'correctness' is used twice",
+        ),
         (lambda d: d.update(decision={"probability": 1.5}), "decision.probability"),
         (
             lambda d: d.update(models={"legacy": {"provider": "replay", "file": "x.jsonl"}}),

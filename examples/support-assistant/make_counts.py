@@ -1,6 +1,6 @@
 """Regenerate counts.csv: a simulated study with a designed truth (cand-a fine, cand-b worse).
 
-    python examples/support-assistant/make_counts.py
+python examples/support-assistant/make_counts.py
 """
 
 from __future__ import annotations
@@ -33,12 +33,24 @@ def main() -> None:
     tables = []
     for dimension, group, levels, n, labels, base, shift in PARTS:
         scenario = Scenario(
-            **COMMON, dimension=dimension, group=group, n_levels=levels, responses_per_cell=n,
-            n_labels=labels, base_rate=base, model_shift=shift, accuracy=(0.8, 0.95),
+            **COMMON,
+            dimension=dimension,
+            group=group,
+            n_levels=levels,
+            responses_per_cell=n,
+            n_labels=labels,
+            base_rate=base,
+            model_shift=shift,
+            accuracy=(0.8, 0.95),
         )
         sim = simulate(scenario, rng)
         tables.append(sim.counts)
-        print(dimension, group or "-", "true overall rates:", {m: round(float(r), 3) for m, r in zip(COMMON["models"], sim.overall)})
+        print(
+            dimension,
+            group or "-",
+            "true overall rates:",
+            {m: round(float(r), 3) for m, r in zip(COMMON["models"], sim.overall, strict=True)},
+        )
     pl.concat(tables).write_csv(HERE / "counts.csv")
 
 

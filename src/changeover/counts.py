@@ -146,11 +146,11 @@ def validate_counts(frame: pl.DataFrame, study: Study, *, source: str = "counts"
     _check_names(frame, "segment", study.segment_names, source, header, "segment")
     human = _check_human(frame, source, header)
     n_text = pl.col("n").str.strip_chars()
-    index = _first_bad(frame, ~n_text.str.contains(r"^\+?[0-9]+$"))
+    index = _first_bad(frame, n_text.is_null() | ~n_text.str.contains(r"^\+?[0-9]+$"))
     if index is not None:
         raise InputError(
-            f"{_row_label(source, index, header=header)}: column n: '{frame['n'][index]}' is not a "
-            "non-negative integer count"
+            f"{_row_label(source, index, header=header)}: column n: '{frame['n'][index] or ''}' is "
+            "not a non-negative integer count"
         )
     typed = frame.with_columns(
         pl.col("dimension", "model", "segment", "level").str.strip_chars(),
@@ -212,10 +212,7 @@ def read_rows(path: str | Path) -> pl.LazyFrame:
     suffix = path.suffix.lower()
     if not path.exists():
         raise InputError(f"{path}: rows file not found")
-    if suffix == ".parquet":
-        frame = pl.scan_parquet(path)
-    else:
-        frame = _read_table(path, kind="rows").lazy()
+    frame = pl.scan_parquet(path) if suffix == ".parquet" else _read_table(path, kind="rows").lazy()
     columns = frame.collect_schema().names()
     for column in ROWS_COLUMNS:
         if column not in columns:
@@ -235,7 +232,9 @@ def counts_from_rows(
     """
     lazy = rows.lazy()
     schema = lazy.collect_schema()
-    text = [c for c in ("model", "segment", "group", "dimension", "level") if schema[c] != pl.String]
+    text = [
+        c for c in ("model", "segment", "group", "dimension", "level") if schema[c] != pl.String
+    ]
     lazy = lazy.with_columns(pl.col(c).cast(pl.String) for c in text)
     human = pl.col("human")
     if schema["human"] == pl.String:
@@ -245,7 +244,9 @@ def counts_from_rows(
         human.cast(pl.Int8, strict=False).alias("human_int"),
         human.is_not_null().alias("has_label"),
     )
-    bad_label = lazy.filter(pl.col("has_label") & ~pl.col("human_int").is_in([0, 1]).fill_null(False))
+    bad_label = lazy.filter(
+        pl.col("has_label") & ~pl.col("human_int").is_in([0, 1]).fill_null(False)
+    )
     first_bad = bad_label.select(pl.col("human").cast(pl.String)).head(1).collect()
     if first_bad.height:
         raise InputError(

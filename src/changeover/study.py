@@ -152,7 +152,7 @@ def _format_error(source: str, error: ValidationError) -> str:
     loc = _format_location(tuple(first["loc"]))
     kind = first["type"]
     if kind == "extra_forbidden":
-        return f"{source}: unknown key '{loc}'; check the spelling (see the study file reference in the README)"
+        return f"{source}: unknown key '{loc}'; check the spelling (the README lists every key)"
     if kind == "missing":
         return f"{source}: missing required key '{loc}'; add it"
     msg = first["msg"].removeprefix("Value error, ")
@@ -167,7 +167,9 @@ def _format_error(source: str, error: ValidationError) -> str:
 def parse_study(data: Any, *, source: str = "study", path: Path | None = None) -> Study:
     """Validate a study given as a mapping (already parsed YAML)."""
     if not isinstance(data, dict):
-        raise StudyError(f"{source}: expected a mapping of keys (incumbent, candidates, ...) at the top")
+        raise StudyError(
+            f"{source}: expected a mapping of keys (incumbent, candidates, ...) at the top"
+        )
     try:
         study = Study.model_validate(data)
     except ValidationError as error:

@@ -34,7 +34,9 @@ def _check_labels(blocks: list[Block], allow_uncalibrated: bool) -> list[str]:
             continue
         for m, model in enumerate(block.models):
             if block.n_all[m].sum() == 0:
-                notes.append(f"{block.label}: model '{model}' has no responses; its rate is a guess")
+                notes.append(
+                    f"{block.label}: model '{model}' has no responses; its rate is a guess"
+                )
             elif block.n_pass[m].sum() + block.n_fail[m].sum() == 0:
                 notes.append(
                     f"{block.label}: model '{model}' has no human labels; its calibration is "
@@ -87,7 +89,9 @@ def fit(
     result = decide(study, draws, interval=interval, engine=engine)
     problems = draws.diagnostics.problems()
     if problems:
-        notes.append("the sampler did not converge: " + "; ".join(problems) + " — do not trust this fit")
+        notes.append(
+            "the sampler did not converge: " + "; ".join(problems) + " — do not trust this fit"
+        )
     for note in notes:
         warnings.warn(note, stacklevel=2)
     result.warnings = notes

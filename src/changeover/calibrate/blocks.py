@@ -57,12 +57,12 @@ def level_order(levels: list[str]) -> list[str]:
     return sorted(levels, key=key)
 
 
-def blocks_from_counts(
-    counts: pl.DataFrame, models: list[str], segments: list[str]
-) -> list[Block]:
+def blocks_from_counts(counts: pl.DataFrame, models: list[str], segments: list[str]) -> list[Block]:
     """Split a validated counts table into one block of arrays per (dimension, group)."""
     blocks = []
-    keys = counts.select("dimension", "group").unique(maintain_order=True).sort("dimension", "group")
+    keys = (
+        counts.select("dimension", "group").unique(maintain_order=True).sort("dimension", "group")
+    )
     for dimension, group in keys.iter_rows():
         part = counts.filter((pl.col("dimension") == dimension) & (pl.col("group") == group))
         levels = level_order(part["level"].unique().to_list())
@@ -92,6 +92,15 @@ def blocks_from_counts(
                 stacklevel=2,
             )
         blocks.append(
-            Block(dimension, group, tuple(models), tuple(present), tuple(levels), n_all, n_pass, n_fail)
+            Block(
+                dimension,
+                group,
+                tuple(models),
+                tuple(present),
+                tuple(levels),
+                n_all,
+                n_pass,
+                n_fail,
+            )
         )
     return blocks

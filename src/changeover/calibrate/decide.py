@@ -146,7 +146,9 @@ def check_gates(study: Study, blocks: list[Block]) -> None:
         )
 
 
-def decide(study: Study, draws: Draws, *, interval: float = 0.95, engine: str = "calibration") -> Result:
+def decide(
+    study: Study, draws: Draws, *, interval: float = 0.95, engine: str = "calibration"
+) -> Result:
     """Rates, contrasts, gate probabilities and a verdict per candidate."""
     models = list(draws.blocks[0].models) if draws.blocks else study.model_names
     inc = models.index(study.incumbent)
@@ -166,7 +168,8 @@ def decide(study: Study, draws: Draws, *, interval: float = 0.95, engine: str = 
             per_model[model] = {
                 "overall": _interval_dict(overall[:, m], interval),
                 "segments": {
-                    s: _interval_dict(theta[:, m, j], interval) for j, s in enumerate(block.segments)
+                    s: _interval_dict(theta[:, m, j], interval)
+                    for j, s in enumerate(block.segments)
                 },
             }
             judge_models[model] = {
@@ -182,7 +185,8 @@ def decide(study: Study, draws: Draws, *, interval: float = 0.95, engine: str = 
         rates.setdefault(block.dimension, {})[block.group_key] = per_model
         judge.setdefault(block.dimension, {})[block.group_key] = judge_models
         labels.setdefault(block.dimension, {})[block.group_key] = {
-            model: int(block.n_pass[m].sum() + block.n_fail[m].sum()) for m, model in enumerate(models)
+            model: int(block.n_pass[m].sum() + block.n_fail[m].sum())
+            for m, model in enumerate(models)
         }
 
     check_gates(study, draws.blocks)
@@ -203,22 +207,26 @@ def decide(study: Study, draws: Draws, *, interval: float = 0.95, engine: str = 
             ]
             for j, segment in enumerate(block.segments):
                 parts.append(
-                    (segment, theta[:, c, j] - theta[:, inc, j], gate.margin_for_segments,
-                     gate.scope != "overall")
+                    (
+                        segment,
+                        theta[:, c, j] - theta[:, inc, j],
+                        gate.margin_for_segments,
+                        gate.scope != "overall",
+                    )
                 )
             entry: dict[str, Any] = {"segments": {}}
             for where, diff, margin, gated in parts:
                 holds = gate_holds(diff, gate, margin)
                 s = summarise(diff, interval)
-                value = asdict(
-                    Contrast(s.mean, s.lo, s.hi, float(holds.mean()), margin, gated)
-                )
+                value = asdict(Contrast(s.mean, s.lo, s.hi, float(holds.mean()), margin, gated))
                 if where == "overall":
                     entry["overall"] = value
                 else:
                     entry["segments"][where] = value
                 if gated:
-                    conditions.append(Condition(gate.name, candidate, where, float(holds.mean()), required))
+                    conditions.append(
+                        Condition(gate.name, candidate, where, float(holds.mean()), required)
+                    )
                     current = holds_all[candidate]
                     holds_all[candidate] = holds if current is None else (current & holds)
             contrasts[candidate] = entry
@@ -270,7 +278,9 @@ def _verdict(
         )
     if p_all >= bar:
         return CandidateResult(
-            "ready", p_all, f"all {len(conditions)} gate conditions hold jointly with P = {p_all:.3f}"
+            "ready",
+            p_all,
+            f"all {len(conditions)} gate conditions hold jointly with P = {p_all:.3f}",
         )
     weakest = min(conditions, key=lambda x: x.probability)
     return CandidateResult(

@@ -93,7 +93,8 @@ def _stack(blocks: list[Block]) -> BlockArrays:
         arrays[1, i, :, :bs, :bk] = b.n_pass
         arrays[2, i, :, :bs, :bk] = b.n_fail
         mask[i, :bk] = 1.0
-    return BlockArrays(*(jnp.asarray(a) for a in arrays), level_mask=jnp.asarray(mask))
+    n_all, n_pass, n_fail = (jnp.asarray(a) for a in arrays)
+    return BlockArrays(n_all, n_pass, n_fail, level_mask=jnp.asarray(mask))
 
 
 _SAMPLERS: dict[tuple[Any, ...], MCMC] = {}
@@ -106,7 +107,7 @@ def use_compilation_cache() -> None:
     the persistent cache keys on the compiled program itself. Set CHANGEOVER_CACHE_DIR to move
     it, or to an empty string to turn it off. A cache directory the caller set is respected.
     """
-    if jax.config.jax_compilation_cache_dir:
+    if getattr(jax.config, "jax_compilation_cache_dir", None):
         return
     where = os.environ.get(
         "CHANGEOVER_CACHE_DIR",
@@ -226,7 +227,9 @@ def sample_posterior(
     start = time.perf_counter()
     use_compilation_cache()
     data = _stack(blocks)
-    mcmc = _sampler(engine, priors, data.n_all.shape, num_warmup, num_samples, num_chains, target_accept)
+    mcmc = _sampler(
+        engine, priors, data.n_all.shape, num_warmup, num_samples, num_chains, target_accept
+    )
     rng_key = jax.random.PRNGKey(seed)
     init_key, run_key = jax.random.split(rng_key)
     init_params = None
@@ -234,7 +237,9 @@ def sample_posterior(
         init_params = _mode_init(init_key, engine, data, priors, num_chains)
     with warnings.catch_warnings():
         # numpyro warns when chains fall back to vectorized on one device; that is expected.
-        warnings.filterwarnings("ignore", message="There are not enough devices", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="There are not enough devices", category=UserWarning
+        )
         mcmc.run(run_key, data, init_params=init_params, extra_fields=("diverging",))
     samples = mcmc.get_samples(group_by_chain=True)
     divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
@@ -256,7 +261,9 @@ def sample_posterior(
             lp, lf = _judge_given_truth(pi.reshape(flat), q.reshape(flat), w)
         else:
             th = np.asarray(samples["theta"][:, :, i, :, :bs])
-            phi = np.asarray(samples["phi"][:, :, i, :, :, :bk]).reshape(-1, len(block.models), 2, bk)
+            phi = np.asarray(samples["phi"][:, :, i, :, :, :bk]).reshape(
+                -1, len(block.models), 2, bk
+            )
             lp, lf = phi[:, :, 1, :], phi[:, :, 0, :]
         theta[block.key] = th.reshape(-1, *th.shape[2:])
         given_pass[block.key], given_fail[block.key] = lp, lf

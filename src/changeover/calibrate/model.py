@@ -102,7 +102,9 @@ def _effects(
     names = list(shapes)
     sizes = [int(np.prod(shapes[n])) for n in names]
     scale = jnp.array([scales[n] for n in names])
-    sd = numpyro.sample("sd", dist.HalfNormal(jnp.broadcast_to(scale, (n_blocks, len(names)))).to_event(2))
+    sd = numpyro.sample(
+        "sd", dist.HalfNormal(jnp.broadcast_to(scale, (n_blocks, len(names)))).to_event(2)
+    )
     z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([n_blocks, sum(sizes)]).to_event(2))
     out = {}
     offset = 0
@@ -120,10 +122,20 @@ def calibration_logits(
     b, m, s, k = n_blocks, n_models, n_segments, n_levels
     mu = numpyro.sample("mu", dist.Normal(0.0, priors.location).expand([b, k]).to_event(2))
     e = _effects(
-        {"model_level": (m, k), "segment": (s,), "cell": (m, s), "segment_level": (s, k),
-         "cell_level": (m, s, k)},
-        {"model_level": priors.shift, "segment": priors.shift, "cell": priors.shift,
-         "segment_level": priors.shape, "cell_level": priors.shape},
+        {
+            "model_level": (m, k),
+            "segment": (s,),
+            "cell": (m, s),
+            "segment_level": (s, k),
+            "cell_level": (m, s, k),
+        },
+        {
+            "model_level": priors.shift,
+            "segment": priors.shift,
+            "cell": priors.shift,
+            "segment_level": priors.shape,
+            "cell_level": priors.shape,
+        },
         b,
     )
     return (
@@ -141,7 +153,8 @@ def calibration_model(data: BlockArrays, priors: PriorScales = PriorScales()) ->
 
     `pi` is not sampled here: its Dirichlet posterior is exact and drawn outside NUTS.
     """
-    eta = calibration_logits(*data.n_all.shape, priors)
+    b, m, s, k = data.n_all.shape
+    eta = calibration_logits(b, m, s, k, priors)
     numpyro.deterministic("q", jax.nn.sigmoid(eta))
     loglik = data.n_pass * jax.nn.log_sigmoid(eta) + data.n_fail * jax.nn.log_sigmoid(-eta)
     numpyro.factor("labels", loglik.sum())

@@ -88,7 +88,9 @@ def _judge(rng: np.random.Generator, scenario: Scenario, n_models: int) -> np.nd
 
 def simulate(scenario: Scenario, rng: np.random.Generator) -> Simulated:
     """Draw one study from the scenario: true rates, judge levels, and labels at random."""
-    models = list(scenario.models or ["incumbent"] + [f"cand-{i}" for i in range(1, scenario.n_models)])
+    models = list(
+        scenario.models or ["incumbent"] + [f"cand-{i}" for i in range(1, scenario.n_models)]
+    )
     segments = list(scenario.segments or [f"seg{j}" for j in range(scenario.n_segments)])
     m_count, s_count, k = len(models), len(segments), scenario.n_levels
     weights = scenario.weights or tuple(float(x) for x in rng.uniform(1, 3, size=s_count))
@@ -98,8 +100,14 @@ def simulate(scenario: Scenario, rng: np.random.Generator) -> Simulated:
             "candidates": models[1:],
             "segments": dict(zip(segments, weights, strict=True)),
             "gates": [
-                {"name": "quality", "dimension": "quality", "better": "higher",
-                 "margin": 0.02, "scope": "both", "segment_margin": 0.05}
+                {
+                    "name": "quality",
+                    "dimension": "quality",
+                    "better": "higher",
+                    "margin": 0.02,
+                    "scope": "both",
+                    "segment_margin": 0.05,
+                }
             ],
         },
         source="simulated",
@@ -127,7 +135,9 @@ def simulate(scenario: Scenario, rng: np.random.Generator) -> Simulated:
     rows = []
     for m in range(m_count):
         for s in range(s_count):
-            log_shift = rng.normal(0, scenario.segment_drift, (2, k)) if scenario.segment_drift else 0
+            log_shift = (
+                rng.normal(0, scenario.segment_drift, (2, k)) if scenario.segment_drift else 0
+            )
             cell_phi = phi[m] * np.exp(log_shift)
             cell_phi = cell_phi / cell_phi.sum(-1, keepdims=True)
             n_pass = rng.binomial(n, theta[m, s])
@@ -138,14 +148,25 @@ def simulate(scenario: Scenario, rng: np.random.Generator) -> Simulated:
             labelled = labelled.reshape(2, k)
             unlabelled = by_truth - labelled
             for j, level in enumerate(levels):
-                for human, count in ((None, unlabelled[:, j].sum()), (1, labelled[1, j]), (0, labelled[0, j])):
+                for human, count in (
+                    (None, unlabelled[:, j].sum()),
+                    (1, labelled[1, j]),
+                    (0, labelled[0, j]),
+                ):
                     if count:
                         rows.append(
-                            (scenario.dimension, models[m], segments[s], scenario.group, level,
-                             human, int(count))
+                            (
+                                scenario.dimension,
+                                models[m],
+                                segments[s],
+                                scenario.group,
+                                level,
+                                human,
+                                int(count),
+                            )
                         )
     schema = {c: pl.String for c in COUNTS_COLUMNS} | {"human": pl.Int8, "n": pl.Int64}
     counts = pl.DataFrame(rows, schema=schema, orient="row")
-    pass_levels = ["pass"] if k == 2 else levels[k // 2 + (k % 2):]
+    pass_levels = ["pass"] if k == 2 else levels[k // 2 + (k % 2) :]
     scores = np.linspace(0, 1, k)
     return Simulated(study, counts, theta, pass_levels, scores)

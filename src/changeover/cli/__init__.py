@@ -19,7 +19,7 @@ from changeover.errors import ChangeoverError  # noqa: E402
 __all__ = ["app", "main"]
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
     err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
 

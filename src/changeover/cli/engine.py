@@ -13,8 +13,13 @@ from changeover.counts import counts_from_rows, read_rows, write_counts
 
 @app.command()
 def counts(
-    rows: Annotated[Path, typer.Option(help="Per-response rows: item_id, model, segment, group, "
-                                       "dimension, level, human (CSV, JSONL or Parquet).")],
+    rows: Annotated[
+        Path,
+        typer.Option(
+            help="Per-response rows: item_id, model, segment, group, "
+            "dimension, level, human (CSV, JSONL or Parquet)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Where to write the counts (.csv or .parquet).")],
 ) -> None:
     """Aggregate per-response rows (one per item, model, dimension) into a counts table."""
@@ -43,27 +48,45 @@ def _write_atomic(path: Path, text: str) -> None:
 
 @app.command()
 def fit(
-    counts: Annotated[Path, typer.Option(help="Counts table (.csv or .parquet): dimension, model, "
-                                         "segment, group, level, human, n.")],
+    counts: Annotated[
+        Path,
+        typer.Option(
+            help="Counts table (.csv or .parquet): dimension, model, "
+            "segment, group, level, human, n."
+        ),
+    ],
     study: Annotated[Path, typer.Option(help="The study file.")] = Path("study.yaml"),
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
-    draws: Annotated[Path | None, typer.Option(help="Save the posterior (ArviZ netCDF) here.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same result.")] = 0,
+    draws: Annotated[
+        Path | None, typer.Option(help="Save the posterior (ArviZ netCDF) here.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same result.")
+    ] = 0,
     interval: Annotated[float, typer.Option(help="Central interval reported (0-1).")] = 0.95,
-    engine: Annotated[str, typer.Option(help="calibration (default) or error; see the README.")] = "calibration",
+    engine: Annotated[
+        str, typer.Option(help="calibration (default) or error; see the README.")
+    ] = "calibration",
     num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
     num_warmup: Annotated[int, typer.Option(help="Warm-up iterations per chain.")] = 500,
     num_chains: Annotated[int, typer.Option(help="Chains (at least 2, for R-hat).")] = 2,
-    allow_uncalibrated: Annotated[bool, typer.Option(help="Fit even a dimension with no human labels.")] = False,
-    exit_code: Annotated[bool, typer.Option(help="Exit 0 if all candidates are ready, 1 if some is "
-                                            "not ready, 3 if undecided (2 stays bad input).")] = False,
+    allow_uncalibrated: Annotated[
+        bool, typer.Option(help="Fit even a dimension with no human labels.")
+    ] = False,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            help="Exit 0 if all candidates are ready, 1 if some is "
+            "not ready, 3 if undecided (2 stays bad input)."
+        ),
+    ] = False,
 ) -> None:
     """Calibrate the automated signals against the human labels and decide every candidate."""
     from changeover.calibrate import fit as fit_counts
+    from changeover.counts import read_counts
     from changeover.errors import ChangeoverError
     from changeover.report.terminal import print_result
     from changeover.study import load_study
-    from changeover.counts import read_counts
 
     if engine not in ("calibration", "error"):
         raise ChangeoverError(f"--engine: unknown engine '{engine}'; use calibration or error")
