@@ -1,0 +1,172 @@
+"""Labels to and from files: CSV and Label Studio's JSON tasks.
+
+An import is checked completely before anything is written, then written in one transaction;
+every error names the file and the line (CSV) or key path (JSON). An export is written to a
+temporary file and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from changeover.annotate.label_studio import labels_from_tasks, tasks_from_labels
+from changeover.annotate.labels import LabelRecord, add_labels, read_labels
+from changeover.annotate.queue import default_dimensions
+from changeover.annotate.schema import ensure_tables
+from changeover.errors import InputError
+from changeover.study import Study
+from changeover.workspace import ImportResult, Workspace
+
+__all__ = ["CSV_COLUMNS", "LabelFormat", "export_labels", "import_labels", "read_labels_csv"]
+
+LabelFormat = Literal["csv", "label-studio"]
+CSV_COLUMNS = ("item_id", "model", "dimension", "annotator", "label", "time", "note")
+_REQUIRED = ("item_id", "model", "dimension", "annotator", "label")
+
+
+def read_labels_csv(path: Path, text: str) -> list[tuple[str, LabelRecord]]:
+    """Labels in a CSV (columns CSV_COLUMNS; time and note optional), each with
+    "file: line N" for its errors."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    for column in _REQUIRED:
+        if column not in header:
+            raise InputError(
+                f"{path}: line 1: missing column '{column}'; the columns are "
+                f"{', '.join(CSV_COLUMNS)} (time and note optional)"
+            )
+    out: list[tuple[str, LabelRecord]] = []
+    start = 2
+    for record in reader:
+        where = f"{path}: line {start}"
+        start = reader.line_num + 1
+        if None in record:
+            raise InputError(f"{where}: more fields than the header has columns")
+        values = {k: (v or "").strip() for k, v in record.items()}
+        for column in _REQUIRED:
+            if not values[column]:
+                raise InputError(f"{where}: column {column}: empty; fill it in")
+        if values["label"] not in ("0", "1"):
+            raise InputError(
+                f"{where}: column label: '{values['label']}' is not 0 or 1 (1 = correct / "
+                "refused / adheres to the style guide)"
+            )
+        label = LabelRecord(
+            item_id=values["item_id"],
+            model=values["model"],
+            dimension=values["dimension"],
+            annotator=values["annotator"],
+            label=int(values["label"]),
+            time=values.get("time") or None,
+            note=values.get("note") or None,
+        )
+        out.append((where, label))
+    return out
+
+
+def _parse(path: Path) -> list[tuple[str, LabelRecord]]:
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
+    if path.suffix.lower() == ".json":
+        try:
+            tasks = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(
+                f"{path}: line {error.lineno}: column {error.colno}: invalid JSON ({error.msg})"
+            ) from None
+        return labels_from_tasks(path, tasks)
+    if path.suffix.lower() == ".csv":
+        try:
+            return read_labels_csv(path, text)
+        except csv.Error as error:
+            raise InputError(f"{path}: malformed CSV ({error})") from None
+    raise InputError(
+        f"{path}: unknown label file type '{path.suffix}'; use .csv or Label Studio's .json"
+    )
+
+
+def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResult:
+    """Check every label of `path` (a .csv or a Label Studio .json), then store them all in one
+    transaction, or none."""
+    parsed = _parse(path)
+    ensure_tables(workspace)
+    dimensions = default_dimensions(study)
+    with workspace.transaction() as db:
+        answered = {
+            (row[0], row[1])
+            for row in db.execute("SELECT item_id, model FROM responses WHERE response IS NOT NULL")
+        }
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for where, record in parsed:
+        if (record.item_id, record.model) not in answered:
+            raise InputError(
+                f"{where}: item '{record.item_id}', model '{record.model}': no such response in "
+                "the workspace; import the responses first or fix the ids"
+            )
+        if dimensions and record.dimension not in dimensions:
+            raise InputError(
+                f"{where}: dimension '{record.dimension}' is not among the study's dimensions "
+                f"({', '.join(dimensions)})"
+            )
+        key = (record.item_id, record.model, record.dimension, record.annotator)
+        if key in seen:
+            raise InputError(
+                f"{where}: annotator '{record.annotator}' labels item '{record.item_id}', model "
+                f"'{record.model}', dimension '{record.dimension}' twice (first at "
+                f"{seen[key].removeprefix(f'{path}: ')})"
+            )
+        seen[key] = where
+    return add_labels(workspace, [record for _, record in parsed])
+
+
+def _responses_for_tasks(workspace: Workspace, labels: Sequence[LabelRecord]) -> list[dict]:
+    """Every response that is queued or labelled, with what an annotator needs to see."""
+    wanted = {(r.item_id, r.model) for r in labels}
+    with workspace.transaction() as db:
+        wanted |= {(row[0], row[1]) for row in db.execute("SELECT item_id, model FROM label_queue")}
+        rows = db.execute(
+            "SELECT r.item_id, r.model, i.prompt, i.context, i.reference, i.segment, r.response"
+            " FROM responses r JOIN items i ON i.item_id = r.item_id"
+            " WHERE r.response IS NOT NULL ORDER BY i.rowid, r.model"
+        ).fetchall()
+    return [dict(row) for row in rows if (row["item_id"], row["model"]) in wanted]
+
+
+def export_labels(workspace: Workspace, path: Path, *, format: LabelFormat) -> int:
+    """Write the labels (CSV), or the queued and labelled responses as Label Studio tasks with
+    their labels as annotations; returns the number of rows or tasks written."""
+    if not path.parent.exists():
+        raise InputError(f"{path}: folder {path.parent} does not exist; create it first")
+    ensure_tables(workspace)
+    labels = read_labels(workspace)
+    if format == "csv":
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for r in labels:
+            writer.writerow(
+                [r.item_id, r.model, r.dimension, r.annotator, r.label, r.time or "", r.note or ""]
+            )
+        text, count = buffer.getvalue(), len(labels)
+    elif format == "label-studio":
+        tasks = tasks_from_labels(_responses_for_tasks(workspace, labels), labels)
+        text, count = json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", len(tasks)
+    else:
+        raise InputError(f"--format: unknown format '{format}'; use csv or label-studio")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count

@@ -1,0 +1,179 @@
+"""Writing human labels: one transaction per screen, undo, skip, and all-or-nothing imports.
+
+Labels live in the workspace's `labels` table, one per (item, model, dimension, annotator), so
+posting the same label twice (a retried request, a double click) stores it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from changeover.annotate.schema import ensure_tables
+from changeover.errors import InputError
+from changeover.workspace import ImportResult, Workspace, now
+
+__all__ = [
+    "LabelRecord",
+    "RecordResult",
+    "UndoResult",
+    "add_labels",
+    "read_labels",
+    "record_labels",
+    "skip_response",
+    "undo_last",
+]
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """One human verdict: `label` is 1 when the response passes the dimension's question
+    (correct; refused; adheres to the style guide), 0 when not."""
+
+    item_id: str
+    model: str
+    dimension: str
+    annotator: str
+    label: int
+    time: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    added: int
+    changed: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    item_id: str
+    model: str
+    dimensions: tuple[str, ...]
+
+
+def record_labels(
+    workspace: Workspace,
+    *,
+    annotator: str,
+    item_id: str,
+    model: str,
+    labels: Mapping[str, int],
+    note: str | None = None,
+) -> RecordResult:
+    """Store one annotator's labels of one response in one transaction (a changed answer
+    replaces the earlier one), and forget that they had skipped it."""
+    for dimension, label in labels.items():
+        if label not in (0, 1):
+            raise InputError(f"label for '{dimension}' must be 0 or 1 (got {label!r})")
+    ensure_tables(workspace)
+    added = changed = unchanged = 0
+    stamp = now()
+    with workspace.transaction() as db:
+        for dimension, label in labels.items():
+            row = db.execute(
+                "SELECT label FROM labels WHERE item_id = ? AND model = ? AND dimension = ?"
+                " AND annotator = ?",
+                (item_id, model, dimension, annotator),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO labels (item_id, model, dimension, annotator, time, label, note)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (item_id, model, dimension, annotator, stamp, label, note),
+                )
+                added += 1
+            elif row["label"] == label:
+                unchanged += 1
+            else:
+                db.execute(
+                    "UPDATE labels SET label = ?, time = ?, note = ? WHERE item_id = ?"
+                    " AND model = ? AND dimension = ? AND annotator = ?",
+                    (label, stamp, note, item_id, model, dimension, annotator),
+                )
+                changed += 1
+        db.execute(
+            "DELETE FROM label_skips WHERE annotator = ? AND item_id = ? AND model = ?",
+            (annotator, item_id, model),
+        )
+    return RecordResult(added=added, changed=changed, unchanged=unchanged)
+
+
+def undo_last(workspace: Workspace, annotator: str) -> UndoResult | None:
+    """Delete the labels of `annotator`'s last screen (all written together), or None."""
+    ensure_tables(workspace)
+    with workspace.transaction() as db:
+        last = db.execute(
+            "SELECT item_id, model, time FROM labels WHERE annotator = ?"
+            " ORDER BY time DESC, label_id DESC LIMIT 1",
+            (annotator,),
+        ).fetchone()
+        if last is None:
+            return None
+        key = (last["item_id"], last["model"], annotator, last["time"])
+        dimensions = [
+            row[0]
+            for row in db.execute(
+                "SELECT dimension FROM labels WHERE item_id = ? AND model = ? AND annotator = ?"
+                " AND time = ? ORDER BY label_id",
+                key,
+            )
+        ]
+        db.execute(
+            "DELETE FROM labels WHERE item_id = ? AND model = ? AND annotator = ? AND time = ?",
+            key,
+        )
+    return UndoResult(last["item_id"], last["model"], tuple(dimensions))
+
+
+def skip_response(workspace: Workspace, annotator: str, item_id: str, model: str) -> None:
+    """Put a response at the end of `annotator`'s queue."""
+    ensure_tables(workspace)
+    with workspace.transaction() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO label_skips (annotator, item_id, model, time)"
+            " VALUES (?, ?, ?, ?)",
+            (annotator, item_id, model, now()),
+        )
+
+
+def read_labels(workspace: Workspace) -> list[LabelRecord]:
+    with workspace.transaction() as db:
+        rows = db.execute(
+            "SELECT item_id, model, dimension, annotator, label, time, note FROM labels"
+            " ORDER BY label_id"
+        ).fetchall()
+    return [LabelRecord(*row) for row in rows]
+
+
+def add_labels(workspace: Workspace, records: Sequence[LabelRecord]) -> ImportResult:
+    """Import labels, all or nothing: an identical label present is left alone; a different
+    label by the same annotator is an error (relabel in the app, or remove it first)."""
+    added = unchanged = 0
+    with workspace.transaction() as db:
+        for record in records:
+            row = db.execute(
+                "SELECT label FROM labels WHERE item_id = ? AND model = ? AND dimension = ?"
+                " AND annotator = ?",
+                (record.item_id, record.model, record.dimension, record.annotator),
+            ).fetchone()
+            if row is not None:
+                if row["label"] == record.label:
+                    unchanged += 1
+                    continue
+                raise InputError(
+                    f"item '{record.item_id}', model '{record.model}', dimension "
+                    f"'{record.dimension}': annotator '{record.annotator}' already gave label "
+                    f"{row['label']} in the workspace; one label per annotator"
+                )
+            db.execute(
+                "INSERT INTO labels (item_id, model, dimension, annotator, time, label, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.item_id, record.model, record.dimension, record.annotator,
+                    record.time or now(), record.label, record.note,
+                ),
+            )  # fmt: skip
+            added += 1
+    return ImportResult(added=added, unchanged=unchanged)

@@ -1,0 +1,398 @@
+"""The label queue: which (response, dimension) pairs humans should label, and in what order.
+
+`changeover next` (and, before any labels exist, `random_start`) fills it; the annotation app
+serves from it. Each annotator sees the queue in their own order: by priority, then shuffled by
+a hash of (seed, annotator, item, model), so the order is random, stable across reloads, and
+different for every annotator — and never grouped by model (the app is blind).
+
+An entry stays open for an annotator while they have not labelled it and fewer than
+`annotators` people have; `annotators = 2` on some entries gives the second labels that
+`changeover agreement` needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from changeover.annotate.schema import ensure_tables
+from changeover.errors import InputError
+from changeover.study import Study
+from changeover.workspace import Workspace, now
+
+__all__ = [
+    "QueueEntry",
+    "QueueResult",
+    "QueueStatus",
+    "Screen",
+    "add_to_queue",
+    "clear_queue",
+    "default_dimensions",
+    "dimensions_for",
+    "next_screen",
+    "progress",
+    "queue_status",
+    "random_start",
+    "read_queue_csv",
+    "screen_for",
+    "stratified_sample",
+]
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """Ask for a human label of one response on one dimension."""
+
+    item_id: str
+    model: str
+    dimension: str
+    priority: float = 0.0
+    annotators: int = 1
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    added: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One response as an annotator sees it: no model name, only the opaque `ref`."""
+
+    ref: str
+    prompt: str
+    system: str | None
+    context: str | None
+    reference: str | None
+    segment: str
+    response: str
+    dimensions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Progress:
+    labelled: int  # responses of the queue this annotator has labelled
+    remaining: int  # responses still open for them
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    entries: int
+    open_entries: int  # entries with fewer labels than wanted
+    by_dimension: dict[str, tuple[int, int]]  # dimension -> (entries, open)
+
+
+def default_dimensions(study: Study) -> list[str]:
+    """The study's `dimensions`, else the dimensions its gates name, in order."""
+    if study.dimensions:
+        return list(study.dimensions)
+    return list(dict.fromkeys(gate.dimension for gate in study.gates))
+
+
+def dimensions_for(dimensions: Sequence[str], expected_behaviour: str) -> list[str]:
+    """Correctness is judged on should-answer items only (DESIGN.md)."""
+    return [d for d in dimensions if not (d == "correctness" and expected_behaviour == "refuse")]
+
+
+def add_to_queue(
+    workspace: Workspace, entries: Iterable[QueueEntry], *, source: str
+) -> QueueResult:
+    """Queue entries, all or nothing. A queued pair keeps the higher priority and the larger
+    number of annotators; every entry must name a stored response that is not an error."""
+    ensure_tables(workspace)
+    added = updated = unchanged = 0
+    stamp = now()
+    with workspace.transaction() as db:
+        refs: dict[tuple[str, str], str] = {}
+        for entry in entries:
+            key = (entry.item_id, entry.model)
+            if entry.annotators < 1:
+                raise InputError(f"queue entry {key}: annotators must be at least 1")
+            if key not in refs:
+                row = db.execute(
+                    "SELECT response IS NOT NULL FROM responses WHERE item_id = ? AND model = ?",
+                    key,
+                ).fetchone()
+                if row is None or not row[0]:
+                    what = "no response" if row is None else "only an error, no response,"
+                    raise InputError(
+                        f"item '{entry.item_id}', model '{entry.model}': the workspace holds "
+                        f"{what} to label; generate or import it first"
+                    )
+                old = db.execute(
+                    "SELECT ref FROM label_queue WHERE item_id = ? AND model = ? LIMIT 1", key
+                ).fetchone()
+                refs[key] = old["ref"] if old is not None else secrets.token_hex(8)
+            row = db.execute(
+                "SELECT priority, annotators FROM label_queue"
+                " WHERE item_id = ? AND model = ? AND dimension = ?",
+                (*key, entry.dimension),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO label_queue (ref, item_id, model, dimension, priority,"
+                    " annotators, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        refs[key], *key, entry.dimension, entry.priority, entry.annotators,
+                        source, stamp,
+                    ),
+                )  # fmt: skip
+                added += 1
+            elif row["priority"] >= entry.priority and row["annotators"] >= entry.annotators:
+                unchanged += 1
+            else:
+                db.execute(
+                    "UPDATE label_queue SET priority = max(priority, ?),"
+                    " annotators = max(annotators, ?) WHERE item_id = ? AND model = ?"
+                    " AND dimension = ?",
+                    (entry.priority, entry.annotators, *key, entry.dimension),
+                )
+                updated += 1
+    return QueueResult(added=added, updated=updated, unchanged=unchanged)
+
+
+def clear_queue(workspace: Workspace, *, source: str | None = None) -> int:
+    """Remove queue entries (all, or those from `source`); labels are never touched."""
+    ensure_tables(workspace)
+    with workspace.transaction() as db:
+        if source is None:
+            cursor = db.execute("DELETE FROM label_queue")
+        else:
+            cursor = db.execute("DELETE FROM label_queue WHERE source = ?", (source,))
+    return cursor.rowcount
+
+
+def stratified_sample(
+    cells: dict[tuple[str, str], list[tuple[str, str]]], size: int, *, rng_key: int
+) -> list[tuple[str, str]]:
+    """Draw `size` members spread as evenly as the cells allow: round-robin over the cells in a
+    random order, uniformly at random within each cell, without replacement."""
+    rng = random.Random(rng_key)
+    pools = {cell: rng.sample(members, len(members)) for cell, members in sorted(cells.items())}
+    order = sorted(pools)
+    rng.shuffle(order)
+    chosen: list[tuple[str, str]] = []
+    while len(chosen) < size and any(pools.values()):
+        for cell in order:
+            if pools[cell] and len(chosen) < size:
+                chosen.append(pools[cell].pop())
+    return chosen
+
+
+def random_start(
+    workspace: Workspace,
+    study: Study,
+    *,
+    num_responses: int,
+    dimensions: Sequence[str],
+    rng_key: int = 0,
+    overlap: int = 0,
+) -> list[QueueEntry]:
+    """Entries for a stratified random start: `num_responses` responses drawn across the
+    model x segment cells (only the study's models, only responses, not errors), each queued for
+    `dimensions`; `overlap` of them, at random, for two annotators."""
+    models = set(study.model_names)
+    cells: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    behaviour: dict[str, str] = {}
+    with workspace.transaction() as db:
+        rows = db.execute(
+            "SELECT r.item_id, r.model, i.segment, i.expected_behaviour FROM responses r"
+            " JOIN items i ON i.item_id = r.item_id WHERE r.response IS NOT NULL"
+            " ORDER BY r.item_id, r.model"
+        ).fetchall()
+    for row in rows:
+        if row["model"] in models:
+            cells[(row["model"], row["segment"])].append((row["item_id"], row["model"]))
+            behaviour[row["item_id"]] = row["expected_behaviour"]
+    if not cells:
+        raise InputError(
+            "the workspace holds no responses of the study's models; run `changeover generate` "
+            "or `changeover import responses` first"
+        )
+    chosen = stratified_sample(cells, num_responses, rng_key=rng_key)
+    doubled = set(random.Random(rng_key + 1).sample(chosen, min(overlap, len(chosen))))
+    return [
+        QueueEntry(item_id, model, dimension, annotators=2 if (item_id, model) in doubled else 1)
+        for item_id, model in chosen
+        for dimension in dimensions_for(dimensions, behaviour[item_id])
+    ]
+
+
+def read_queue_csv(
+    path: Path, *, dimensions: Sequence[str], overlap: int = 0, rng_key: int = 0
+) -> list[QueueEntry]:
+    """Entries from a CSV with columns `item_id, model` and optionally `dimension` (else every
+    one of `dimensions`), `priority` and `annotators`. Errors name the file, line and column."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    entries: list[QueueEntry] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        for column in ("item_id", "model"):
+            if column not in header:
+                raise InputError(f"{path}: line 1: missing column '{column}'; add it to the header")
+        start = 2
+        for record in reader:
+            line = start
+            start = reader.line_num + 1
+            if None in record:
+                raise InputError(f"{path}: line {line}: more fields than the header has columns")
+            values = {k: (v or "").strip() for k, v in record.items()}
+            for column in ("item_id", "model"):
+                if not values[column]:
+                    raise InputError(f"{path}: line {line}: column {column}: empty; fill it in")
+            priority = _number(path, line, "priority", values.get("priority") or "0", float)
+            annotators = int(
+                _number(path, line, "annotators", values.get("annotators") or "1", int)
+            )
+            if annotators < 1:
+                raise InputError(f"{path}: line {line}: column annotators: must be at least 1")
+            for dimension in [values["dimension"]] if values.get("dimension") else dimensions:
+                key = (values["item_id"], values["model"], dimension)
+                if key in seen:
+                    raise InputError(
+                        f"{path}: line {line}: item '{key[0]}', model '{key[1]}', dimension "
+                        f"'{dimension}' is queued twice (first at line {seen[key]})"
+                    )
+                seen[key] = line
+                entries.append(QueueEntry(*key, priority=priority, annotators=annotators))
+    if overlap:
+        responses = sorted({(e.item_id, e.model) for e in entries})
+        doubled = set(random.Random(rng_key).sample(responses, min(overlap, len(responses))))
+        entries = [
+            QueueEntry(e.item_id, e.model, e.dimension, e.priority, max(e.annotators, 2))
+            if (e.item_id, e.model) in doubled
+            else e
+            for e in entries
+        ]
+    return entries
+
+
+def _number(path: Path, line: int, column: str, text: str, kind: type) -> float:
+    try:
+        return float(kind(text))
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise InputError(f"{path}: line {line}: column {column}: '{text}' is not {what}") from None
+
+
+def _order_key(rng_key: int, annotator: str, item_id: str, model: str) -> str:
+    text = f"{rng_key}\0{annotator}\0{item_id}\0{model}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_OPEN_ENTRIES = """
+SELECT q.ref, q.item_id, q.model, q.dimension, q.priority,
+       s.annotator IS NOT NULL AS skipped
+FROM label_queue q
+LEFT JOIN label_skips s ON s.annotator = :annotator AND s.item_id = q.item_id
+     AND s.model = q.model
+WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = q.item_id AND l.model = q.model
+                  AND l.dimension = q.dimension AND l.annotator = :annotator)
+  AND (SELECT count(*) FROM labels l WHERE l.item_id = q.item_id AND l.model = q.model
+       AND l.dimension = q.dimension) < q.annotators
+"""
+
+
+def _open_refs(
+    workspace: Workspace, annotator: str, rng_key: int
+) -> list[tuple[str, str, str, list[str]]]:
+    """The responses open for `annotator`, in their order: (ref, item_id, model, dimensions)."""
+    ensure_tables(workspace)
+    with workspace.transaction() as db:
+        cursor = db.execute(_OPEN_ENTRIES + " ORDER BY q.queue_id", {"annotator": annotator})
+        rows = cursor.fetchall()
+    grouped: dict[str, tuple[str, str, list[str]]] = {}
+    sort_key: dict[str, tuple[int, float, str]] = {}
+    for row in rows:
+        ref = row["ref"]
+        if ref not in grouped:
+            grouped[ref] = (row["item_id"], row["model"], [])
+            order = _order_key(rng_key, annotator, row["item_id"], row["model"])
+            sort_key[ref] = (int(row["skipped"]), -row["priority"], order)
+        grouped[ref][2].append(row["dimension"])
+        skipped, priority, order = sort_key[ref]
+        sort_key[ref] = (skipped, min(priority, -row["priority"]), order)
+    return [(ref, *grouped[ref]) for ref in sorted(grouped, key=sort_key.__getitem__)]
+
+
+def screen_for(workspace: Workspace, ref: str, dimensions: Sequence[str]) -> Screen | None:
+    with workspace.transaction() as db:
+        row = db.execute(
+            "SELECT i.prompt, i.system, i.context, i.reference, i.segment, r.response"
+            " FROM label_queue q JOIN responses r ON r.item_id = q.item_id AND r.model = q.model"
+            " JOIN items i ON i.item_id = q.item_id WHERE q.ref = ? LIMIT 1",
+            (ref,),
+        ).fetchone()
+    if row is None:
+        return None
+    return Screen(
+        ref=ref,
+        prompt=row["prompt"],
+        system=row["system"],
+        context=row["context"],
+        reference=row["reference"],
+        segment=row["segment"],
+        response=row["response"] or "",
+        dimensions=tuple(dimensions),
+    )
+
+
+def next_screen(workspace: Workspace, annotator: str, *, rng_key: int = 0) -> Screen | None:
+    """The next response for `annotator` with the dimensions still open for them, or None."""
+    refs = _open_refs(workspace, annotator, rng_key)
+    if not refs:
+        return None
+    ref, _, _, dimensions = refs[0]
+    return screen_for(workspace, ref, dimensions)
+
+
+def resolve_ref(workspace: Workspace, ref: str) -> tuple[str, str, list[str]] | None:
+    """(item_id, model, queued dimensions) of an opaque ref, or None."""
+    ensure_tables(workspace)
+    with workspace.transaction() as db:
+        rows = db.execute(
+            "SELECT item_id, model, dimension FROM label_queue WHERE ref = ? ORDER BY queue_id",
+            (ref,),
+        ).fetchall()
+    if not rows:
+        return None
+    return rows[0]["item_id"], rows[0]["model"], [row["dimension"] for row in rows]
+
+
+def progress(workspace: Workspace, annotator: str, *, rng_key: int = 0) -> Progress:
+    remaining = len(_open_refs(workspace, annotator, rng_key))
+    with workspace.transaction() as db:
+        (labelled,) = db.execute(
+            "SELECT count(DISTINCT q.ref) FROM label_queue q JOIN labels l"
+            " ON l.item_id = q.item_id AND l.model = q.model AND l.dimension = q.dimension"
+            " WHERE l.annotator = ?",
+            (annotator,),
+        ).fetchone()
+    return Progress(labelled=int(labelled), remaining=remaining)
+
+
+def queue_status(workspace: Workspace) -> QueueStatus:
+    ensure_tables(workspace)
+    with workspace.transaction() as db:
+        rows = db.execute(
+            "SELECT q.dimension, count(*) AS entries, sum((SELECT count(*) FROM labels l"
+            " WHERE l.item_id = q.item_id AND l.model = q.model AND l.dimension = q.dimension)"
+            " < q.annotators) AS open FROM label_queue q GROUP BY q.dimension ORDER BY 1"
+        ).fetchall()
+    by_dimension = {row["dimension"]: (int(row["entries"]), int(row["open"])) for row in rows}
+    return QueueStatus(
+        entries=sum(e for e, _ in by_dimension.values()),
+        open_entries=sum(o for _, o in by_dimension.values()),
+        by_dimension=by_dimension,
+    )

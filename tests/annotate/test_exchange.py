@@ -1,0 +1,172 @@
+"""Label import/export: CSV and Label Studio round trips, errors naming file and line or key,
+nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from changeover.annotate import (
+    QueueEntry,
+    add_to_queue,
+    export_labels,
+    import_labels,
+    read_labels,
+    record_labels,
+)
+from changeover.errors import InputError
+from changeover.study import Study
+from changeover.workspace import Workspace
+
+Labelling = tuple[Study, Workspace]
+
+
+def _some_labels(workspace: Workspace) -> None:
+    record_labels(
+        workspace,
+        annotator="alice",
+        item_id="q0001",
+        model="legacy",
+        labels={"correctness": 1, "style": 0},
+        note='tone, "quotes"\nand a newline',
+    )
+    record_labels(
+        workspace, annotator="bob", item_id="q0001", model="legacy", labels={"correctness": 0}
+    )
+    record_labels(workspace, annotator="bob", item_id="q0002", model="cand-b",
+                  labels={"refusal": 1})  # fmt: skip
+
+
+def _keys(workspace: Workspace) -> set[tuple[object, ...]]:
+    return {(r.item_id, r.model, r.dimension, r.annotator, r.label) for r in read_labels(workspace)}
+
+
+@pytest.mark.parametrize(("format", "name"), [("csv", "labels.csv"), ("label-studio", "ls.json")])
+def test_export_import_round_trip(
+    labelling: Labelling, tmp_path: Path, format: str, name: str
+) -> None:
+    study, workspace = labelling
+    _some_labels(workspace)
+    add_to_queue(workspace, [QueueEntry("q0005", "cand-a", "style")], source="t")
+    before = _keys(workspace)
+    out = tmp_path / name
+    export_labels(workspace, out, format=format)  # type: ignore[arg-type]
+    with workspace.transaction() as db:
+        db.execute("DELETE FROM labels")
+    result = import_labels(workspace, out, study)
+    assert result.added == 4 and _keys(workspace) == before
+    assert import_labels(workspace, out, study).unchanged == 4  # re-import is harmless
+    if format == "label-studio":
+        tasks = json.loads(out.read_text())
+        assert {t["data"]["item_id"] for t in tasks} == {"q0001", "q0002", "q0005"}
+        first = next(t for t in tasks if t["data"]["item_id"] == "q0001")
+        assert first["data"]["prompt"].startswith("Question 1")
+        assert {a["completed_by"]["email"] for a in first["annotations"]} == {"alice", "bob"}
+    else:
+        notes = {r.note for r in read_labels(workspace)}
+        assert 'tone, "quotes"\nand a newline' in notes
+
+
+def test_label_studio_import_accepts_its_own_export_shape(
+    labelling: Labelling, tmp_path: Path
+) -> None:
+    study, workspace = labelling
+    tasks = [
+        {
+            "id": 7,
+            "data": {"item_id": "q0003", "model": "cand-a", "response": "..."},
+            "annotations": [
+                {"completed_by": 12, "created_at": "2026-01-01T00:00:00Z", "result": [
+                    {"from_name": "refusal", "to_name": "response", "type": "choices",
+                     "value": {"choices": ["No"]}, "id": "x1", "origin": "manual"},
+                    {"from_name": "note", "to_name": "response", "type": "textarea",
+                     "value": {"text": ["fine"]}},
+                ]},
+                {"completed_by": 13, "was_cancelled": True, "result": []},
+            ],
+        }
+    ]  # fmt: skip
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    assert import_labels(workspace, path, study).added == 1
+    (label,) = read_labels(workspace)
+    assert (label.annotator, label.dimension, label.label) == ("label-studio-user-12", "refusal", 0)
+    assert label.time == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("item_id,model,dimension,annotator,label\nq0001,legacy,correctness,a,1\n"
+         "q0001,legacy,correctness,b,yes\n",
+         r"labels.csv: line 3: column label: 'yes' is not 0 or 1"),
+        ("item_id,model,dimension,label\nq0001,legacy,correctness,1\n",
+         r"labels.csv: line 1: missing column 'annotator'"),
+        ("item_id,model,dimension,annotator,label\nq0001,legacy,correctness,a,1\n"
+         "q0001,nobody,correctness,a,1\n",
+         r"labels.csv: line 3: item 'q0001', model 'nobody': no such response"),
+        ("item_id,model,dimension,annotator,label\nq0001,legacy,tone,a,1\n",
+         r"labels.csv: line 2: dimension 'tone' is not among the study's dimensions"),
+        ("item_id,model,dimension,annotator,label,note\nq0001,legacy,style,a,1,\"two\nlines\"\n"
+         "q0001,legacy,style,a,0,\n",
+         r"labels.csv: line 4: annotator 'a' labels .* twice \(first at line 2\)"),
+    ],
+)  # fmt: skip
+def test_csv_errors_name_the_line_and_write_nothing(
+    labelling: Labelling, tmp_path: Path, text: str, message: str
+) -> None:
+    study, workspace = labelling
+    path = tmp_path / "labels.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        import_labels(workspace, path, study)
+    assert read_labels(workspace) == []
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ({"data": {}}, r"expected a JSON list"),
+        ([{"data": {"model": "legacy"}}], r"\[0\]\.data\.item_id: missing"),
+        ([{"data": {"item_id": "q0001", "model": "legacy"}, "annotations": [
+            {"completed_by": "a", "result": [
+                {"from_name": "refusal", "type": "choices", "value": {"choices": ["maybe"]}}]}]}],
+         r"\[0\]\.annotations\[0\]\.result\[0\]\.value\.choices: expected one of"),
+        ([{"data": {"item_id": "q0001", "model": "legacy"}, "annotations": [
+            {"completed_by": None, "result": []}]}],
+         r"\[0\]\.annotations\[0\]\.completed_by: expected the annotator"),
+    ],
+)  # fmt: skip
+def test_label_studio_errors_name_the_key_path(
+    labelling: Labelling, tmp_path: Path, tasks: object, message: str
+) -> None:
+    study, workspace = labelling
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(InputError, match=message):
+        import_labels(workspace, path, study)
+    assert read_labels(workspace) == []
+
+
+def test_invalid_json_names_line_and_column(labelling: Labelling, tmp_path: Path) -> None:
+    study, workspace = labelling
+    path = tmp_path / "tasks.json"
+    path.write_text('[\n  {"data": }\n]')
+    with pytest.raises(InputError, match=r"tasks.json: line 2: column 12: invalid JSON"):
+        import_labels(workspace, path, study)
+
+
+def test_export_never_leaves_half_a_file(labelling: Labelling, tmp_path: Path) -> None:
+    _, workspace = labelling
+    _some_labels(workspace)
+    out = tmp_path / "labels.csv"
+    out.write_text("old content")
+    with pytest.raises(InputError, match="unknown format"):
+        export_labels(workspace, out, format="xml")  # type: ignore[arg-type]
+    assert out.read_text() == "old content"
+    with pytest.raises(InputError, match="does not exist"):
+        export_labels(workspace, tmp_path / "missing" / "x.csv", format="csv")
+    assert export_labels(workspace, out, format="csv") == 4
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
