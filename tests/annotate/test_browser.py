@@ -35,7 +35,7 @@ QUEUED = [("q0000", "cand-a"), ("q0001", "legacy"), ("q0002", "cand-b"), ("q0004
 DIMENSIONS = ("refusal", "style")
 
 
-def _browser_or_fail() -> Any:
+def _playwright_or_fail() -> Any:
     """Playwright's sync API, or fail (skip only when CHANGEOVER_SKIP_BROWSER=1)."""
     problem = None
     if shutil.which(CHROMIUM) is None and not os.path.exists(CHROMIUM):
@@ -56,8 +56,7 @@ def _browser_or_fail() -> Any:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[RunningApp, str, Path]]:
-    sync_playwright = _browser_or_fail()
-    del sync_playwright
+    _playwright_or_fail()  # before building anything
     study, workspace = make_study(tmp_path / "study")
     token = add_annotator(workspace, "alice")
     add_to_queue(
@@ -85,7 +84,7 @@ def test_label_with_the_keyboard_undo_reload_in_chromium(
     served: tuple[RunningApp, str, Path],
 ) -> None:
     app, token, workspace_path = served
-    sync_playwright = _browser_or_fail()
+    sync_playwright = _playwright_or_fail()
     expected: dict[tuple[str, str, str], int] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -61,6 +61,11 @@ def annotate(
                 "no annotators yet; add one with `changeover annotators add NAME` and give "
                 "them the token it prints"
             )
+        if queue_status(workspace).open_entries == 0:
+            console.print(
+                "[yellow]warning:[/yellow] nothing is queued to label; fill the queue with "
+                "`changeover queue --random N` (or `--from FILE`)"
+            )
     application = create_app(path, style_guide=study.style_guide, rng_key=seed)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(
