@@ -132,3 +132,23 @@ def test_read_queue_csv_names_file_and_line(tmp_path: Path) -> None:
     path.write_text('item_id,model,dimension\nq1,legacy,style\n"q1",legacy,style\n')
     with pytest.raises(InputError, match=r"line 3: .* queued twice \(first at line 2\)"):
         read_queue_csv(path, dimensions=[])
+
+
+def test_a_response_on_screen_is_not_served_to_a_second_annotator(labelling: Labelling) -> None:
+    _, workspace = labelling
+    add_to_queue(
+        workspace,
+        [QueueEntry("q0001", "legacy", "refusal"), QueueEntry("q0002", "legacy", "refusal")],
+        source="t",
+    )
+    alice = next_screen(workspace, "alice")
+    bob = next_screen(workspace, "bob")
+    assert alice is not None and bob is not None and alice.ref != bob.ref
+    assert next_screen(workspace, "carol") is None  # both wanted one label, both on screen
+    assert next_screen(workspace, "alice") == alice  # a reload shows the same response
+    skipped = resolve_ref(workspace, alice.ref)
+    assert skipped is not None
+    skip_response(workspace, "alice", skipped[0], skipped[1])  # a skip releases the claim
+    carol = next_screen(workspace, "carol", claim_seconds=0.0)  # and a claim expires
+    assert carol is not None and carol.ref == alice.ref
+    assert next_screen(workspace, "dave") == carol

@@ -93,10 +93,11 @@ def record_labels(
                     (label, stamp, note, item_id, model, dimension, annotator),
                 )
                 changed += 1
-        db.execute(
-            "DELETE FROM label_skips WHERE annotator = ? AND item_id = ? AND model = ?",
-            (annotator, item_id, model),
-        )
+        for table in ("label_skips", "label_claims"):
+            db.execute(
+                f"DELETE FROM {table} WHERE annotator = ? AND item_id = ? AND model = ?",
+                (annotator, item_id, model),
+            )
     return RecordResult(added=added, changed=changed, unchanged=unchanged)
 
 
@@ -135,6 +136,10 @@ def skip_response(workspace: Workspace, annotator: str, item_id: str, model: str
             "INSERT OR REPLACE INTO label_skips (annotator, item_id, model, time)"
             " VALUES (?, ?, ?, ?)",
             (annotator, item_id, model, now()),
+        )
+        db.execute(
+            "DELETE FROM label_claims WHERE annotator = ? AND item_id = ? AND model = ?",
+            (annotator, item_id, model),
         )
 
 

@@ -6,8 +6,10 @@ a hash of (seed, annotator, item, model), so the order is random, stable across 
 different for every annotator — and never grouped by model (the app is blind).
 
 An entry stays open for an annotator while they have not labelled it and fewer than
-`annotators` people have; `annotators = 2` on some entries gives the second labels that
-`changeover agreement` needs.
+`annotators` people have labelled it or have it on screen; `annotators = 2` on some entries
+gives the second labels that `changeover agreement` needs. Serving a response claims it for
+`claim_seconds` (until labelled or skipped), so two people labelling at once do not both get a
+response that wants one label.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from changeover.annotate.schema import ensure_tables
@@ -30,6 +33,8 @@ __all__ = [
     "QueueEntry",
     "QueueResult",
     "QueueStatus",
+    "CLAIM_SECONDS",
+    "Progress",
     "Screen",
     "add_to_queue",
     "clear_queue",
@@ -40,6 +45,7 @@ __all__ = [
     "queue_status",
     "random_start",
     "read_queue_csv",
+    "resolve_ref",
     "screen_for",
     "stratified_sample",
 ]
@@ -300,8 +306,14 @@ LEFT JOIN label_skips s ON s.annotator = :annotator AND s.item_id = q.item_id
 WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = q.item_id AND l.model = q.model
                   AND l.dimension = q.dimension AND l.annotator = :annotator)
   AND (SELECT count(*) FROM labels l WHERE l.item_id = q.item_id AND l.model = q.model
-       AND l.dimension = q.dimension) < q.annotators
+       AND l.dimension = q.dimension)
+    + (SELECT count(*) FROM label_claims c WHERE c.item_id = q.item_id AND c.model = q.model
+       AND c.annotator <> :annotator AND c.expires_at > :now)
+    < q.annotators
 """
+
+#: How long a served response stays reserved for its annotator (an abandoned tab expires).
+CLAIM_SECONDS = 900.0
 
 
 def _open_refs(
@@ -310,7 +322,9 @@ def _open_refs(
     """The responses open for `annotator`, in their order: (ref, item_id, model, dimensions)."""
     ensure_tables(workspace)
     with workspace.transaction() as db:
-        cursor = db.execute(_OPEN_ENTRIES + " ORDER BY q.queue_id", {"annotator": annotator})
+        cursor = db.execute(
+            _OPEN_ENTRIES + " ORDER BY q.queue_id", {"annotator": annotator, "now": now()}
+        )
         rows = cursor.fetchall()
     grouped: dict[str, tuple[str, str, list[str]]] = {}
     sort_key: dict[str, tuple[int, float, str]] = {}
@@ -348,12 +362,26 @@ def screen_for(workspace: Workspace, ref: str, dimensions: Sequence[str]) -> Scr
     )
 
 
-def next_screen(workspace: Workspace, annotator: str, *, rng_key: int = 0) -> Screen | None:
-    """The next response for `annotator` with the dimensions still open for them, or None."""
+def next_screen(
+    workspace: Workspace,
+    annotator: str,
+    *,
+    rng_key: int = 0,
+    claim_seconds: float = CLAIM_SECONDS,
+) -> Screen | None:
+    """The next response for `annotator` with the dimensions still open for them, or None; it
+    is claimed for them for `claim_seconds`."""
     refs = _open_refs(workspace, annotator, rng_key)
     if not refs:
         return None
-    ref, _, _, dimensions = refs[0]
+    ref, item_id, model, dimensions = refs[0]
+    expires = datetime.now(UTC) + timedelta(seconds=claim_seconds)
+    with workspace.transaction() as db:
+        db.execute("DELETE FROM label_claims WHERE annotator = ?", (annotator,))
+        db.execute(
+            "INSERT INTO label_claims (annotator, item_id, model, expires_at) VALUES (?, ?, ?, ?)",
+            (annotator, item_id, model, expires.isoformat(timespec="milliseconds")),
+        )
     return screen_for(workspace, ref, dimensions)
 
 

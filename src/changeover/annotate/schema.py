@@ -6,6 +6,8 @@ workspace migrations (`CREATE TABLE IF NOT EXISTS`, so creating them twice is ha
                   annotators should label it, and `ref`, the opaque id annotators see instead of
                   the item and model (the same for every dimension of a response)
     label_skips   responses an annotator skipped: served again only after everything else
+    label_claims  responses on an annotator's screen right now: not served to others (unless
+                  more annotators are wanted) until labelled, skipped or expired
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ CREATE TABLE IF NOT EXISTS label_skips (
     item_id   TEXT NOT NULL,
     model     TEXT NOT NULL,
     time      TEXT NOT NULL,
+    PRIMARY KEY (annotator, item_id, model)
+);
+CREATE TABLE IF NOT EXISTS label_claims (
+    annotator  TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
     PRIMARY KEY (annotator, item_id, model)
 );
 """
