@@ -114,6 +114,8 @@ def test_api_rejects_bad_labels(client_and_token: tuple[TestClient, str, Workspa
         response = client.post("/api/labels", headers=headers, json=body)
         assert response.status_code == 422 and message in response.json()["error"]
     assert client.post("/api/labels", headers=headers, content=b"{").status_code == 400
+    assert client.post("/api/skip", headers=headers, content=b"{").status_code == 400
+    assert client.post("/api/skip", headers=headers, json={"ref": "nope"}).status_code == 422
     assert read_labels(workspace) == []
 
 

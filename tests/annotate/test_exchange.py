@@ -170,3 +170,22 @@ def test_export_never_leaves_half_a_file(labelling: Labelling, tmp_path: Path) -
         export_labels(workspace, tmp_path / "missing" / "x.csv", format="csv")
     assert export_labels(workspace, out, format="csv") == 4
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_conflicting_label_stops_the_import_and_is_recorded(
+    labelling: Labelling, tmp_path: Path
+) -> None:
+    study, workspace = labelling
+    _some_labels(workspace)
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "item_id,model,dimension,annotator,label\n"
+        "q0004,legacy,style,carol,1\n"
+        "q0001,legacy,correctness,alice,0\n"  # alice said 1
+    )
+    with pytest.raises(InputError, match=r"labels.csv: .*annotator 'alice' already gave label 1"):
+        import_labels(workspace, path, study)
+    assert len(read_labels(workspace)) == 4  # carol's label was not written either
+    with workspace.transaction() as db:
+        (status,) = db.execute("SELECT status FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    assert status == "failed"

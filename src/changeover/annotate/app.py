@@ -276,7 +276,10 @@ def create_app(
 
     @app.post("/api/skip")
     async def api_skip(request: Request) -> Response:
-        payload = await request.json()
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body must be JSON"}, status_code=400)
         ref = str(payload.get("ref", "")) if isinstance(payload, dict) else ""
         if not _skip(request, ref):
             return JSONResponse({"error": f"unknown ref '{ref}'"}, status_code=422)

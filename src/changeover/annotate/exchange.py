@@ -126,7 +126,16 @@ def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResul
                 f"{seen[key].removeprefix(f'{path}: ')})"
             )
         seen[key] = where
-    return add_labels(workspace, [record for _, record in parsed])
+    run_id = workspace.start_run("import", {"table": "labels", "file": str(path)})
+    try:
+        result = add_labels(workspace, [record for _, record in parsed])
+    except InputError as error:
+        workspace.finish_run(run_id, status="failed", detail={"error": str(error)})
+        raise InputError(f"{path}: {error}") from None
+    workspace.finish_run(
+        run_id, status="finished", detail={"added": result.added, "unchanged": result.unchanged}
+    )
+    return result
 
 
 def _responses_for_tasks(workspace: Workspace, labels: Sequence[LabelRecord]) -> list[dict]:
