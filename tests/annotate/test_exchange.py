@@ -189,3 +189,14 @@ def test_a_conflicting_label_stops_the_import_and_is_recorded(
     with workspace.transaction() as db:
         (status,) = db.execute("SELECT status FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
     assert status == "failed"
+
+
+def test_the_label_studio_config_is_well_formed_xml() -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    from changeover.annotate.label_studio import LABELING_CONFIG
+
+    root = ElementTree.fromstring(LABELING_CONFIG)
+    choices = {c.get("name") for c in root.iter("Choices")}
+    assert choices == {"correctness", "refusal", "style"}
+    assert "$model" not in LABELING_CONFIG  # labelling stays blind
