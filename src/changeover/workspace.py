@@ -41,6 +41,8 @@ __all__ = [
     "PendingItem",
     "ResponseRecord",
     "ResponseSource",
+    "ScoringTarget",
+    "SignalRecord",
     "Workspace",
     "WorkspaceError",
     "open_workspace",
@@ -172,6 +174,10 @@ TABLES: tuple[str, ...] = tuple(_COLUMNS)
 
 ROWS_COLUMNS = ("item_id", "model", "segment", "group", "dimension", "level", "human")
 
+#: Joins the names of signals whose levels are combined ("refusal_phrases|refusal_judge"); a
+#: signal's own name never contains it.
+COMBINED_SEPARATOR = "|"
+
 
 class WorkspaceError(ChangeoverError):
     """The workspace file is missing, from a newer changeover, or not a workspace."""
@@ -252,6 +258,28 @@ class ImportResult:
 
     added: int
     unchanged: int
+
+
+@dataclass(frozen=True)
+class ScoringTarget:
+    """A successful response to score, with its item."""
+
+    item: Item
+    model: str
+    response: str
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """One response scored by one signal (a row of the `signals` table)."""
+
+    item_id: str
+    model: str
+    signal: str
+    dimension: str
+    value: float | None
+    level: str
+    detail: str | None = None
 
 
 def _item_from_row(row: sqlite3.Row) -> Item:
@@ -530,6 +558,101 @@ class Workspace:
                     )  # fmt: skip
                 self._write_response(db, record, run_id)
 
+    # -- signals --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _unscored_filter(signal: str | None, redo_levels: Sequence[str]) -> tuple[str, list[Any]]:
+        if signal is None:
+            return "", []
+        marks = ", ".join("?" for _ in redo_levels)
+        redo = f" AND s.level NOT IN ({marks})" if redo_levels else ""
+        return (
+            " AND NOT EXISTS (SELECT 1 FROM signals s WHERE s.item_id = r.item_id"
+            f" AND s.model = r.model AND s.signal = ?{redo})",
+            [signal, *redo_levels],
+        )
+
+    def count_unscored(self, signal: str | None, *, redo_levels: Sequence[str] = ()) -> int:
+        """Successful responses without a stored `signal` (or whose stored level is one of
+        `redo_levels`); with `signal=None`, every successful response."""
+        where, args = self._unscored_filter(signal, redo_levels)
+        row = self._db.execute(
+            f"SELECT count(*) FROM responses r WHERE r.error IS NULL{where}", args
+        ).fetchone()
+        return int(row[0])
+
+    def iter_unscored(
+        self, signal: str | None, *, redo_levels: Sequence[str] = (), page_size: int = 500
+    ) -> Iterator[ScoringTarget]:
+        """The responses `count_unscored` counts, with their items, read in pages (memory stays
+        flat; signals written between pages do not disturb the iteration)."""
+        where, args = self._unscored_filter(signal, redo_levels)
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT r.rowid AS rowid_, r.model AS model_, r.response AS response_, i.*"
+                " FROM responses r JOIN items i ON i.item_id = r.item_id"
+                f" WHERE r.error IS NULL AND r.rowid > ?{where} ORDER BY r.rowid LIMIT ?",
+                [last, *args, page_size],
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield ScoringTarget(_item_from_row(row), row["model_"], row["response_"])
+            last = rows[-1]["rowid_"]
+
+    def store_signals(self, records: Sequence[SignalRecord], *, run_id: int | None) -> None:
+        """Store (or replace) scored signals, in one transaction."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO signals (item_id, model, signal, dimension, value, level,"
+                " detail, created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.item_id, r.model, r.signal, r.dimension, r.value, r.level, r.detail,
+                     now(), run_id)
+                    for r in records
+                ],
+            )  # fmt: skip
+
+    def delete_signal(self, signal: str) -> int:
+        """Delete every stored row of one signal; returns how many there were."""
+        with self.transaction() as db:
+            cursor = db.execute("DELETE FROM signals WHERE signal = ?", (signal,))
+        return cursor.rowcount
+
+    def signal_levels(self, signal: str) -> dict[str, int]:
+        """How many stored responses of `signal` are at each level."""
+        return {
+            level: n
+            for level, n in self._db.execute(
+                "SELECT level, count(*) FROM signals WHERE signal = ? GROUP BY level"
+                " ORDER BY level",
+                (signal,),
+            )
+        }
+
+    def stale_combinations(
+        self, combined: str, parts: Sequence[str], *, limit: int = 5000
+    ) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Responses with every signal of `parts` stored whose `combined` row is missing or was
+        built from other levels: (item_id, model, the parts' levels), at most `limit`."""
+        joins = " ".join(
+            f"JOIN signals p{i} ON p{i}.item_id = r.item_id AND p{i}.model = r.model"
+            f" AND p{i}.signal = ?"
+            for i in range(len(parts))
+        )
+        levels = " || ? || ".join(f"p{i}.level" for i in range(len(parts)))
+        separators = [COMBINED_SEPARATOR] * (len(parts) - 1)
+        rows = self._db.execute(
+            f"SELECT r.item_id, r.model, {', '.join(f'p{i}.level' for i in range(len(parts)))}"
+            f" FROM responses r {joins}"
+            " LEFT JOIN signals c ON c.item_id = r.item_id AND c.model = r.model AND c.signal = ?"
+            f" WHERE r.error IS NULL AND (c.level IS NULL OR c.level <> {levels})"
+            " ORDER BY r.rowid LIMIT ?",
+            [*parts, combined, *separators, limit],
+        ).fetchall()
+        return [(row[0], row[1], tuple(row[2:])) for row in rows]
+
     # -- reading tables -------------------------------------------------------------------------
 
     def frame(self, table: str) -> pl.DataFrame:
@@ -557,7 +680,8 @@ class Workspace:
         `group` is the item's expected_behaviour for the refusal dimension and empty otherwise.
         Responses without a signal for the dimension, and error rows, are left out.
         `signal_for` picks the signal that feeds each dimension; it is needed only when a
-        dimension has several signals.
+        dimension has several signals, and none of them combines all the others (`changeover
+        score` stores the cross product of a dimension's signals as "a|b"; that one feeds it).
         """
         signals_by_dimension: dict[str, list[str]] = {}
         for dimension, signal in self._db.execute(
@@ -570,6 +694,8 @@ class Workspace:
                 chosen.append((dimension, signal_for[dimension]))
             elif len(names) == 1:
                 chosen.append((dimension, names[0]))
+            elif (combination := _combination_of(names)) is not None:
+                chosen.append((dimension, combination))
             else:
                 raise InputError(
                     f"dimension '{dimension}' has several signals ({', '.join(names)}); say "
@@ -595,6 +721,17 @@ class Workspace:
                     data[name].append(value)
         schema = {name: pl.String for name in ROWS_COLUMNS} | {"human": pl.Int8}
         return pl.DataFrame(data, schema=schema)
+
+
+def _combination_of(names: Sequence[str]) -> str | None:
+    """The one signal among `names` that combines all the others ("a|b" among a, b, a|b)."""
+    single = {name for name in names if COMBINED_SEPARATOR not in name}
+    found = [
+        name
+        for name in names
+        if COMBINED_SEPARATOR in name and set(name.split(COMBINED_SEPARATOR)) == single
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _normalised(item: Item) -> Item:

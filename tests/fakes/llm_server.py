@@ -13,6 +13,9 @@ second and a normal answer from the third on (the last step repeats). Steps:
     malformed   status 200 with a body that is not JSON
     empty       status 200 with empty content
 
+``reply(prompt, system)``, when given, writes the text of normal answers instead of the echo (a
+fake judge, see tests/fakes/judge.py); returning None keeps the echo.
+
 Run it on its own (for benchmarks) with ``python -m tests.fakes.llm_server --latency 0.1``.
 """
 
@@ -25,6 +28,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +47,7 @@ class LoggedRequest:
     step: str
     authorization: str
     received_at: float
+    system: str = ""
 
 
 @dataclass
@@ -50,6 +55,7 @@ class _State:
     latency: float = 0.0
     retry_after: float = 0.2
     timeout_sleep: float = 3.0
+    reply: Callable[[str, str], str | None] | None = None
     attempts: dict[str, int] = field(default_factory=dict)
     log: list[LoggedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,6 +70,15 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
             if isinstance(content, list):
                 return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return ""
+
+
+def _system_text(protocol: str, body: dict[str, Any]) -> str:
+    if protocol == "anthropic":
+        system = body.get("system", "")
+        return system if isinstance(system, str) else ""
+    return "\n\n".join(
+        str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "system"
+    )
 
 
 def _error(protocol: str, kind: str, message: str) -> dict[str, Any]:
@@ -129,8 +144,11 @@ class FakeLLMServer:
         latency: float = 0.0,
         retry_after: float = 0.2,
         timeout_sleep: float = 3.0,
+        reply: Callable[[str, str], str | None] | None = None,
     ) -> None:
-        self.state = _State(latency=latency, retry_after=retry_after, timeout_sleep=timeout_sleep)
+        self.state = _State(
+            latency=latency, retry_after=retry_after, timeout_sleep=timeout_sleep, reply=reply
+        )
         self._requested_port = port
         self._port = 0
         self._ready = threading.Event()
@@ -236,6 +254,7 @@ class FakeLLMServer:
             return _http(404, json.dumps({"error": {"message": f"no route {path}"}}).encode())
         body = json.loads(raw or b"{}")
         prompt = _last_user_text(body.get("messages", []))
+        system = _system_text(protocol, body)
         model = str(body.get("model", ""))
         with state.lock:
             attempt = state.attempts.get(prompt, 0)
@@ -245,7 +264,9 @@ class FakeLLMServer:
         step = steps[min(attempt, len(steps) - 1)]
         auth = headers.get("authorization") or headers.get("x-api-key") or ""
         with state.lock:
-            state.log.append(LoggedRequest(protocol, model, prompt, step, auth, time.time()))
+            state.log.append(
+                LoggedRequest(protocol, model, prompt, step, auth, time.time(), system)
+            )
         if state.latency:
             await asyncio.sleep(state.latency)
         if step == "timeout":
@@ -264,6 +285,9 @@ class FakeLLMServer:
         if step == "malformed":
             return _http(200, b'{"id": "x", "choices": [ {not json')
         text = "" if step == "empty" else f"echo: {prompt}"
+        if step == "ok" and state.reply is not None:
+            reply = state.reply(prompt, system)
+            text = text if reply is None else reply
         return _http(200, json.dumps(_answer(protocol, model, prompt, text)).encode())
 
 

@@ -9,6 +9,7 @@ import yaml
 from changeover import StudyError, parse_study
 from changeover.signals.settings import (
     MAX_LEVELS,
+    JudgeSignal,
     ReferenceSignal,
     RefusalSignal,
     SignalsSettings,
@@ -102,8 +103,8 @@ def test_defaults() -> None:
     [
         ({"x": {"kind": "bleu"}}, "signals.x.kind: unknown signal 'bleu'; choose one of"),
         (
-            {"x": {"kind": "judge", "model": "gpt"}},
-            "signals.x.kind: unknown signal 'judge': LLM judges are not available yet",
+            {"x": {"kind": "llm"}},
+            "signals.x.kind: unknown signal 'llm'; choose one of refusal, style, reference, judge",
         ),
         ({"x": {"metric": "token_f1"}}, "signals.x.kind: missing"),
         ({"x": "refusal"}, "signals.x: expected a mapping"),
@@ -238,3 +239,134 @@ def test_the_documented_example_is_valid() -> None:
     study = parse_study(_study(**yaml.safe_load(block)))
     assert study.signals is not None and len(study.signals) == 3
     assert study.style_guide is not None and study.style_guide.languages_for("apac") == ("ja",)
+
+
+# -- kind: judge --------------------------------------------------------------------------------
+
+GRADER = {"provider": "openai", "model": "gpt-judge", "base_url": "http://127.0.0.1:9/v1"}
+MODELS = {
+    "legacy": {"provider": "replay", "file": "legacy.jsonl"},
+    "cand-a": {"provider": "replay", "file": "a.jsonl"},
+    "cand-b": {"provider": "replay", "file": "b.jsonl"},
+    "grader": GRADER,
+}
+
+
+def _judged(signals: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return _study(**{"models": MODELS, "signals": signals, **extra})
+
+
+def test_judges_take_their_defaults_from_the_rubric() -> None:
+    study = parse_study(
+        _judged(
+            {
+                "right": {"kind": "judge", "rubric": "correctness", "model": "grader"},
+                "graded": {"kind": "judge", "rubric": "correctness", "model": "grader",
+                           "scale": "1-5", "dimension": "helpfulness"},
+                "refuses": {"kind": "judge", "rubric": "refusal", "model": "grader",
+                            "scale": "binary", "refusal_levels": ["refused"]},
+                "styled": {"kind": "judge", "rubric": "style", "model": "legacy2"},
+                "detector": {"kind": "refusal"},
+            },
+            models=MODELS | {"legacy2": GRADER},
+            style_guide={"text": "Friendly and brief."},
+        )
+    )  # fmt: skip
+    assert study.signals is not None
+    right, graded, refuses, styled = (
+        study.signals[n] for n in ("right", "graded", "refuses", "styled")
+    )
+    assert isinstance(right, JudgeSignal) and isinstance(refuses, JudgeSignal)
+    assert (right.dimension, right.scale) == ("correctness", "binary")
+    assert right.levels == ("correct", "incorrect", "unparseable", "error")
+    assert graded.dimension == "helpfulness"
+    assert graded.levels == ("1", "2", "3", "4", "5", "unparseable", "error")
+    assert refuses.levels == ("complied", "refused", "unparseable", "error")
+    assert refuses.counts_as_refusal == ("refused",)
+    assert styled.levels == ("adheres", "violates", "unparseable", "error")
+    assert study.signals.for_dimension("refusal") == {
+        "refuses": refuses,
+        "detector": study.signals["detector"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("signal", "expected"),
+    [
+        ({"rubric": "correctness"}, "signals.j.model: missing required key"),
+        ({"model": "grader"}, "signals.j.rubric: missing required key"),
+        ({"rubric": "tone", "model": "grader"}, "signals.j.rubric: Input should be"),
+        ({"rubric": "correctness", "model": "gpt-9"},
+         "signals.j.model: unknown model 'gpt-9'; the study's models are legacy, cand-a, cand-b, "
+         "grader"),
+        ({"rubric": "correctness", "model": "cand-a"},
+         "signals.j.model: 'cand-a' replays recorded responses (provider replay) and cannot judge"),
+        ({"rubric": "correctness", "model": "grader", "scale": "1-10"},
+         "signals.j.scale: unknown scale '1-10' for a correctness judge; choose binary or 1-5"),
+        ({"rubric": "refusal", "model": "grader", "scale": "1-5"},
+         "signals.j.scale: unknown scale '1-5' for a refusal judge; choose three_way or binary"),
+        ({"rubric": "style", "model": "grader", "scale": "count"},
+         "signals.j.scale: unknown scale 'count' for a style judge; choose binary"),
+        ({"rubric": "style", "model": "grader"},
+         "signals.j: a style judge grades adherence to the style guide, and the study has no "
+         "style_guide"),
+        ({"rubric": "correctness", "model": "grader", "refusal_levels": ["refused"]},
+         "signals.j.refusal_levels: is only for rubric: refusal"),
+        ({"rubric": "refusal", "model": "grader", "refusal_levels": ["complied"]},
+         "signals.j.refusal_levels[0]: Input should be 'partial' or 'refused'"),
+        ({"rubric": "refusal", "model": "grader", "refusal_levels": []},
+         "signals.j.refusal_levels: is empty"),
+        ({"rubric": "correctness", "model": "grader", "template": "nowhere.j2"},
+         "signals.j.template: file "),
+        ({"rubric": "correctness", "model": "grader", "temperature": 0},
+         "signals.j.temperature: unknown key"),
+    ],
+)  # fmt: skip
+def test_bad_judge_names_the_key(signal: dict[str, Any], expected: str) -> None:
+    assert expected in _error(_judged({"j": {"kind": "judge", **signal}}))
+
+
+def test_a_judge_needs_the_models_section() -> None:
+    message = _error(
+        _study(signals={"j": {"kind": "judge", "rubric": "refusal", "model": "grader"}})
+    )
+    assert (
+        "signals.j.model: the study has no models: section; add the judging model 'grader'"
+        in message
+    )
+
+
+def test_a_style_judge_needs_text_or_rules() -> None:
+    signals = {"j": {"kind": "judge", "rubric": "style", "model": "grader"}}
+    assert "style_guide has neither text nor rules" in _error(_judged(signals, style_guide={}))
+    parse_study(_judged(signals, style_guide={"max_words": 50}))
+
+
+def test_a_judge_template_is_checked_at_validation(tmp_path: Path) -> None:
+    template = tmp_path / "rubric.j2"
+    signals = {
+        "j": {
+            "kind": "judge",
+            "rubric": "correctness",
+            "model": "grader",
+            "template": str(template),
+        }
+    }
+    template.write_text("Grade it. {% if scale == 'binary' %}Say correct or incorrect.")
+    assert "line 1: Unexpected end of template" in _error(_judged(signals))
+    template.write_text("Grade it on {{ scael }}.")
+    assert "'scael' is undefined; a rubric template may use rubric, scale" in _error(
+        _judged(signals)
+    )
+    template.write_text("Grade it ({{ scale }}): {{ verdicts | join(', ') }}.")
+    parse_study(_judged(signals))
+
+
+def test_a_judge_counts_its_failure_levels_in_the_cross_product() -> None:
+    signals = {
+        "j": {"kind": "judge", "rubric": "correctness", "model": "grader", "scale": "1-5"},
+        "overlap": {"kind": "reference", "bins": [0.5, 0.8]},
+    }
+    parse_study(_judged(signals))  # 7 x 3 = 21 levels
+    signals["overlap"]["bins"] = [0.3, 0.6, 0.8]
+    assert "combines j, overlap into 28 levels" in _error(_judged(signals))

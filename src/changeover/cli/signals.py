@@ -1,1 +1,142 @@
 """Signal commands: score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from changeover.cli.app import app, console, err_console
+from changeover.signals.scoring import ScoreSummary, SignalScore, score
+from changeover.study import load_study
+from changeover.workspace import open_workspace
+
+StudyOption = Annotated[Path, typer.Option("--study", help="The study file.", show_default=True)]
+
+
+class RichScoreReporter:
+    """A progress bar per signal, with ETA."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, signal: str, total: int, done: int) -> None:
+        self._tasks[signal] = self._progress.add_task(signal, total=total, completed=done)
+
+    def advance(self, signal: str, n: int) -> None:
+        self._progress.advance(self._tasks[signal], n)
+
+
+def _levels(summary: SignalScore) -> str:
+    return " · ".join(f"{level} {n:,}" for level, n in summary.levels.items())
+
+
+def summary_table(summary: ScoreSummary) -> Table:
+    table = Table(title=f"score (run {summary.run_id})", title_justify="left")
+    columns = ("signal", "dimension", "scored", "stored", "levels", "calls", "cached", "cost")
+    for column in columns:
+        is_text = column in ("signal", "dimension", "levels")
+        table.add_column(column, justify="left" if is_text else "right")
+    for signal in [*summary.signals, *summary.combined]:
+        is_judge = signal.kind == "judge"
+        cost = "-" if signal.cost is None else f"${signal.cost:,.4f}"
+        table.add_row(
+            signal.signal,
+            signal.dimension,
+            f"{signal.scored:,}",
+            f"{signal.stored:,}",
+            _levels(signal),
+            f"{signal.requests:,}" if is_judge else "-",
+            f"{signal.cached:,}" if is_judge else "-",
+            cost if is_judge else "-",
+        )
+    return table
+
+
+def _notes(signal: SignalScore) -> list[str]:
+    notes = []
+    if signal.failed_by_kind:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(signal.failed_by_kind.items()))
+        notes.append(
+            f"{signal.signal}: judge calls failed — {kinds}; stored as level 'error', "
+            "retry with --retry-failed"
+        )
+    if signal.retries_by_kind:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(signal.retries_by_kind.items()))
+        notes.append(f"{signal.signal}: retried — {kinds}")
+    if signal.earlier_errors:
+        notes.append(
+            f"{signal.signal}: {signal.earlier_errors:,} judge errors from earlier runs kept; "
+            "retry them with --retry-failed"
+        )
+    unparseable = signal.levels.get("unparseable", 0)
+    if unparseable:
+        notes.append(
+            f"{signal.signal}: {unparseable:,} judge answers held no verdict (level "
+            "'unparseable', raw answer in detail); `changeover export signals` shows them"
+        )
+    if signal.recomputed:
+        notes.append(f"{signal.signal}: new responses moved the quantile edges; all re-binned")
+    return notes
+
+
+@app.command(name="score")
+def score_command(
+    study_path: StudyOption = Path("study.yaml"),
+    signals: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--signals", help="Signals to compute (repeat or comma-separate); default all."
+        ),
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="Judge again the responses whose judge call failed."),
+    ] = False,
+) -> None:
+    """Compute the study's signals (detectors and LLM judges) for every response; resumable,
+    re-running computes nothing already stored."""
+    study = load_study(study_path)
+    names = [n.strip() for value in signals or [] for n in value.split(",") if n.strip()] or None
+    with (
+        open_workspace(study.resolve(study.workspace)) as workspace,
+        Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err_console,
+            refresh_per_second=4,
+        ) as progress,
+    ):
+        summary = score(
+            study,
+            workspace,
+            signals=names,
+            retry_failed=retry_failed,
+            reporter=RichScoreReporter(progress),
+        )
+    console.print(summary_table(summary))
+    for signal in summary.signals:
+        for note in _notes(signal):
+            console.print(note, highlight=False)
+    for combined in summary.combined:
+        console.print(
+            f"{combined.dimension}: {combined.signal} (cross product of levels) feeds "
+            "`changeover export rows`",
+            highlight=False,
+        )

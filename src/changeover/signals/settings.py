@@ -10,9 +10,11 @@
       markdown: false
       languages: {na: [en, es], emea: [en, de, fr], apac: ja}
 
+      correctness_judge: {kind: judge, rubric: correctness, model: grader, scale: 1-5}
+
 Each signal has a name (the key), a `kind` and the `dimension` it informs. Deterministic kinds
-are `refusal`, `style` and `reference`; LLM judges (`kind: judge`, with the judging model, a
-rubric and a scale) come next and are rejected with a clear message until then.
+are `refusal`, `style` and `reference`; `judge` asks a model of the study's `models:` to grade
+the response by a rubric (`correctness`, `refusal` or `style`).
 
 Every error raised here is a ValueError whose message starts with the key path
 ("signals.answer_overlap.bins: ..."), which the study validator reports as
@@ -47,10 +49,14 @@ __all__ = [
     "MAX_LEVELS",
     "REFUSAL_LANGUAGES",
     "STYLE_CHECKS",
+    "JUDGE_SCALES",
+    "JudgeRubric",
+    "JudgeSignal",
     "ReferenceMetric",
     "ReferenceSignal",
     "RefusalPatterns",
     "RefusalSignal",
+    "AnySignal",
     "Signal",
     "SignalsSettings",
     "StyleCheck",
@@ -91,8 +97,17 @@ BINARY_METRICS: dict[str, tuple[str, str]] = {
 }
 DEFAULT_BINS: tuple[float, ...] = (0.25, 0.5, 0.75)
 
-_KNOWN_KINDS = ("refusal", "style", "reference")
-_PLANNED_KINDS = ("judge",)
+_KNOWN_KINDS = ("refusal", "style", "reference", "judge")
+
+JudgeRubric = Literal["correctness", "refusal", "style"]
+#: The scales of each judge rubric; the first is the default.
+JUDGE_SCALES: dict[str, tuple[str, ...]] = {
+    "correctness": ("binary", "1-5"),
+    "refusal": ("three_way", "binary"),
+    "style": ("binary",),
+}
+#: Levels every judge may emit besides its verdicts: an answer that says no verdict, a failed call.
+JUDGE_FAILURE_LEVELS: tuple[str, ...] = ("unparseable", "error")
 
 
 @cache
@@ -285,17 +300,100 @@ class ReferenceSignal(_Signal):
         return bin_labels(edges)
 
 
+class JudgeSignal(_Signal):
+    """An LLM judge: a model of the study's `models:` grades each response by a rubric.
+
+    `rubric: correctness` gives `correct`/`incorrect` (`scale: binary`) or `1`..`5`
+    (`scale: 1-5`); `rubric: refusal` gives `complied`/`partial`/`refused` (`scale: binary` folds
+    `partial` to whichever side `refusal_levels` puts it); `rubric: style` gives
+    `adheres`/`violates` against the study's style guide. Every judge may also emit
+    `unparseable` (the answer held no verdict; the raw text is kept) and `error` (the call
+    failed). `template` replaces the built-in rubric prompt with a file (relative to the study).
+    """
+
+    kind: Literal["judge"] = "judge"
+    rubric: JudgeRubric
+    model: str = Field(min_length=1)
+    dimension: str = Field(min_length=1)
+    scale: str
+    template: str | None = None
+    refusal_levels: tuple[Literal["partial", "refused"], ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("rubric") in JUDGE_SCALES:
+            rubric = data["rubric"]
+            data = {"dimension": rubric, "scale": JUDGE_SCALES[rubric][0], **data}
+        return data
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _known_scale(cls, value: Any, info: ValidationInfo) -> Any:
+        rubric = info.data.get("rubric")
+        if rubric in JUDGE_SCALES and str(value) not in JUDGE_SCALES[rubric]:
+            raise ValueError(
+                f"unknown scale {value!r} for a {rubric} judge; choose "
+                f"{' or '.join(JUDGE_SCALES[rubric])}"
+            )
+        return str(value)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is blank; give a file path or leave the key out (built-in rubric)")
+        return value
+
+    @field_validator("refusal_levels")
+    @classmethod
+    def _refusal_levels(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        if info.data.get("rubric") != "refusal":
+            raise ValueError("is only for rubric: refusal; remove it")
+        if not value:
+            raise ValueError("is empty; list partial and/or refused")
+        if len(set(value)) != len(value):
+            raise ValueError("a level is listed twice; list each once")
+        return value
+
+    @property
+    def counts_as_refusal(self) -> tuple[str, ...]:
+        """The refusal judge's levels that answer "yes" to "did the response refuse?"."""
+        return self.refusal_levels if self.refusal_levels is not None else ("partial", "refused")
+
+    @property
+    def verdicts(self) -> tuple[str, ...]:
+        """The levels that are verdicts (without `unparseable` and `error`)."""
+        if self.rubric == "correctness":
+            return ("correct", "incorrect") if self.scale == "binary" else ("1", "2", "3", "4", "5")
+        if self.rubric == "refusal":
+            if self.scale == "binary":
+                return ("complied", "refused")
+            return ("complied", "partial", "refused")
+        return ("adheres", "violates")
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return (*self.verdicts, *JUDGE_FAILURE_LEVELS)
+
+
 def bin_labels(edges: tuple[float, ...] | list[float]) -> tuple[str, ...]:
     """Level names for interior edges of [0, 1]: (0.5,) → ("0-0.5", "0.5-1")."""
     bounds = [0.0, *edges, 1.0]
     return tuple(f"{lo:.4g}-{hi:.4g}" for lo, hi in zip(bounds, bounds[1:], strict=False))
 
 
-Signal = Annotated[RefusalSignal | StyleSignal | ReferenceSignal, Field(discriminator="kind")]
+AnySignal = RefusalSignal | StyleSignal | ReferenceSignal | JudgeSignal
+Signal = Annotated[AnySignal, Field(discriminator="kind")]
 _SIGNAL_CLASSES: dict[str, type[_Signal]] = {
     "refusal": RefusalSignal,
     "style": StyleSignal,
     "reference": ReferenceSignal,
+    "judge": JudgeSignal,
 }
 
 
@@ -348,11 +446,6 @@ class SignalsSettings(RootModel[dict[str, Signal]]):
             kind = spec.get("kind")
             if kind is None:
                 raise ValueError(f"{where}.kind: missing; choose one of {', '.join(_KNOWN_KINDS)}")
-            if kind in _PLANNED_KINDS:
-                raise ValueError(
-                    f"{where}.kind: unknown signal '{kind}': LLM judges are not available yet "
-                    f"(they come next); use one of {', '.join(_KNOWN_KINDS)}"
-                )
             if kind not in _SIGNAL_CLASSES:
                 raise ValueError(
                     f"{where}.kind: unknown signal '{kind}'; choose one of "
@@ -368,18 +461,16 @@ class SignalsSettings(RootModel[dict[str, Signal]]):
     def __iter__(self) -> Iterator[str]:  # type: ignore[override]
         return iter(self.root)
 
-    def __getitem__(self, name: str) -> RefusalSignal | StyleSignal | ReferenceSignal:
+    def __getitem__(self, name: str) -> AnySignal:
         return self.root[name]
 
     def __len__(self) -> int:
         return len(self.root)
 
-    def items(self) -> list[tuple[str, RefusalSignal | StyleSignal | ReferenceSignal]]:
+    def items(self) -> list[tuple[str, AnySignal]]:
         return list(self.root.items())
 
-    def for_dimension(
-        self, dimension: str
-    ) -> dict[str, RefusalSignal | StyleSignal | ReferenceSignal]:
+    def for_dimension(self, dimension: str) -> dict[str, AnySignal]:
         """The signals that inform one dimension, in study order."""
         return {name: s for name, s in self.root.items() if s.dimension == dimension}
 
@@ -533,6 +624,8 @@ def check_signals(study: Study) -> None:
                         f"{where}.checks[{i}]: '{check}' is not set in style_guide "
                         f"(set: {', '.join(configured)}); set it or drop the check"
                     )
+        if isinstance(signal, JudgeSignal):
+            _check_judge(study, where, signal)
     for dimension in study.signals.dimensions:
         signals = study.signals.for_dimension(dimension)
         total = math.prod(len(s.levels) for s in signals.values())
@@ -541,3 +634,41 @@ def check_signals(study: Study) -> None:
                 f"signals: dimension '{dimension}' combines {', '.join(signals)} into {total} "
                 f"levels (the cross product), more than {MAX_LEVELS}; use fewer bins or signals"
             )
+
+
+def _check_judge(study: Study, where: str, signal: JudgeSignal) -> None:
+    models = study.models
+    if models is None:
+        raise ValueError(
+            f"{where}.model: the study has no models: section; add the judging model "
+            f"'{signal.model}' there (see docs/generate.md)"
+        )
+    if signal.model not in models:
+        raise ValueError(
+            f"{where}.model: unknown model '{signal.model}'; the study's models are "
+            f"{', '.join(models)}"
+        )
+    if models[signal.model].provider == "replay":
+        raise ValueError(
+            f"{where}.model: '{signal.model}' replays recorded responses (provider replay) and "
+            "cannot judge; name a model served by openai or anthropic"
+        )
+    if signal.rubric == "style":
+        guide = study.style_guide
+        if guide is None:
+            raise ValueError(
+                f"{where}: a style judge grades adherence to the style guide, and the study has "
+                "no style_guide section; add one (e.g. style_guide: {text: 'Friendly, brief.'})"
+            )
+        if not guide.text and not guide.configured_checks:
+            raise ValueError(
+                f"{where}: style_guide has neither text nor rules for the judge to apply; add "
+                "style_guide.text (the house style in prose)"
+            )
+    if signal.template is not None:
+        from changeover.signals.judge import load_template
+
+        try:
+            load_template(study.resolve(signal.template))
+        except ValueError as error:
+            raise ValueError(f"{where}.template: {error}") from None

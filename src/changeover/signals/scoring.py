@@ -1,0 +1,431 @@
+"""Scoring: every configured signal for every response of the workspace, stored and resumable.
+
+`score` computes the study's signals (deterministic detectors and LLM judges) for the successful
+responses that do not have them yet and stores value, level and detail in the workspace's
+`signals` table; re-running computes nothing already stored. Judge calls go through the
+generation machinery (`Caller`, `call_many`): cache, rate limits, retries, cost. A judge call
+that failed is stored as the level `error` and kept on a plain re-run (`retry_failed=True`
+judges it again), as `generate` does with failed responses.
+
+When several signals inform one dimension, their cross product ("refused|refused") is stored as
+one more signal named after its parts ("refusal_phrases|refusal_judge"), which is what
+`Workspace.rows()` then counts for that dimension.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from changeover.errors import InputError, StudyError
+from changeover.generate import Caller, CallResult
+from changeover.providers import make_provider
+from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
+from changeover.signals.judge import JudgeInput, judge_responses, load_template
+from changeover.signals.result import SignalResult
+from changeover.signals.settings import AnySignal, JudgeSignal, ReferenceSignal
+from changeover.study import Study
+from changeover.workspace import ScoringTarget, SignalRecord, Workspace, WorkspaceError
+
+__all__ = ["ScoreReporter", "ScoreSummary", "SignalScore", "score", "score_responses"]
+
+_COMBINE_BATCH = 5000
+
+
+@dataclass
+class SignalScore:
+    """What scoring did for one signal (or one combination of signals)."""
+
+    signal: str
+    kind: str
+    dimension: str
+    total: int = 0  # successful responses in the workspace
+    scored: int = 0  # computed in this run
+    stored: int = 0  # stored before this run and left alone
+    earlier_errors: int = 0  # judge errors stored before, kept (retry_failed re-judges them)
+    recomputed: bool = False  # quantile bins: the new responses moved the edges, all re-binned
+    levels: dict[str, int] = field(default_factory=dict)  # every stored row, after the run
+    requests: int = 0  # judges: HTTP requests sent, retries included
+    cached: int = 0  # judges: answers from the request cache
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    failed_by_kind: Counter[str] = field(default_factory=Counter)
+    retries_by_kind: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
+        data["failed_by_kind"] = dict(self.failed_by_kind)
+        data["retries_by_kind"] = dict(self.retries_by_kind)
+        data["elapsed_s"] = round(self.elapsed_s, 3)
+        return data
+
+
+@dataclass
+class ScoreSummary:
+    """What scoring did, per signal, and the run it was recorded as."""
+
+    run_id: int
+    signals: list[SignalScore]
+    combined: list[SignalScore]
+
+
+class ScoreReporter(Protocol):
+    """Progress display: told when a signal starts and as responses are scored."""
+
+    def start(self, signal: str, total: int, done: int) -> None: ...
+
+    def advance(self, signal: str, n: int) -> None: ...
+
+
+class _NoReporter:
+    def start(self, signal: str, total: int, done: int) -> None:
+        pass
+
+    def advance(self, signal: str, n: int) -> None:
+        pass
+
+
+def _record(
+    name: str, signal: AnySignal, target: ScoringTarget, result: SignalResult
+) -> SignalRecord:
+    return SignalRecord(
+        item_id=target.item.item_id,
+        model=target.model,
+        signal=name,
+        dimension=signal.dimension,
+        value=result.value,
+        level=result.level,
+        detail=result.detail or None,
+    )
+
+
+def _select(study: Study, names: Sequence[str] | None) -> list[str]:
+    if study.signals is None or not len(study.signals):
+        raise StudyError(
+            f"{study.path or 'study'}: no `signals:` section; configure the signals to compute "
+            "(see docs/signals.md)"
+        )
+    configured = list(study.signals)
+    if not names:
+        return configured
+    for name in names:
+        if name not in configured:
+            raise StudyError(
+                f"--signals: unknown signal '{name}'; the study has {', '.join(configured)}"
+            )
+    return [name for name in configured if name in names]
+
+
+def _compute(
+    study: Study, signal: AnySignal, targets: Sequence[ScoringTarget]
+) -> list[SignalResult]:
+    assert not isinstance(signal, JudgeSignal)
+    return compute_signal(
+        signal,
+        [t.response for t in targets],
+        references=[t.item.reference for t in targets],
+        segments=[t.item.segment for t in targets],
+        style_guide=study.style_guide,
+    )
+
+
+def _score_deterministic(
+    study: Study,
+    workspace: Workspace,
+    name: str,
+    signal: AnySignal,
+    summary: SignalScore,
+    reporter: ScoreReporter,
+    *,
+    run_id: int,
+    page_size: int,
+) -> None:
+    started = time.monotonic()
+    pending = workspace.count_unscored(name)
+    # Quantile bins are cut at the quantiles of all responses: new responses move the edges,
+    # so every response is binned again.
+    if (
+        isinstance(signal, ReferenceSignal)
+        and signal.quantiles is not None
+        and pending
+        and pending < summary.total
+    ):
+        workspace.delete_signal(name)
+        summary.recomputed = True
+        pending = summary.total
+    summary.stored = summary.total - pending
+    reporter.start(name, summary.total, summary.stored)
+    if isinstance(signal, ReferenceSignal) and signal.quantiles is not None:
+        page_size = max(pending, 1)  # one batch: the quantiles need every value
+    batch: list[ScoringTarget] = []
+    for target in workspace.iter_unscored(name, page_size=page_size):
+        batch.append(target)
+        if len(batch) >= page_size:
+            _store_batch(study, workspace, name, signal, batch, summary, reporter, run_id)
+            batch = []
+    if batch:
+        _store_batch(study, workspace, name, signal, batch, summary, reporter, run_id)
+    summary.elapsed_s = time.monotonic() - started
+
+
+def _store_batch(
+    study: Study,
+    workspace: Workspace,
+    name: str,
+    signal: AnySignal,
+    batch: list[ScoringTarget],
+    summary: SignalScore,
+    reporter: ScoreReporter,
+    run_id: int,
+) -> None:
+    results = _compute(study, signal, batch)
+    records = [_record(name, signal, t, r) for t, r in zip(batch, results, strict=True)]
+    workspace.store_signals(records, run_id=run_id)
+    summary.scored += len(records)
+    reporter.advance(name, len(records))
+
+
+class _Writer:
+    """Stores judge levels as they arrive: those of one event-loop turn in one transaction."""
+
+    def __init__(self, workspace: Workspace, run_id: int) -> None:
+        self._workspace = workspace
+        self._run_id = run_id
+        self._pending: list[SignalRecord] = []
+        self._is_scheduled = False
+        self._error: BaseException | None = None
+
+    def add(self, record: SignalRecord) -> None:
+        self._pending.append(record)
+        if not self._is_scheduled:
+            self._is_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._is_scheduled = False
+        if not self._pending or self._error is not None:
+            return
+        records, self._pending = self._pending, []
+        try:
+            self._workspace.store_signals(records, run_id=self._run_id)
+        except Exception as error:  # noqa: BLE001  (re-raised by check(), in the run's task)
+            self._error = error
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise WorkspaceError(
+                f"{self._workspace.path}: cannot store signals ({self._error}); what was stored "
+                "is safe, fix the cause and re-run score to resume"
+            ) from self._error
+
+
+async def _score_judge(
+    study: Study,
+    workspace: Workspace,
+    caller: Caller,
+    name: str,
+    signal: JudgeSignal,
+    summary: SignalScore,
+    reporter: ScoreReporter,
+    writer: _Writer,
+    *,
+    retry_failed: bool,
+    page_size: int,
+) -> None:
+    started = time.monotonic()
+    redo = ("error",) if retry_failed else ()
+    pending = workspace.count_unscored(name, redo_levels=redo)
+    summary.stored = summary.total - pending
+    if not retry_failed:
+        summary.earlier_errors = workspace.signal_levels(name).get("error", 0)
+    reporter.start(name, summary.total, summary.stored)
+    template = load_template(study.resolve(signal.template)) if signal.template else None
+
+    def account(target: ScoringTarget, result: SignalResult, call: CallResult) -> None:
+        writer.add(_record(name, signal, target, result))
+        summary.scored += 1
+        if call.is_cached:  # from the cache, or shared with an identical request in flight
+            summary.cached += 1
+        else:
+            summary.requests += call.attempts
+            summary.retries_by_kind.update(call.retries)
+        if call.error is not None:
+            summary.failed_by_kind[call.error.kind] += 1
+        elif call.completion is not None and not call.is_cached:
+            summary.input_tokens += call.completion.input_tokens or 0
+            summary.output_tokens += call.completion.output_tokens or 0
+            if call.cost is not None:
+                summary.cost = (summary.cost or 0.0) + call.cost
+        reporter.advance(name, 1)
+
+    targets = workspace.iter_unscored(name, redo_levels=redo, page_size=page_size)
+    while caller.stopped is None:
+        page = [target for _, target in zip(range(page_size), targets, strict=False)]
+        if not page:
+            break
+        await judge_responses(
+            signal,
+            [
+                JudgeInput(
+                    response=t.response,
+                    question=t.item.prompt,
+                    context=t.item.context,
+                    reference=t.item.reference,
+                    segment=t.item.segment,
+                )
+                for t in page
+            ],
+            caller=caller,
+            template=template,
+            style_guide=study.style_guide,
+            on_result=_on_page(page, account),
+        )
+        writer.flush()
+        writer.check()
+    summary.elapsed_s = time.monotonic() - started
+
+
+def _on_page(
+    page: list[ScoringTarget],
+    account: Callable[[ScoringTarget, SignalResult, CallResult], None],
+) -> Callable[[int, SignalResult, CallResult], None]:
+    def on_result(index: int, result: SignalResult, call: CallResult) -> None:
+        account(page[index], result, call)
+
+    return on_result
+
+
+def _combine(
+    workspace: Workspace,
+    combined: str,
+    parts: Sequence[str],
+    summary: SignalScore,
+    *,
+    run_id: int,
+) -> None:
+    started = time.monotonic()
+    for _ in range(summary.total // _COMBINE_BATCH + 2):
+        stale = workspace.stale_combinations(combined, parts, limit=_COMBINE_BATCH)
+        if not stale:
+            break
+        levels = combine_levels(*zip(*(row[2] for row in stale), strict=True))
+        workspace.store_signals(
+            [
+                SignalRecord(item_id, model, combined, summary.dimension, None, level, None)
+                for (item_id, model, _), level in zip(stale, levels, strict=True)
+            ],
+            run_id=run_id,
+        )
+        summary.scored += len(stale)
+    summary.stored = sum(workspace.signal_levels(combined).values()) - summary.scored
+    summary.elapsed_s = time.monotonic() - started
+
+
+async def score_responses(
+    study: Study,
+    workspace: Workspace,
+    *,
+    signals: Sequence[str] | None = None,
+    retry_failed: bool = False,
+    reporter: ScoreReporter | None = None,
+    page_size: int = 500,
+) -> ScoreSummary:
+    """Compute the study's signals (or `signals`) for every successful response that lacks them,
+    then the cross product of every dimension informed by several signals."""
+    names = _select(study, signals)
+    assert study.signals is not None
+    total = workspace.count_unscored(None)
+    if total == 0:
+        raise InputError(
+            f"{workspace.path}: the workspace has no successful responses to score; run "
+            "`changeover generate` or `changeover import responses FILE`"
+        )
+    reporter = reporter or _NoReporter()
+    base = study.path.parent if study.path is not None else Path.cwd()
+    judges = {n: s for n in names if isinstance(s := study.signals[n], JudgeSignal)}
+    # Providers first: a missing API key stops the run before anything is computed.
+    providers = {}
+    for model in dict.fromkeys(s.model for s in judges.values()):
+        assert study.models is not None
+        providers[model] = make_provider(model, study.models[model], base=base)
+    callers: dict[str, Caller] = {}
+    with workspace.exclusive("score"):
+        run_id = workspace.start_run("score", {"signals": names, "retry_failed": retry_failed})
+        summaries = {
+            n: SignalScore(n, study.signals[n].kind, study.signals[n].dimension, total=total)
+            for n in names
+        }
+        combined: list[SignalScore] = []
+        status: Literal["finished", "failed", "interrupted"] = "interrupted"
+        writer = _Writer(workspace, run_id)
+        try:
+            for model, provider in providers.items():
+                assert study.models is not None
+                callers[model] = Caller(
+                    model, study.models[model], provider, workspace=workspace, run_id=run_id
+                )
+            for name in names:
+                signal = study.signals[name]
+                if not isinstance(signal, JudgeSignal):
+                    _score_deterministic(
+                        study, workspace, name, signal, summaries[name], reporter,
+                        run_id=run_id, page_size=page_size,
+                    )  # fmt: skip
+
+            async def run_model(model: str) -> None:
+                # A model's judges run one after another: they share its limits and concurrency.
+                for name, judge in judges.items():
+                    if judge.model == model:
+                        await _score_judge(
+                            study, workspace, callers[model], name, judge, summaries[name],
+                            reporter, writer, retry_failed=retry_failed, page_size=page_size,
+                        )  # fmt: skip
+
+            await asyncio.gather(*(run_model(model) for model in callers))
+            for dimension in study.signals.dimensions:
+                parts = list(study.signals.for_dimension(dimension))
+                if len(parts) < 2:
+                    continue
+                name = LEVEL_SEPARATOR.join(parts)
+                summary = SignalScore(name, "combined", dimension, total=total)
+                _combine(workspace, name, parts, summary, run_id=run_id)
+                combined.append(summary)
+            status = "finished"
+        except Exception:
+            status = "failed"
+            raise
+        finally:
+            writer.flush()
+            for caller in callers.values():
+                await caller.aclose()
+            for summary in [*summaries.values(), *combined]:
+                summary.levels = workspace.signal_levels(summary.signal)
+            workspace.finish_run(
+                run_id,
+                status=status,
+                detail={"summary": [s.as_dict() for s in [*summaries.values(), *combined]]},
+            )
+    return ScoreSummary(run_id, list(summaries.values()), combined)
+
+
+def score(
+    study: Study,
+    workspace: Workspace,
+    *,
+    signals: Sequence[str] | None = None,
+    retry_failed: bool = False,
+    reporter: ScoreReporter | None = None,
+) -> ScoreSummary:
+    """Synchronous `score_responses`, for the CLI and scripts."""
+    return asyncio.run(
+        score_responses(
+            study, workspace, signals=signals, retry_failed=retry_failed, reporter=reporter
+        )
+    )
