@@ -112,3 +112,10 @@ def test_error_engine_recovers_the_rates(engine: str) -> None:
         rate = result.rates["quality"]["all"][model]["overall"]
         assert rate["lo"] - 0.02 <= sim.overall[m] <= rate["hi"] + 0.02
     assert result.engine == "error"
+
+
+def test_a_single_level_signal_is_refused() -> None:
+    sim = simulate(SCENARIO, np.random.default_rng(9))
+    one_level = sim.counts.with_columns(pl.lit("pass").alias("level"))
+    with pytest.raises(CalibrationError, match="single level"):
+        fit(sim.study, one_level, **FAST)

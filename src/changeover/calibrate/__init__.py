@@ -21,6 +21,11 @@ __all__ = ["Block", "Diagnostics", "Draws", "Engine", "PriorScales", "Result", "
 def _check_labels(blocks: list[Block], allow_uncalibrated: bool) -> list[str]:
     notes = []
     for block in blocks:
+        if len(block.levels) < 2:
+            raise CalibrationError(
+                f"{block.label}: the signal has a single level ('{block.levels[0]}'), which says "
+                "nothing about the responses; a signal needs at least two levels"
+            )
         if block.n_labels == 0:
             if not allow_uncalibrated:
                 raise CalibrationError(
@@ -52,7 +57,7 @@ def fit(
     engine: Engine = "calibration",
     interval: float = 0.95,
     num_warmup: int = 500,
-    num_samples: int = 1000,
+    num_samples: int = 500,
     num_chains: int = 2,
     seed: int = 0,
     allow_uncalibrated: bool = False,

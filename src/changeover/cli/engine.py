@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from changeover.cli.app import app, console
-from changeover.counts import counts_from_rows, read_rows, write_counts
+from changeover.counts import counts_from_rows, read_counts, read_rows, write_counts
+from changeover.errors import ChangeoverError
+from changeover.study import load_study
 
 
 @app.command()
@@ -26,8 +28,8 @@ def counts(
     table, summary = counts_from_rows(read_rows(rows), source=str(rows))
     write_counts(table, out)
     console.print(
-        f"{summary.responses:,} responses, {summary.labelled:,} labelled → {table.height:,} cells "
-        f"written to {out}"
+        f"{summary.responses:,} responses × dimensions, {summary.labelled:,} labelled → "
+        f"{table.height:,} cells written to {out}"
     )
     if summary.multiply_labelled:
         agreement = "n/a" if summary.agreement is None else f"{summary.agreement:.1%}"
@@ -67,7 +69,7 @@ def fit(
     engine: Annotated[
         str, typer.Option(help="calibration (default) or error; see the README.")
     ] = "calibration",
-    num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
+    num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 500,
     num_warmup: Annotated[int, typer.Option(help="Warm-up iterations per chain.")] = 500,
     num_chains: Annotated[int, typer.Option(help="Chains (at least 2, for R-hat).")] = 2,
     allow_uncalibrated: Annotated[
@@ -83,10 +85,7 @@ def fit(
 ) -> None:
     """Calibrate the automated signals against the human labels and decide every candidate."""
     from changeover.calibrate import fit as fit_counts
-    from changeover.counts import read_counts
-    from changeover.errors import ChangeoverError
     from changeover.report.terminal import print_result
-    from changeover.study import load_study
 
     if engine not in ("calibration", "error"):
         raise ChangeoverError(f"--engine: unknown engine '{engine}'; use calibration or error")
