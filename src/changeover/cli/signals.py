@@ -87,6 +87,8 @@ def _notes(signal: SignalScore) -> list[str]:
             f"{signal.signal}: {unparseable:,} judge answers held no verdict (level "
             "'unparseable', raw answer in detail); `changeover export signals` shows them"
         )
+    if signal.stopped:
+        notes.append(f"{signal.signal}: stopped early — {signal.stopped}; fix it and re-run")
     if signal.recomputed:
         notes.append(f"{signal.signal}: new responses moved the quantile edges; all re-binned")
     return notes

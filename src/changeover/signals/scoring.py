@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import jinja2
+
 from changeover.errors import InputError, StudyError
 from changeover.generate import Caller, CallResult
 from changeover.providers import make_provider
@@ -58,6 +60,7 @@ class SignalScore:
     failed_by_kind: Counter[str] = field(default_factory=Counter)
     retries_by_kind: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
+    stopped: str | None = None  # judges: why the judging model was stopped early (fatal error)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
@@ -236,6 +239,7 @@ async def _score_judge(
     reporter: ScoreReporter,
     writer: _Writer,
     *,
+    templates: dict[str, jinja2.Template],
     retry_failed: bool,
     page_size: int,
 ) -> None:
@@ -246,9 +250,11 @@ async def _score_judge(
     if not retry_failed:
         summary.earlier_errors = workspace.signal_levels(name).get("error", 0)
     reporter.start(name, summary.total, summary.stored)
-    template = load_template(study.resolve(signal.template)) if signal.template else None
+    template = templates.get(name)
 
     def account(target: ScoringTarget, result: SignalResult, call: CallResult) -> None:
+        if call.error is not None and call.error is caller.stopped and call.attempts == 0:
+            return  # never sent: the model was stopped by a fatal error (401, 403, 404)
         writer.add(_record(name, signal, target, result))
         summary.scored += 1
         if call.is_cached:  # from the cache, or shared with an identical request in flight
@@ -289,6 +295,8 @@ async def _score_judge(
         )
         writer.flush()
         writer.check()
+    if caller.stopped is not None:
+        summary.stopped = str(caller.stopped)
     summary.elapsed_s = time.monotonic() - started
 
 
@@ -350,7 +358,17 @@ async def score_responses(
     reporter = reporter or _NoReporter()
     base = study.path.parent if study.path is not None else Path.cwd()
     judges = {n: s for n in names if isinstance(s := study.signals[n], JudgeSignal)}
-    # Providers first: a missing API key stops the run before anything is computed.
+    # Templates and providers first: a bad template or a missing API key stops the run before
+    # anything is computed.
+    templates = {}
+    for name, judge in judges.items():
+        if judge.template is not None:
+            try:
+                templates[name] = load_template(study.resolve(judge.template))
+            except ValueError as error:
+                raise StudyError(
+                    f"{study.path or 'study'}: signals.{name}.template: {error}"
+                ) from None
     providers = {}
     for model in dict.fromkeys(s.model for s in judges.values()):
         assert study.models is not None
@@ -385,7 +403,8 @@ async def score_responses(
                     if judge.model == model:
                         await _score_judge(
                             study, workspace, callers[model], name, judge, summaries[name],
-                            reporter, writer, retry_failed=retry_failed, page_size=page_size,
+                            reporter, writer, templates=templates, retry_failed=retry_failed,
+                            page_size=page_size,
                         )  # fmt: skip
 
             await asyncio.gather(*(run_model(model) for model in callers))

@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -665,10 +666,12 @@ def _check_judge(study: Study, where: str, signal: JudgeSignal) -> None:
                 f"{where}: style_guide has neither text nor rules for the judge to apply; add "
                 "style_guide.text (the house style in prose)"
             )
-    if signal.template is not None:
+    if signal.template is not None and Path(signal.template).is_absolute():
+        # A relative path is relative to the study file, which validation does not know:
+        # `changeover score` checks it before any call.
         from changeover.signals.judge import load_template
 
         try:
-            load_template(study.resolve(signal.template))
+            load_template(Path(signal.template))
         except ValueError as error:
             raise ValueError(f"{where}.template: {error}") from None

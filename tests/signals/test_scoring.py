@@ -1,0 +1,250 @@
+"""`score`: deterministic signals and judges over a workspace, resumable, combined per dimension,
+and read back by `Workspace.rows()`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from changeover.errors import InputError, StudyError
+from changeover.io import import_items, import_responses
+from changeover.signals.scoring import score, score_responses
+from changeover.study import Study, load_study
+from changeover.workspace import Item, ResponseRecord, Workspace, open_workspace
+from tests.fakes.judge import fake_judge
+from tests.fakes.llm_server import FakeLLMServer
+
+
+@pytest.fixture
+def judge_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(reply=fake_judge) as running:
+        yield running
+
+
+def _grader(server: FakeLLMServer, protocol: str = "openai", **extra: Any) -> dict[str, Any]:
+    url = server.openai_url if protocol == "openai" else server.anthropic_url
+    return {"provider": protocol, "model": f"{protocol}-judge", "base_url": url,
+            "api_key_env": "CHANGEOVER_TEST_KEY", "max_tokens": 100, "timeout": 2,
+            "max_retries": 0, **extra}  # fmt: skip
+
+
+def _setup(
+    tmp_path: Path,
+    responses: dict[str, str],
+    *,
+    signals: dict[str, Any],
+    models: dict[str, Any],
+    **extra: Any,
+) -> tuple[Study, Workspace]:
+    replay = {"provider": "replay", "file": "unused.jsonl"}
+    data = {
+        "incumbent": "legacy",
+        "candidates": ["cand"],
+        "segments": {"na": 1, "emea": 1},
+        "models": {"legacy": replay, "cand": replay, **models},
+        "signals": signals,
+        **extra,
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    study = load_study(path)
+    items = tmp_path / "items.jsonl"
+    items.write_text(
+        "".join(
+            json.dumps(
+                {"item_id": i, "prompt": f"question {i}?", "segment": "na", "reference": "Paris"}
+            )
+            + "\n"
+            for i in responses
+        )  # fmt: skip
+    )
+    answers = tmp_path / "responses.jsonl"
+    answers.write_text(
+        "".join(
+            json.dumps({"item_id": i, "model": "legacy", "response": r}) + "\n"
+            for i, r in responses.items()
+        )
+    )
+    workspace = open_workspace(study.resolve(study.workspace), create=True)
+    import_items(workspace, items, study)
+    import_responses(workspace, answers, study)
+    return study, workspace
+
+
+def _levels(workspace: Workspace, signal: str) -> dict[str, str]:
+    frame = workspace.frame("signals")
+    return {
+        row["item_id"]: row["level"]
+        for row in frame.iter_rows(named=True)
+        if row["signal"] == signal
+    }
+
+
+def test_a_study_template_with_an_anthropic_style_judge(
+    tmp_path: Path, judge_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "sk-test")
+    (tmp_path / "house.j2").write_text(
+        "HOUSE RUBRIC ({{ rubric }}, {{ scale }}).\n{{ style_guide }}\n"
+        "{% for rule in style_rules %}* {{ rule }}\n{% endfor %}"
+        'Answer {"verdict": ..., "violated_rules": [...]}'
+    )
+    study, workspace = _setup(
+        tmp_path,
+        {"a": "**Paris** !judge:violates", "b": "Paris. The Acme team !judge:adheres"},
+        signals={
+            "tone": {"kind": "judge", "rubric": "style", "model": "grader", "template": "house.j2"}
+        },
+        models={"grader": _grader(judge_server, "anthropic")},
+        style_guide={"text": "Warm and brief.", "markdown": False, "sign_off": "The Acme team"},
+    )
+    with workspace:
+        (tone,) = score(study, workspace).signals
+        details = {
+            r["item_id"]: r["detail"] for r in workspace.frame("signals").iter_rows(named=True)
+        }
+    assert tone.levels == {"adheres": 1, "violates": 1}
+    assert details["a"] == "violated: no markdown; sign-off"
+    (request, _) = judge_server.log
+    assert request.protocol == "anthropic"
+    assert request.system.startswith("HOUSE RUBRIC (style, binary).\nWarm and brief.")
+    assert '* End with the sign-off "The Acme team".' in request.system
+    assert "sk-test" in request.authorization
+
+
+def test_combinations_follow_their_parts_and_feed_rows(
+    tmp_path: Path, judge_server: FakeLLMServer
+) -> None:
+    study, workspace = _setup(
+        tmp_path,
+        {
+            "a": "I'm sorry, but I can't help with that. !judge:refused",
+            "b": "Sure, here it is. !judge:complied",
+            "c": "Here you go. !script:500,ok !judge:partial",
+        },
+        signals={
+            "phrases": {"kind": "refusal", "scale": "binary"},
+            "judge": {"kind": "judge", "rubric": "refusal", "model": "grader"},
+        },
+        models={"grader": _grader(judge_server, api_key_env=None)},
+    )
+    with workspace:
+        summary = score(study, workspace)
+        (combined,) = summary.combined
+        assert (combined.signal, combined.scored) == ("phrases|judge", 3)
+        assert _levels(workspace, "phrases|judge") == {
+            "a": "refused|refused",
+            "b": "complied|complied",
+            "c": "complied|error",
+        }
+        rows = workspace.rows()
+        assert sorted(rows["level"].to_list()) == [
+            "complied|complied", "complied|error", "refused|refused",
+        ]  # fmt: skip
+        # The failed judge call is judged again; its combination follows, the others stay.
+        summary = score(study, workspace, retry_failed=True)
+        assert [s.scored for s in summary.signals] == [0, 1]
+        assert summary.combined[0].scored == 1 and summary.combined[0].stored == 2
+        assert _levels(workspace, "phrases|judge")["c"] == "complied|partial"
+        # Another stored combination of other parts makes the choice ambiguous again.
+        workspace.store_signals([], run_id=None)
+        workspace._db.execute(
+            "INSERT INTO signals (item_id, model, signal, dimension, level, created_at)"
+            " VALUES ('a', 'legacy', 'judge|phrases', 'refusal', 'x', '2026-01-01')"
+        )
+        with pytest.raises(InputError, match="several signals"):
+            workspace.rows()
+
+
+def test_quantile_bins_are_recut_when_responses_arrive(tmp_path: Path) -> None:
+    study, workspace = _setup(
+        tmp_path,
+        {"a": "Paris", "b": "Paris, France", "c": "Lyon", "d": "It is Paris of course"},
+        signals={"overlap": {"kind": "reference", "quantiles": 2}},
+        models={},
+    )
+    with workspace:
+        (first,) = score(study, workspace).signals
+        assert first.scored == 4 and not first.recomputed
+        assert score(study, workspace).signals[0].scored == 0
+        workspace.add_items([Item("e", "question e?", "na", reference="Paris")])
+        workspace.add_responses([ResponseRecord("e", "legacy", "Paris", source="import")])
+        (again,) = score(study, workspace).signals
+        assert again.recomputed and again.scored == 5 and again.stored == 0
+        assert sum(again.levels.values()) == 5
+
+
+def test_a_fatal_error_stops_the_judge_and_stores_only_what_was_sent(
+    tmp_path: Path, judge_server: FakeLLMServer
+) -> None:
+    study, workspace = _setup(
+        tmp_path,
+        {f"q{i}": f"!script:401 answer {i}" for i in range(6)},
+        signals={"judge": {"kind": "judge", "rubric": "correctness", "model": "grader"}},
+        models={"grader": _grader(judge_server, api_key_env=None, concurrency=1)},
+    )
+    with workspace:
+        (judge,) = score(study, workspace).signals
+        assert judge.stopped is not None and "401" in judge.stopped
+        assert judge.levels == {"error": 1} and len(judge_server.log) == 1
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeLLMServer(reply=fake_judge, latency=0.05) as server:
+        study, workspace = _setup(
+            tmp_path,
+            {f"q{i}": f"answer {i} !judge:correct" for i in range(12)},
+            signals={"judge": {"kind": "judge", "rubric": "correctness", "model": "grader"}},
+            models={"grader": _grader(server, api_key_env=None, concurrency=2)},
+        )
+
+        async def interrupted() -> None:
+            task = asyncio.create_task(score_responses(study, workspace))
+            while len(server.log) < 5:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        with workspace:
+            asyncio.run(interrupted())
+            stored = len(_levels(workspace, "judge"))
+            assert 3 <= stored < 12
+            runs = workspace.frame("runs")
+            assert runs["status"].to_list()[-1] == "interrupted"
+            sent = len(server.log)
+            (judge,) = score(study, workspace).signals
+            assert judge.stored == stored and judge.scored == 12 - stored
+            # Requests in flight at the interruption are answered from the cache or sent again;
+            # nothing stored is asked again.
+            assert len(server.log) - sent <= 12 - stored
+            assert set(_levels(workspace, "judge").values()) == {"correct"}
+
+
+def test_a_relative_template_is_checked_before_any_call(
+    tmp_path: Path, judge_server: FakeLLMServer
+) -> None:
+    study, workspace = _setup(
+        tmp_path,
+        {"a": "Paris"},
+        signals={"j": {"kind": "judge", "rubric": "correctness", "model": "grader",
+                       "template": "rubrics/mine.j2"}},
+        models={"grader": _grader(judge_server, api_key_env=None)},
+    )  # fmt: skip
+    with workspace, pytest.raises(StudyError, match=r"signals\.j\.template: file .*mine\.j2 not"):
+        score(study, workspace)
+    assert judge_server.log == []
+    (tmp_path / "rubrics").mkdir()
+    (tmp_path / "rubrics" / "mine.j2").write_text("Grade {{ rubric }}; answer JSON.")
+    with open_workspace(study.resolve(study.workspace)) as workspace:
+        (judge,) = score(study, workspace).signals
+    assert judge.scored == 1
+    assert judge_server.log[0].system == "Grade correctness; answer JSON."
