@@ -370,3 +370,24 @@ def test_a_judge_counts_its_failure_levels_in_the_cross_product() -> None:
     parse_study(_judged(signals))  # 7 x 3 = 21 levels
     signals["overlap"]["bins"] = [0.3, 0.6, 0.8]
     assert "combines j, overlap into 28 levels" in _error(_judged(signals))
+
+
+def test_the_documented_judges_are_valid() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "signals.md"
+    blocks = docs.read_text(encoding="utf-8").split("```yaml\n")[1:]
+    block = next(b for b in (x.split("```")[0] for x in blocks) if "kind: judge" in b)
+    data = yaml.safe_load(block)
+    study = parse_study(
+        _study(
+            models=MODELS | data["models"],
+            signals=data["signals"],
+            style_guide={"text": "Friendly, brief."},
+        )
+    )
+    assert study.signals is not None
+    judges = [s for _, s in study.signals.items() if isinstance(s, JudgeSignal)]
+    assert [(j.rubric, j.scale) for j in judges] == [
+        ("correctness", "1-5"),
+        ("refusal", "three_way"),
+        ("style", "binary"),
+    ]
