@@ -248,3 +248,25 @@ def test_a_relative_template_is_checked_before_any_call(
         (judge,) = score(study, workspace).signals
     assert judge.scored == 1
     assert judge_server.log[0].system == "Grade correctness; answer JSON."
+
+
+def test_changed_settings_are_flagged_until_rescored(tmp_path: Path) -> None:
+    study, workspace = _setup(
+        tmp_path,
+        {"a": "Paris", "b": "Lyon, not Paris", "c": "Lyon"},
+        signals={"overlap": {"kind": "reference", "metric": "token_f1", "bins": [0.5]}},
+        models={},
+    )
+    with workspace:
+        assert not score(study, workspace).signals[0].settings_changed
+        path = tmp_path / "study.yaml"
+        path.write_text(path.read_text().replace("- 0.5", "- 0.2\n    - 0.6"))
+        changed = load_study(path)
+        for _ in range(2):  # flagged on every run while the stored rows are stale
+            (overlap,) = score(changed, workspace).signals
+            assert overlap.settings_changed and overlap.scored == 0
+            assert set(overlap.levels) <= {"0-0.5", "0.5-1"}
+        (overlap,) = score(changed, workspace, rescore=True).signals
+        assert not overlap.settings_changed and overlap.scored == 3
+        assert set(overlap.levels) <= {"0-0.2", "0.2-0.6", "0.6-1"}
+        assert not score(changed, workspace).signals[0].settings_changed

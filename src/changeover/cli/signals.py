@@ -89,6 +89,11 @@ def _notes(signal: SignalScore) -> list[str]:
         )
     if signal.stopped:
         notes.append(f"{signal.signal}: stopped early — {signal.stopped}; fix it and re-run")
+    if signal.settings_changed:
+        notes.append(
+            f"{signal.signal}: its settings changed since its stored rows were computed; they "
+            f"are kept: rescore them with `changeover score --rescore --signals {signal.signal}`"
+        )
     if signal.recomputed:
         notes.append(f"{signal.signal}: new responses moved the quantile edges; all re-binned")
     return notes
@@ -106,6 +111,14 @@ def score_command(
     retry_failed: Annotated[
         bool,
         typer.Option("--retry-failed", help="Judge again the responses whose judge call failed."),
+    ] = False,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore",
+            help="Delete and compute again the selected signals (judge answers come from the "
+            "request cache when nothing changed).",
+        ),
     ] = False,
 ) -> None:
     """Compute the study's signals (detectors and LLM judges) for every response; resumable,
@@ -130,6 +143,7 @@ def score_command(
             workspace,
             signals=names,
             retry_failed=retry_failed,
+            rescore=rescore,
             reporter=RichScoreReporter(progress),
         )
     console.print(summary_table(summary))

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FENCED_PARTS",
     "JudgeInput",
+    "builtin_source",
     "builtin_template",
     "build_judge_request",
     "fence_id",
@@ -157,10 +158,15 @@ def load_template(path: Path) -> jinja2.Template:
 
 
 @cache
+def builtin_source(rubric: str) -> str:
+    """The text of the rubric template shipped with changeover (`signals/rubrics/<rubric>.j2`)."""
+    return (resources.files("changeover.signals") / "rubrics" / f"{rubric}.j2").read_text("utf-8")
+
+
+@cache
 def builtin_template(rubric: str) -> jinja2.Template:
     """The rubric shipped with changeover (`signals/rubrics/<rubric>.j2`)."""
-    text = (resources.files("changeover.signals") / "rubrics" / f"{rubric}.j2").read_text("utf-8")
-    return _environment().from_string(text)
+    return _environment().from_string(builtin_source(rubric))
 
 
 def style_rules(guide: StyleGuide | None, segment: str | None = None) -> list[str]:

@@ -15,6 +15,8 @@ one more signal named after its parts ("refusal_phrases|refusal_judge"), which i
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,18 +25,26 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import jinja2
+import polars as pl
 
 from changeover.errors import InputError, StudyError
 from changeover.generate import Caller, CallResult
 from changeover.providers import make_provider
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
-from changeover.signals.judge import JudgeInput, judge_responses, load_template
+from changeover.signals.judge import JudgeInput, builtin_source, judge_responses, load_template
 from changeover.signals.result import SignalResult
 from changeover.signals.settings import AnySignal, JudgeSignal, ReferenceSignal
 from changeover.study import Study
 from changeover.workspace import ScoringTarget, SignalRecord, Workspace, WorkspaceError
 
-__all__ = ["ScoreReporter", "ScoreSummary", "SignalScore", "score", "score_responses"]
+__all__ = [
+    "ScoreReporter",
+    "ScoreSummary",
+    "SignalScore",
+    "score",
+    "score_responses",
+    "signal_fingerprint",
+]
 
 _COMBINE_BATCH = 5000
 
@@ -60,6 +70,7 @@ class SignalScore:
     failed_by_kind: Counter[str] = field(default_factory=Counter)
     retries_by_kind: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
+    settings_changed: bool = False  # stored rows were computed with other settings (kept)
     stopped: str | None = None  # judges: why the judging model was stopped early (fatal error)
 
     def as_dict(self) -> dict[str, Any]:
@@ -336,17 +347,53 @@ def _combine(
     summary.elapsed_s = time.monotonic() - started
 
 
+def signal_fingerprint(study: Study, name: str) -> str:
+    """A hash of everything that decides a signal's levels: its settings, the style guide, and
+    for a judge its rubric template and the judging model's id and generation settings."""
+    assert study.signals is not None
+    signal = study.signals[name]
+    parts: list[Any] = [signal.model_dump(mode="json")]
+    if study.style_guide is not None and signal.kind in ("style", "judge"):
+        parts.append(study.style_guide.model_dump(mode="json"))
+    if isinstance(signal, JudgeSignal):
+        if signal.template is not None:
+            path = study.resolve(signal.template)
+            parts.append(path.read_text(encoding="utf-8") if path.exists() else None)
+        else:
+            parts.append(builtin_source(signal.rubric))
+        if study.models is not None and signal.model in study.models:
+            settings = study.models[signal.model]
+            parts.append([settings.provider, settings.model, settings.generation_settings()])
+    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _stored_fingerprints(workspace: Workspace) -> dict[str, str]:
+    """The settings each signal's stored rows were computed with, from the latest score run
+    that recorded them."""
+    found: dict[str, str] = {}
+    runs = workspace.frame("runs").filter(pl.col("kind") == "score")
+    for detail in runs["detail"].to_list():
+        found.update(json.loads(detail).get("fingerprints", {}))
+    return found
+
+
 async def score_responses(
     study: Study,
     workspace: Workspace,
     *,
     signals: Sequence[str] | None = None,
     retry_failed: bool = False,
+    rescore: bool = False,
     reporter: ScoreReporter | None = None,
     page_size: int = 500,
 ) -> ScoreSummary:
     """Compute the study's signals (or `signals`) for every successful response that lacks them,
-    then the cross product of every dimension informed by several signals."""
+    then the cross product of every dimension informed by several signals.
+
+    `rescore` first deletes what is stored for the selected signals (judge answers still come
+    from the request cache when nothing that shapes the request changed).
+    """
     names = _select(study, signals)
     assert study.signals is not None
     total = workspace.count_unscored(None)
@@ -375,9 +422,35 @@ async def score_responses(
         providers[model] = make_provider(model, study.models[model], base=base)
     callers: dict[str, Caller] = {}
     with workspace.exclusive("score"):
-        run_id = workspace.start_run("score", {"signals": names, "retry_failed": retry_failed})
+        previous = _stored_fingerprints(workspace)
+        fingerprints: dict[str, str] = {}
+        changed: set[str] = set()
+        for name in names:
+            current = signal_fingerprint(study, name)
+            if rescore:
+                workspace.delete_signal(name)
+            elif name in previous and previous[name] != current and workspace.signal_levels(name):
+                # The stored rows keep their settings until they are rescored.
+                changed.add(name)
+                current = previous[name]
+            fingerprints[name] = current
+        run_id = workspace.start_run(
+            "score",
+            {
+                "signals": names,
+                "retry_failed": retry_failed,
+                "rescore": rescore,
+                "fingerprints": fingerprints,
+            },
+        )
         summaries = {
-            n: SignalScore(n, study.signals[n].kind, study.signals[n].dimension, total=total)
+            n: SignalScore(
+                n,
+                study.signals[n].kind,
+                study.signals[n].dimension,
+                total=total,
+                settings_changed=n in changed,
+            )
             for n in names
         }
         combined: list[SignalScore] = []
@@ -440,11 +513,17 @@ def score(
     *,
     signals: Sequence[str] | None = None,
     retry_failed: bool = False,
+    rescore: bool = False,
     reporter: ScoreReporter | None = None,
 ) -> ScoreSummary:
     """Synchronous `score_responses`, for the CLI and scripts."""
     return asyncio.run(
         score_responses(
-            study, workspace, signals=signals, retry_failed=retry_failed, reporter=reporter
+            study,
+            workspace,
+            signals=signals,
+            retry_failed=retry_failed,
+            rescore=rescore,
+            reporter=reporter,
         )
     )
