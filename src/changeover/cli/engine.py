@@ -15,17 +15,31 @@ from changeover.study import load_study
 
 @app.command()
 def counts(
-    rows: Annotated[
-        Path,
-        typer.Option(
-            help="Per-response rows: item_id, model, segment, group, "
-            "dimension, level, human (CSV, JSONL or Parquet)."
-        ),
-    ],
     out: Annotated[Path, typer.Option(help="Where to write the counts (.csv or .parquet).")],
+    rows: Annotated[
+        Path | None,
+        typer.Option(
+            help="Per-response rows: item_id, model, segment, group, dimension, level, human "
+            "(CSV, JSONL or Parquet). Without it, the rows come from the study's workspace."
+        ),
+    ] = None,
+    study: Annotated[Path, typer.Option(help="The study file (for its workspace).")] = Path(
+        "study.yaml"
+    ),
 ) -> None:
     """Aggregate per-response rows (one per item, model, dimension) into a counts table."""
-    table, summary = counts_from_rows(read_rows(rows), source=str(rows))
+    if rows is not None:
+        frame, source = read_rows(rows), str(rows)
+    else:
+        from changeover.workspace import open_workspace
+
+        the_study = load_study(study)
+        path = the_study.resolve(the_study.workspace)
+        if not path.exists():
+            raise ChangeoverError(f"{path}: no workspace; run `changeover init` or pass --rows")
+        with open_workspace(path) as workspace:
+            frame, source = workspace.rows().lazy(), str(path)
+    table, summary = counts_from_rows(frame, source=source)
     write_counts(table, out)
     console.print(
         f"{summary.responses:,} responses × dimensions, {summary.labelled:,} labelled → "
