@@ -22,7 +22,6 @@ own parameters), `--chunk` at a time.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -33,9 +32,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from changeover.calibrate.blocks import Block, blocks_from_counts  # noqa: E402
+from changeover.calibrate.blocks import Block  # noqa: E402
 from changeover.calibrate.fit import sample_posterior  # noqa: E402
-from changeover.calibrate.simulate import Scenario, Simulated, simulate  # noqa: E402
+from changeover.calibrate.simulate import Scenario, simulate  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 Z = stats.norm.ppf(0.975)
@@ -78,11 +77,6 @@ SCENARIOS = [
         weights=(2.1, 1.4, 0.5, 0.4, 0.6, 0.3),
     ),
 ]
-
-
-def _as_block(sim: Simulated, name: str) -> Block:
-    (block,) = blocks_from_counts(sim.counts, sim.study.model_names, sim.study.segment_names)
-    return dataclasses.replace(block, dimension=name)
 
 
 def _interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +142,7 @@ def ppi_plus_plus(block: Block, w: np.ndarray, scores: np.ndarray) -> tuple[np.n
 def run_scenario(scenario: Scenario, reps: int, error_reps: int, chunk: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     sims = [simulate(scenario, rng) for _ in range(reps)]
-    blocks = [_as_block(sim, f"rep{i}") for i, sim in enumerate(sims)]
+    blocks = [sim.block(f"rep{i}") for i, sim in enumerate(sims)]
     w = np.array(list(sims[0].study.weights.values()))
     weights = sims[0].study.weights
     levels = blocks[0].levels
@@ -253,8 +247,8 @@ def to_markdown(results: list[dict]) -> str:
     for r in results:
         for label, d in r.get("diagnostics", {}).items():
             lines.append(
-                f"| {r['scenario']} | {r['changeover_rate_coverage']:.3f} | {label} | {d['fits']} | "
-                f"{d['worst_rhat']:.3f} | {d['fits_with_rhat_over_1.01']} | {d['divergences']} | "
+                f"| {r['scenario']} | {r['changeover_rate_coverage']:.3f} | {label} | "
+                f"{d['fits']} | {d['worst_rhat']:.3f} | {d['fits_with_rhat_over_1.01']} | {d['divergences']} | "
                 f"{r['seconds'][label]:.0f} |"
             )
     return "\n".join(lines)

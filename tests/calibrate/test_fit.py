@@ -8,9 +8,8 @@ import pytest
 
 from changeover import CalibrationError
 from changeover.calibrate import fit
-from changeover.calibrate.blocks import blocks_from_counts
 from changeover.calibrate.fit import sample_posterior
-from changeover.calibrate.simulate import Scenario, Simulated, simulate
+from changeover.calibrate.simulate import Scenario, simulate
 
 FAST = {"num_warmup": 300, "num_samples": 300}
 # Short chains in tests: convergence is asserted loosely where it is not the subject.
@@ -25,16 +24,11 @@ SCENARIO = Scenario(
 )
 
 
-def _block(sim: Simulated, name: str):  # type: ignore[no-untyped-def]
-    (block,) = blocks_from_counts(sim.counts, sim.study.model_names, sim.study.segment_names)
-    return dataclasses.replace(block, dimension=name)
-
-
 def test_quick_coverage_of_rates_and_contrasts() -> None:
     """30 simulated studies fitted as independent blocks of one fit; the benchmark does 200+."""
     rng = np.random.default_rng(11)
     sims = [simulate(SCENARIO, rng) for _ in range(30)]
-    blocks = [_block(sim, f"rep{i}") for i, sim in enumerate(sims)]
+    blocks = [sim.block(f"rep{i}") for i, sim in enumerate(sims)]
     weights = sims[0].study.weights
     draws = sample_posterior(blocks, weights, seed=3, keep_inference_data=False, **FAST)
     w = np.array(list(weights.values()))

@@ -8,6 +8,7 @@ also behave differently per segment, the case where the error-model assumption b
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ import polars as pl
 from scipy.special import expit, logit
 from scipy.stats import norm
 
+from changeover.calibrate.blocks import Block, blocks_from_counts
 from changeover.counts import COUNTS_COLUMNS
 from changeover.study import Study, parse_study
 
@@ -60,6 +62,11 @@ class Simulated:
     def overall(self) -> np.ndarray:
         w = np.array(list(self.study.weights.values()))
         return self.theta @ w
+
+    def block(self, name: str) -> Block:
+        """This study's counts as one engine block named `name` (to fit many studies at once)."""
+        (block,) = blocks_from_counts(self.counts, self.study.model_names, self.study.segment_names)
+        return dataclasses.replace(block, dimension=name)
 
     def contrasts(self) -> np.ndarray:
         """True overall contrasts of each candidate against the incumbent (model 0)."""
