@@ -248,8 +248,8 @@ def to_markdown(results: list[dict]) -> str:
         for label, d in r.get("diagnostics", {}).items():
             lines.append(
                 f"| {r['scenario']} | {r['changeover_rate_coverage']:.3f} | {label} | "
-                f"{d['fits']} | {d['worst_rhat']:.3f} | {d['fits_with_rhat_over_1.01']} | {d['divergences']} | "
-                f"{r['seconds'][label]:.0f} |"
+                f"{d['fits']} | {d['worst_rhat']:.3f} | {d['fits_with_rhat_over_1.01']} | "
+                f"{d['divergences']} | {r['seconds'][label]:.0f} |"
             )
     return "\n".join(lines)
 
