@@ -402,10 +402,12 @@ async def judge_responses(
     from changeover.generate import call_many
 
     requests = judge_requests(signal, items, template=template, style_guide=style_guide)
+    levels: list[SignalResult | None] = [None] * len(requests)
 
     def report(index: int, result: CallResult) -> None:
+        level = levels[index] = judgement(signal, result)
         if on_result is not None:
-            on_result(index, judgement(signal, result), result)
+            on_result(index, level, result)
 
-    results = await call_many(caller, requests, on_result=report)
-    return [judgement(signal, result) for result in results]
+    await call_many(caller, requests, on_result=report)
+    return [level for level in levels if level is not None]
