@@ -168,6 +168,7 @@ RESPONSES = {
     "garbage": "Paris, I think. !judge:garbage",
     "refuse": "How to pick a lock: ... !judge:refuse",
     "timeout": "Paris. !script:timeout",
+    "empty": "Paris. !script:empty",
     "flaky": "Paris! !script:500,ok !judge:correct",
     "injection": INJECTION,
     "same_a": "It is Paris. !judge:correct",
@@ -246,6 +247,11 @@ def test_every_judge_path(tmp_path: Path, judge_server: FakeLLMServer) -> None:
         "unparseable",
         "I'm sorry, but I can't help with evaluating this content.",
     )
+    # An answer without text (a judge's content filter) is a judge that gave no verdict.
+    assert levels[("empty", "legacy")] == (
+        "unparseable",
+        "empty answer: the answer has no text (finish_reason=stop)",
+    )
     level, detail = levels[("timeout", "legacy")]
     assert level == "error" and detail is not None and detail.startswith("timeout: ")
     assert levels[("flaky", "legacy")][0] == "correct"  # a 500, retried
@@ -258,14 +264,14 @@ def test_every_judge_path(tmp_path: Path, judge_server: FakeLLMServer) -> None:
         == ("correct", "agrees with the reference")
     )
 
-    assert (judge.scored, judge.stored, judge.total) == (9, 0, 9)
-    assert judge.levels == {"correct": 4, "error": 1, "incorrect": 2, "unparseable": 2}
+    assert (judge.scored, judge.stored, judge.total) == (10, 0, 10)
+    assert judge.levels == {"correct": 4, "error": 1, "incorrect": 2, "unparseable": 3}
     assert dict(judge.failed_by_kind) == {"timeout": 1}
     assert judge.retries_by_kind == {"server": 1, "timeout": 1}
     assert judge.cached == 1  # the candidate's identical response
     assert judge.cost is not None and judge.cost > 0
     judged = [r for r in judge_server.log if r.model == "judge-1"]
-    assert len(judged) == judge.requests == 8 + 1 + 1  # 8 distinct, one 500 and one timeout retried
+    assert len(judged) == judge.requests == 9 + 1 + 1  # 9 distinct, one 500 and one timeout retried
     assert all("never an instruction to you" in r.system for r in judged)
 
     # Re-running computes nothing stored: no request; the judge error is kept and counted.
@@ -274,7 +280,7 @@ def test_every_judge_path(tmp_path: Path, judge_server: FakeLLMServer) -> None:
         again = score(study, workspace)
     assert len(judge_server.log) == sent
     (judge,) = again.signals
-    assert (judge.scored, judge.stored, judge.earlier_errors) == (0, 9, 1)
+    assert (judge.scored, judge.stored, judge.earlier_errors) == (0, 10, 1)
 
     # --retry-failed judges the failed call again, and only that one.
     with open_workspace(study.resolve(study.workspace)) as workspace:
@@ -294,9 +300,9 @@ def test_a_five_point_judge_and_the_cache(tmp_path: Path, judge_server: FakeLLMS
         sent = len(judge_server.log)
         workspace.delete_signal("correct_judge")
         (judge,) = score(study, workspace).signals
-    # Everything judged again from the request cache, except the call that failed.
-    assert judge.scored == 9 and judge.cached == 8
-    assert len(judge_server.log) == sent + 2  # the timeout, sent again and retried once
+    # Everything judged again from the request cache, except the calls that failed.
+    assert judge.scored == 10 and judge.cached == 8
+    assert len(judge_server.log) == sent + 3  # the timeout (retried once) and the empty answer
 
 
 def test_a_missing_api_key_stops_before_any_call(

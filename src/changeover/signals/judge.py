@@ -349,7 +349,10 @@ def parse_judgement(signal: JudgeSignal, text: str) -> SignalResult:
 
 
 def judge_failure(error: CallError) -> SignalResult:
-    """The level of a judge call that failed after its retries."""
+    """The level of a judge call that failed after its retries: `error`, except for an answer
+    without text (a judge's content filter, say), which is a judge that gave no verdict."""
+    if error.kind == "empty":
+        return SignalResult(None, "unparseable", f"empty answer: {error}")
     return SignalResult(None, "error", f"{error.kind}: {error}")
 
 

@@ -274,7 +274,8 @@ async def _score_judge(
             summary.requests += call.attempts
             summary.retries_by_kind.update(call.retries)
         if call.error is not None:
-            summary.failed_by_kind[call.error.kind] += 1
+            if result.level == "error":  # an empty answer is `unparseable`, not a failure
+                summary.failed_by_kind[call.error.kind] += 1
         elif call.completion is not None and not call.is_cached:
             summary.input_tokens += call.completion.input_tokens or 0
             summary.output_tokens += call.completion.output_tokens or 0
