@@ -142,6 +142,11 @@ def test_score_then_counts(
     )
     assert cell.select("segment", "group", "n").rows() == [("apac", "refuse", 1)]
 
+    # Straight from the workspace, the same counts.
+    assert run(["counts", "--out", "direct.csv"], monkeypatch) == 0
+    direct = pl.read_csv(folder / "direct.csv")
+    assert direct.sort(direct.columns).equals(counts.sort(counts.columns))
+
 
 def test_score_reports_mistakes_in_one_line(
     tmp_path: Path,
