@@ -1,0 +1,499 @@
+"""Which responses humans should label next: pure functions of the posterior and the counts.
+
+A label of a response in stratum (model, segment, level) informs that stratum's calibrated
+probability q = P(pass | level) directly and, through partial pooling, its neighbours'; it moves
+every contrast whose rate uses that stratum. How much is read off the posterior draws:
+
+* `stratum_q` gives, per draw, q for every stratum (the calibration engine's curve, rebuilt
+  from the sampled effects; under the error engine Bayes' rule on theta and the judge's error
+  rates). Adding a label with outcome y reweights every draw by q^y (1 - q)^(1 - y), exactly.
+* The joint covariance over draws of the undecided gate contrasts and the strata's q gives a
+  Bayes-linear preposterior: b more labels in stratum j shrink the variance of contrast c by
+  Cov(c, q_j)^2 / (Var q_j + E[q_j (1 - q_j)] / b), and move its mean by a normal amount with
+  the variance removed (law of total variance). Several strata are handled by rank-one updates,
+  so a batch has diminishing returns within a stratum and across correlated strata.
+* A gate condition with posterior probability P of holding would be decided wrongly with
+  probability min(P, 1 - P) if it had to be decided now; its expected value after the batch is
+  computed by Gauss-Hermite quadrature over the preposterior mean shift. The plan spends the
+  budget greedily on the stratum with the largest expected reduction of that risk summed over
+  every gated condition of every undecided candidate.
+
+Responses are then drawn at random within the chosen strata: the choice depends only on
+observed data (model, segment, level, earlier labels), so the likelihood stays valid.
+Before any labels exist (or when the engine refuses to fit), `stratified_start` spreads the
+budget evenly over the model x segment cells of every dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from scipy.special import ndtr, ndtri
+
+from changeover.calibrate.blocks import Block
+from changeover.calibrate.decide import Result
+from changeover.calibrate.fit import Draws
+from changeover.study import Study
+
+__all__ = [
+    "NextPlan",
+    "Pick",
+    "StratumPick",
+    "choose_responses",
+    "plan_next",
+    "stratified_start",
+    "stratum_q",
+]
+
+Mode = Literal["targeted", "stratified-start", "nothing-to-do"]
+StratumKey = tuple[str, str]  # (dimension, group) of a block
+
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+@dataclass(frozen=True)
+class StratumPick:
+    """Label `n` responses drawn at random from one stratum (level None: any level)."""
+
+    dimension: str
+    group: str
+    model: str
+    segment: str
+    level: str | None
+    n: int
+    gain: float  # expected reduction of the summed wrong-verdict risk due to these labels
+    reason: str
+
+
+@dataclass(frozen=True)
+class NextPlan:
+    """What to label next and why."""
+
+    mode: Mode
+    picks: tuple[StratumPick, ...]
+    budget: int
+    risk: float  # sum over undecided gate conditions of min(P, 1 - P), now
+    expected_risk: float  # its expected value once the picks are labelled
+    undecided: tuple[str, ...]
+    message: str
+
+    @property
+    def n_labels(self) -> int:
+        return sum(p.n for p in self.picks)
+
+    @property
+    def expected_gain(self) -> float:
+        return self.risk - self.expected_risk
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One response to label, as written to the queue and to CSV."""
+
+    item_id: str
+    model: str
+    dimension: str
+    segment: str
+    level: str
+    priority: float
+    reason: str
+
+
+def _calibration_q(draws: Draws) -> dict[StratumKey, np.ndarray] | None:
+    """Rebuild q [D, M, S, K] per block from the calibration engine's sampled effects."""
+    idata = draws.inference_data
+    if idata is None or not hasattr(idata, "posterior"):
+        return None
+    post = idata.posterior
+    if not all(name in post for name in ("mu", "sd", "z")):
+        return None
+    import jax
+    from numpyro import handlers
+
+    from changeover.calibrate.model import PriorScales, calibration_logits
+
+    mu, sd, z = (np.asarray(post[name]) for name in ("mu", "sd", "z"))
+    mu, sd, z = (a.reshape(-1, *a.shape[2:]) for a in (mu, sd, z))
+    n_blocks, n_levels = mu.shape[1], mu.shape[2]
+    n_models = len(draws.blocks[0].models)
+    n_segments = max(len(b.segments) for b in draws.blocks)
+    if n_blocks != len(draws.blocks):
+        return None
+
+    def one(mu: jax.Array, sd: jax.Array, z: jax.Array) -> jax.Array:
+        with handlers.seed(rng_seed=0), handlers.substitute(data={"mu": mu, "sd": sd, "z": z}):
+            return calibration_logits(n_blocks, n_models, n_segments, n_levels, PriorScales())
+
+    try:
+        eta = np.asarray(jax.jit(jax.vmap(one))(mu, sd, z))
+    except (TypeError, ValueError):  # a shape this version does not know: fall back
+        return None
+    q = 1.0 / (1.0 + np.exp(-eta))  # [D, B, M, S, K]
+    out = {}
+    for i, block in enumerate(draws.blocks):
+        _, bs, bk = block.n_all.shape
+        out[block.key] = q[:, i, :, :bs, :bk]
+    return out
+
+
+def stratum_q(draws: Draws) -> dict[StratumKey, np.ndarray]:
+    """Per draw, P(pass | level) for every stratum of every block: [D, M, S, K].
+
+    Aligned with `draws.theta` draw for draw. Under the calibration engine it is the sampled
+    calibration curve; otherwise (or without the sampled effects) Bayes' rule on the cell's rate
+    and the judge's per-model error rates, theta·P(k|pass) / P(k).
+    """
+    rebuilt = _calibration_q(draws)
+    if rebuilt is not None and all(
+        rebuilt[b.key].shape[0] == draws.theta[b.key].shape[0] for b in draws.blocks
+    ):
+        return rebuilt
+    out = {}
+    for block in draws.blocks:
+        theta = draws.theta[block.key][..., None]  # [D, M, S, 1]
+        lp = draws.level_given_pass[block.key][:, :, None, :]  # [D, M, 1, K]
+        lf = draws.level_given_fail[block.key][:, :, None, :]
+        joint = theta * lp
+        out[block.key] = joint / np.maximum(joint + (1 - theta) * lf, 1e-12)
+    return out
+
+
+@dataclass
+class _Condition:
+    candidate: str
+    gate: str
+    where: str
+    probability: float
+    draws: np.ndarray  # contrast draws, signed so that larger is better
+
+
+def _conditions(study: Study, result: Result, draws: Draws) -> dict[StratumKey, list[_Condition]]:
+    """Every gated condition of every undecided candidate, with its contrast draws, by block."""
+    undecided = {c for c, v in result.candidates.items() if v.verdict == "undecided"}
+    models = list(draws.blocks[0].models)
+    inc = models.index(study.incumbent)
+    by_key = {b.key: b for b in draws.blocks}
+    out: dict[StratumKey, list[_Condition]] = {}
+    for gate in study.gates:
+        key = (gate.dimension, gate.group or "")
+        block = by_key[key]
+        theta = draws.theta[key]
+        w = np.array([study.weights[s] for s in block.segments])
+        overall = theta @ (w / w.sum())
+        sign = 1.0 if gate.better == "higher" else -1.0
+        for candidate in study.candidates:
+            if candidate not in undecided:
+                continue
+            c = models.index(candidate)
+            entry = result.gates[gate.name]["contrasts"][candidate]
+            parts = [("overall", overall[:, c] - overall[:, inc], entry["overall"])]
+            parts += [
+                (s, theta[:, c, j] - theta[:, inc, j], entry["segments"][s])
+                for j, s in enumerate(block.segments)
+            ]
+            for where, diff, summary in parts:
+                if not summary["gated"]:
+                    continue
+                out.setdefault(key, []).append(
+                    _Condition(candidate, gate.name, where, float(summary["p_gate"]), sign * diff)
+                )
+    return out
+
+
+def _risk(t: np.ndarray, sd0: np.ndarray, sd1: np.ndarray) -> np.ndarray:
+    """E[min(P', 1 - P')] after a batch that shrinks a contrast's sd from sd0 to sd1.
+
+    `t` = Phi^-1(P) now; the posterior mean moves by N(0, sd0^2 - sd1^2) (shapes broadcast)."""
+    sd1 = np.maximum(sd1, 1e-12)
+    tau = np.sqrt(np.maximum(sd0**2 - sd1**2, 0.0))
+    shifted = (t[..., None] * sd0[..., None] + tau[..., None] * _NODES) / sd1[..., None]
+    return (ndtr(-np.abs(shifted)) * _WEIGHTS).sum(-1)
+
+
+@dataclass
+class _BlockState:
+    block: Block
+    conditions: list[_Condition]
+    t: np.ndarray  # [C]
+    sd0: np.ndarray  # [C]
+    cov_cc: np.ndarray  # [C] current variance of each contrast (diagonal is all we need)
+    cov_cj: np.ndarray  # [C, J]
+    cov_jj: np.ndarray  # [J, J]
+    noise: np.ndarray  # [J] E[q (1 - q)]
+    q_mean: np.ndarray  # [J]
+    q_sd: np.ndarray  # [J]
+    capacity: np.ndarray  # [J] unlabelled responses left
+    taken: np.ndarray  # [J] labels planned
+
+    def risk_now(self) -> float:
+        return float(_risk(self.t, self.sd0, np.sqrt(self.cov_cc)).sum())
+
+    def gains(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Expected risk reduction per stratum for `step` more labels, and the batch sizes."""
+        b = np.minimum(step, self.capacity - self.taken).astype(float)
+        ok = b > 0
+        denom = np.diag(self.cov_jj) + self.noise / np.maximum(b, 1)
+        new_var = self.cov_cc[:, None] - self.cov_cj**2 / np.maximum(denom, 1e-15)[None, :]
+        new_var = np.maximum(new_var, 1e-15)
+        after = _risk(
+            np.broadcast_to(self.t[:, None], new_var.shape),
+            np.broadcast_to(self.sd0[:, None], new_var.shape),
+            np.sqrt(new_var),
+        ).sum(0)
+        gain = np.where(ok, self.risk_now() - after, -np.inf)
+        return gain, b
+
+    def add(self, j: int, b: int) -> None:
+        denom = self.cov_jj[j, j] + self.noise[j] / b
+        cj = self.cov_cj[:, j].copy()
+        jj = self.cov_jj[:, j].copy()
+        self.cov_cc = np.maximum(self.cov_cc - cj**2 / denom, 1e-15)
+        self.cov_cj = self.cov_cj - np.outer(cj, jj) / denom
+        self.cov_jj = self.cov_jj - np.outer(jj, jj) / denom
+        self.taken[j] += b
+
+    def why(self, j: int, b: int) -> str:
+        """Name the condition this stratum helps most."""
+        denom = self.cov_jj[j, j] + self.noise[j] / b
+        new_sd = np.sqrt(np.maximum(self.cov_cc - self.cov_cj[:, j] ** 2 / denom, 1e-15))
+        per = _risk(self.t, self.sd0, np.sqrt(self.cov_cc)) - _risk(self.t, self.sd0, new_sd)
+        c = self.conditions[int(np.argmax(per))]
+        where = "overall" if c.where == "overall" else f"in {c.where}"
+        return (
+            f"{c.candidate}: gate {c.gate} {where} undecided (P(holds) = {c.probability:.2f}); "
+            f"P(pass | level) here is {self.q_mean[j]:.2f} ± {self.q_sd[j]:.2f}"
+        )
+
+
+def _capacity(block: Block, available: dict[StratumKey, np.ndarray] | None) -> np.ndarray:
+    unlabelled = block.n_all - block.n_pass - block.n_fail
+    if available is not None and block.key in available:
+        unlabelled = np.minimum(unlabelled, available[block.key])
+    return np.maximum(np.rint(unlabelled), 0).astype(int)
+
+
+def plan_next(
+    study: Study,
+    result: Result,
+    budget: int,
+    *,
+    available: dict[StratumKey, np.ndarray] | None = None,
+    dimensions: list[str] | None = None,
+    step: int | None = None,
+    q: dict[StratumKey, np.ndarray] | None = None,
+) -> NextPlan:
+    """Choose up to `budget` labels, by stratum, that most reduce the risk of a wrong verdict.
+
+    `available` caps the responses that may be drawn per stratum ([M, S, K] per block, e.g.
+    unlabelled and not yet queued); by default every unlabelled response counts. `dimensions`
+    restricts the labels to those dimensions. `step` labels are added per greedy step (default:
+    about 1/60 of the budget, at least 1), which keeps large budgets fast. `q` passes
+    `stratum_q(result.draws)` when it is already computed.
+    """
+    if budget < 1:
+        raise ValueError("budget must be at least 1")
+    draws = result.draws
+    if draws is None:
+        raise ValueError("the result carries no posterior draws; fit with changeover.fit")
+    undecided = tuple(c for c, v in result.candidates.items() if v.verdict == "undecided")
+    if not undecided:
+        verdicts = ", ".join(f"{c} {v.verdict}" for c, v in result.candidates.items())
+        return NextPlan(
+            "nothing-to-do",
+            (),
+            budget,
+            0.0,
+            0.0,
+            (),
+            f"every candidate is decided ({verdicts}); no label is needed to settle a verdict",
+        )
+    conditions = _conditions(study, result, draws)
+    q_all = q if q is not None else stratum_q(draws)
+    states: list[_BlockState] = []
+    for block in draws.blocks:
+        conds = conditions.get(block.key, [])
+        if not conds or (dimensions and block.dimension not in dimensions):
+            continue
+        qd = q_all[block.key].reshape(q_all[block.key].shape[0], -1)  # [D, J]
+        contrasts = np.stack([c.draws for c in conds], axis=1)  # [D, C]
+        n_draws = contrasts.shape[0]
+        qc = qd - qd.mean(0)
+        cc = contrasts - contrasts.mean(0)
+        sd0 = cc.std(0)
+        p = np.clip([c.probability for c in conds], 0.5 / n_draws, 1 - 0.5 / n_draws)
+        states.append(
+            _BlockState(
+                block=block,
+                conditions=conds,
+                t=ndtri(p),
+                sd0=np.maximum(sd0, 1e-12),
+                cov_cc=np.maximum(sd0**2, 1e-24),
+                cov_cj=cc.T @ qc / n_draws,
+                cov_jj=qc.T @ qc / n_draws,
+                noise=(qd * (1 - qd)).mean(0),
+                q_mean=qd.mean(0),
+                q_sd=qd.std(0),
+                capacity=_capacity(block, available).reshape(-1),
+                taken=np.zeros(qd.shape[1], dtype=int),
+            )
+        )
+    risk0 = float(sum(s.risk_now() for s in states))
+    step = step or max(1, round(budget / 60))
+    left = budget
+    reasons: dict[tuple[int, int], str] = {}
+    gains: dict[tuple[int, int], float] = {}
+    order: list[tuple[int, int]] = []
+    while left > 0 and states:
+        best: tuple[float, int, int, int] | None = None
+        for i, state in enumerate(states):
+            by_stratum, sizes = state.gains(min(step, left))
+            j = int(np.argmax(by_stratum))
+            if np.isfinite(by_stratum[j]) and (best is None or by_stratum[j] > best[0]):
+                best = (float(by_stratum[j]), i, j, int(sizes[j]))
+        if best is None:
+            break
+        gain, i, j, b = best
+        if (i, j) not in reasons:
+            reasons[(i, j)] = states[i].why(j, b)
+            order.append((i, j))
+        gains[(i, j)] = gains.get((i, j), 0.0) + max(gain, 0.0)
+        states[i].add(j, b)
+        left -= b
+    picks = []
+    for i, j in sorted(order, key=lambda ij: -gains[ij]):
+        block = states[i].block
+        m, s, k = np.unravel_index(j, block.n_all.shape)
+        picks.append(
+            StratumPick(
+                block.dimension,
+                block.group,
+                block.models[m],
+                block.segments[s],
+                block.levels[k],
+                int(states[i].taken[j]),
+                gains[(i, j)],
+                reasons[(i, j)],
+            )
+        )
+    risk1 = float(sum(s.risk_now() for s in states))
+    n = sum(p.n for p in picks)
+    if not picks:
+        message = (
+            f"{', '.join(undecided)} undecided, but no unlabelled response is left in any "
+            "stratum that bears on their gates"
+        )
+    else:
+        message = (
+            f"{n} labels in {len(picks)} strata for {', '.join(undecided)}: expected wrong-verdict "
+            f"risk {risk0:.3f} → {risk1:.3f} (summed over undecided gate conditions)"
+        )
+        if n < budget:
+            message += f"; only {n} of the {budget} asked for are available"
+    return NextPlan("targeted", tuple(picks), budget, risk0, risk1, undecided, message)
+
+
+def stratified_start(
+    blocks: list[Block],
+    budget: int,
+    *,
+    seed: int = 0,
+    available: dict[StratumKey, np.ndarray] | None = None,
+    reason: str = "no labels yet: a stratified random start across model x segment cells",
+) -> NextPlan:
+    """Spread `budget` labels evenly over every block's model x segment cells (round-robin in a
+    random order), any level: the start `plan_next` needs before the judge can be calibrated."""
+    if budget < 1:
+        raise ValueError("budget must be at least 1")
+    rng = np.random.default_rng(seed)
+    cells = []
+    capacity = {}
+    for block in blocks:
+        cap = _capacity(block, available).sum(-1)  # [M, S]
+        for m in range(cap.shape[0]):
+            for s in range(cap.shape[1]):
+                if cap[m, s] > 0:
+                    cells.append((block, m, s))
+                    capacity[(block.key, m, s)] = int(cap[m, s])
+    order = [cells[i] for i in rng.permutation(len(cells))]
+    taken: dict[tuple[StratumKey, int, int], int] = {}
+    left = budget
+    while left > 0:
+        progressed = False
+        for block, m, s in order:
+            key = (block.key, m, s)
+            if left > 0 and taken.get(key, 0) < capacity[key]:
+                taken[key] = taken.get(key, 0) + 1
+                left -= 1
+                progressed = True
+        if not progressed:
+            break
+    picks = tuple(
+        StratumPick(
+            block.dimension,
+            block.group,
+            block.models[m],
+            block.segments[s],
+            None,
+            taken[(block.key, m, s)],
+            0.0,
+            reason,
+        )
+        for block, m, s in order
+        if taken.get((block.key, m, s), 0) > 0
+    )
+    n = sum(p.n for p in picks)
+    message = f"{n} labels spread over {len(picks)} model x segment cells ({reason})"
+    if n < budget:
+        message += f"; only {n} of the {budget} asked for are available"
+    return NextPlan("stratified-start", picks, budget, float("nan"), float("nan"), (), message)
+
+
+def choose_responses(plan: NextPlan, unlabelled: pl.DataFrame, *, seed: int = 0) -> list[Pick]:
+    """Draw the plan's responses uniformly at random within each stratum.
+
+    `unlabelled` has one row per response that may be labelled: `item_id, model, segment,
+    group, dimension, level`. A stratum with fewer rows than planned gives what it has.
+    Priority: the stratum's expected gain per label (higher first); 1 in a stratified start.
+    """
+    rng = np.random.default_rng(seed)
+    frame = unlabelled.with_columns(pl.col("group").fill_null(""))
+    out: list[Pick] = []
+    seen: set[tuple[str, str, str]] = set()
+    for pick in plan.picks:
+        cond = (
+            (pl.col("dimension") == pick.dimension)
+            & (pl.col("group") == pick.group)
+            & (pl.col("model") == pick.model)
+            & (pl.col("segment") == pick.segment)
+        )
+        if pick.level is not None:
+            cond = cond & (pl.col("level") == pick.level)
+        rows = frame.filter(cond).sort("item_id").unique(["item_id"], maintain_order=True)
+        rows = rows.filter(
+            ~pl.struct("item_id", "model", "dimension").is_in(
+                [{"item_id": i, "model": m, "dimension": d} for i, m, d in seen]
+            )
+            if seen
+            else pl.lit(True)
+        )
+        chosen = rng.permutation(rows.height)[: pick.n]
+        priority = pick.gain / pick.n if plan.mode == "targeted" else 1.0
+        for r in chosen:
+            row = rows.row(int(r), named=True)
+            seen.add((row["item_id"], row["model"], row["dimension"]))
+            out.append(
+                Pick(
+                    row["item_id"],
+                    row["model"],
+                    row["dimension"],
+                    row["segment"],
+                    row["level"],
+                    round(float(priority), 6),
+                    pick.reason,
+                )
+            )
+    return out

@@ -1,0 +1,206 @@
+"""`changeover next` as pure functions: which strata to label, on hand-made posteriors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+from changeover.calibrate.blocks import Block
+from changeover.calibrate.decide import Result, decide
+from changeover.calibrate.fit import Diagnostics, Draws
+from changeover.calibrate.next import (
+    choose_responses,
+    plan_next,
+    stratified_start,
+    stratum_q,
+)
+from changeover.study import Study, parse_study
+
+MODELS = ("legacy", "cand")
+SEGMENTS = ("na", "emea")
+LEVELS = ("fail", "pass")
+
+
+def _study(scope: str = "both") -> Study:
+    return parse_study(
+        {
+            "incumbent": "legacy",
+            "candidates": ["cand"],
+            "segments": {"na": 1.0, "emea": 1.0},
+            "gates": [
+                {
+                    "name": "quality",
+                    "dimension": "quality",
+                    "better": "higher",
+                    "margin": 0.02,
+                    "scope": scope,
+                    "segment_margin": 0.05,
+                }
+            ],
+        },
+        source="test",
+    )
+
+
+def _block(n_pass: float = 20.0, n_fail: float = 5.0, n_all: float = 500.0) -> Block:
+    shape = (2, 2, 2)
+    return Block(
+        "quality",
+        "",
+        MODELS,
+        SEGMENTS,
+        LEVELS,
+        np.full(shape, n_all),
+        np.full(shape, n_pass),
+        np.full(shape, n_fail),
+    )
+
+
+def _result(theta_mean: np.ndarray, theta_sd: np.ndarray, block: Block, seed: int = 0) -> Result:
+    """A posterior with independent normal rates per cell and a judge that separates well."""
+    rng = np.random.default_rng(seed)
+    d = 2000
+    theta = np.clip(theta_mean + theta_sd * rng.standard_normal((d, 2, 2)), 0.01, 0.99)
+    lp = np.broadcast_to(np.array([0.1, 0.9]), (d, 2, 2)).copy()
+    lf = np.broadcast_to(np.array([0.8, 0.2]), (d, 2, 2)).copy()
+    draws = Draws(
+        [block],
+        {block.key: theta},
+        {block.key: lp},
+        {block.key: lf},
+        Diagnostics(1.0, 1000.0, 0, 2, 1000),
+    )
+    return decide(_study(), draws)
+
+
+def test_picks_the_strata_of_the_uncertain_undecided_cell() -> None:
+    # Everything is pinned down except the candidate's rate in emea, which sits on the margin.
+    mean = np.array([[0.80, 0.80], [0.85, 0.77]])
+    sd = np.array([[0.005, 0.005], [0.005, 0.06]])
+    result = _result(mean, sd, _block())
+    assert result.candidates["cand"].verdict == "undecided"
+    plan = plan_next(_study(), result, 10)
+    assert plan.mode == "targeted" and plan.n_labels == 10
+    top = plan.picks[0]
+    assert (top.model, top.segment) == ("cand", "emea")
+    assert sum(p.n for p in plan.picks if (p.model, p.segment) == ("cand", "emea")) >= 8
+    assert plan.expected_gain > 0 and "emea" in top.reason
+    assert plan.risk > plan.expected_risk
+
+
+def test_several_labels_per_stratum_with_diminishing_returns() -> None:
+    mean = np.array([[0.80, 0.80], [0.85, 0.77]])
+    sd = np.array([[0.005, 0.005], [0.005, 0.06]])
+    result = _result(mean, sd, _block())
+    small = plan_next(_study(), result, 5, step=1)
+    large = plan_next(_study(), result, 40, step=1)
+    assert large.expected_gain > small.expected_gain
+    assert large.expected_gain / 40 < small.expected_gain / 5
+
+
+def test_nothing_to_do_when_every_candidate_is_decided() -> None:
+    mean = np.array([[0.80, 0.80], [0.90, 0.90]])
+    sd = np.full((2, 2), 0.005)
+    result = _result(mean, sd, _block())
+    assert result.candidates["cand"].verdict == "ready"
+    plan = plan_next(_study(), result, 25)
+    assert plan.mode == "nothing-to-do" and plan.picks == () and plan.n_labels == 0
+    assert "decided" in plan.message and "cand ready" in plan.message
+
+
+def test_respects_the_budget_and_never_picks_an_empty_stratum() -> None:
+    mean = np.array([[0.80, 0.80], [0.82, 0.78]])
+    sd = np.full((2, 2), 0.04)
+    block = _block()
+    result = _result(mean, sd, block)
+    available = np.zeros((2, 2, 2))
+    available[0, 1, 0] = 3  # legacy, emea, level fail: three responses left
+    available[1, 0, 1] = 2  # cand, na, level pass: two
+    plan = plan_next(_study(), result, 30, available={block.key: available})
+    assert plan.n_labels == 5 and "only 5 of the 30" in plan.message
+    got = {(p.model, p.segment, p.level): p.n for p in plan.picks}
+    assert got == {("legacy", "emea", "fail"): 3, ("cand", "na", "pass"): 2}
+    for budget in (1, 7, 33):
+        plan = plan_next(_study(), result, budget)
+        assert plan.n_labels == budget
+    # the block's own counts cap it too: labelled responses are not offered again
+    tiny = _block(n_pass=4.0, n_fail=0.0, n_all=5.0)
+    plan = plan_next(_study(), _result(mean, sd, tiny), 50)
+    assert plan.n_labels == 8 and all(p.n <= 1 for p in plan.picks)
+
+
+def test_stratified_start_spreads_over_every_cell() -> None:
+    block = _block(n_pass=0.0, n_fail=0.0)
+    plan = stratified_start([block], 10, seed=3)
+    assert plan.mode == "stratified-start" and plan.n_labels == 10
+    per_cell = sorted(p.n for p in plan.picks)
+    assert len(per_cell) == 4 and per_cell[-1] - per_cell[0] <= 1
+    assert all(p.level is None for p in plan.picks)
+    available = np.zeros((2, 2, 2))
+    available[1, 1] = [1, 1]
+    plan = stratified_start([block], 10, available={block.key: available})
+    assert [(p.model, p.segment, p.n) for p in plan.picks] == [("cand", "emea", 2)]
+    with pytest.raises(ValueError, match="budget"):
+        stratified_start([block], 0)
+
+
+def test_choose_responses_draws_within_the_strata() -> None:
+    mean = np.array([[0.80, 0.80], [0.85, 0.77]])
+    sd = np.array([[0.005, 0.005], [0.005, 0.06]])
+    plan = plan_next(_study(), _result(mean, sd, _block()), 6)
+    rows = pl.DataFrame(
+        [
+            (f"q{i}", m, s, "", "quality", k)
+            for i in range(40)
+            for m in MODELS
+            for s in SEGMENTS
+            for k in LEVELS
+            if (i % 2 == 0) == (k == "pass")
+        ],
+        schema=["item_id", "model", "segment", "group", "dimension", "level"],
+        orient="row",
+    )
+    picks = choose_responses(plan, rows, seed=1)
+    assert len(picks) == 6
+    assert len({(p.item_id, p.model, p.dimension) for p in picks}) == 6
+    wanted = {(p.model, p.segment, p.level) for p in plan.picks}
+    assert all((p.model, p.segment, p.level) in wanted for p in picks)
+    assert all(p.priority > 0 and p.reason for p in picks)
+
+
+def test_stratum_q_by_bayes_rule_without_the_sampled_curve() -> None:
+    mean = np.array([[0.80, 0.80], [0.85, 0.77]])
+    result = _result(mean, np.full((2, 2), 0.01), _block())
+    assert result.draws is not None
+    q = stratum_q(result.draws)[("quality", "")]
+    assert q.shape == (2000, 2, 2, 2)
+    expected = 0.8 * 0.9 / (0.8 * 0.9 + 0.2 * 0.2)
+    assert abs(q[:, 0, 0, 1].mean() - expected) < 0.01
+
+
+@pytest.mark.slow
+def test_stratum_q_rebuilds_the_calibration_curve_draw_for_draw() -> None:
+    from changeover.calibrate import fit
+    from changeover.calibrate.simulate import Scenario, simulate
+
+    sim = simulate(
+        Scenario(n_models=2, n_segments=2, responses_per_cell=300, n_labels=60),
+        np.random.default_rng(0),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit(sim.study, sim.counts, num_warmup=200, num_samples=200)
+    assert result.draws is not None
+    (block,) = result.draws.blocks
+    q = stratum_q(result.draws)[block.key]
+    pi = (block.n_all + 0.5) / (block.n_all + 0.5).sum(-1, keepdims=True)
+    theta = result.draws.theta[block.key]
+    rebuilt = (pi[None] * q).sum(-1)
+    for m in range(2):
+        for s in range(2):
+            assert np.corrcoef(rebuilt[:, m, s], theta[:, m, s])[0, 1] > 0.9
+    plan = plan_next(sim.study, result, 20)
+    assert plan.n_labels in (0, 20)

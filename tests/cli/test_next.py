@@ -1,0 +1,149 @@
+"""`changeover next` on a small workspace: a stratified start, then a targeted queue."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import changeover.cli.next  # noqa: F401  (registers the command until cli/__init__ does)
+from changeover.annotate import queue_status, record_labels
+from changeover.cli import main
+from changeover.workspace import Item, ResponseRecord, SignalRecord, open_workspace
+
+STUDY = """\
+incumbent: legacy
+candidates: [cand-a]
+segments: {na: 2, emea: 1}
+dimensions: [correctness]
+gates:
+  - {name: correctness, dimension: correctness, better: higher, margin: 0.02}
+"""
+MODELS = ("legacy", "cand-a")
+
+
+def run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "argv", ["changeover", *args])
+    try:
+        main()
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
+@pytest.fixture
+def study_path(tmp_path: Path) -> Path:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    path = folder / "study.yaml"
+    path.write_text(STUDY)
+    rng = np.random.default_rng(0)
+    with open_workspace(folder / "changeover.db", create=True) as workspace:
+        items = [
+            Item(item_id=f"q{i:03d}", prompt=f"Question {i}", segment=("na", "emea")[i % 2])
+            for i in range(60)
+        ]
+        workspace.add_items(items)
+        workspace.add_responses(
+            [
+                ResponseRecord(item_id=it.item_id, model=m, response="answer", source="import")
+                for it in items
+                for m in MODELS
+            ]
+        )
+        workspace.store_signals(
+            [
+                SignalRecord(
+                    it.item_id, m, "judge", "correctness", None, str(rng.choice(["pass", "fail"]))
+                )
+                for it in items
+                for m in MODELS
+            ],
+            run_id=None,
+        )
+    return path
+
+
+def _queue_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _start(study_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch,
+           capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:  # fmt: skip
+    study = ["--study", str(study_path)]
+    assert run(["next", "--budget", "8", "--out", str(out), *study], monkeypatch) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "stratified random start" in text and "queued 8 new" in text
+    rows = _queue_rows(out)
+    assert len(rows) == 8
+    assert list(rows[0]) == ["item_id", "model", "dimension", "segment", "level", "priority",
+                             "reason"]  # fmt: skip
+    cells = {(r["model"], r["segment"]) for r in rows}
+    assert len(cells) == 4  # every model x segment cell
+    with open_workspace(study_path.parent / "changeover.db") as workspace:
+        assert queue_status(workspace).by_dimension == {"correctness": (8, 8)}
+    return rows
+
+
+def test_next_without_labels_queues_a_stratified_start(
+    study_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _start(study_path, tmp_path / "queue.csv", monkeypatch, capsys)
+
+
+@pytest.mark.slow
+def test_next_after_labels_targets_unlabelled_responses(
+    study_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    study = ["--study", str(study_path)]
+    out = tmp_path / "queue.csv"
+    rows = _start(study_path, out, monkeypatch, capsys)
+    with open_workspace(study_path.parent / "changeover.db") as workspace:
+        # label everything queued and a few more, the human agreeing with the judge mostly
+        labelled = [(r["item_id"], r["model"], r["level"]) for r in rows]
+        labelled += [(f"q{i:03d}", m, "") for i in range(20, 40) for m in MODELS]
+        levels = {
+            (r["item_id"], r["model"]): r["level"] for r in workspace.rows().iter_rows(named=True)
+        }
+        for i, (item, model, _) in enumerate(labelled):
+            agree = i % 5 != 0
+            label = int((levels[(item, model)] == "pass") == agree)
+            record_labels(workspace, annotator="ann", item_id=item, model=model,
+                          labels={"correctness": label})  # fmt: skip
+    args = ["next", "--budget", "6", "--out", str(out), "--num-samples", "100",
+            "--num-warmup", "100", *study]  # fmt: skip
+    assert run(args, monkeypatch) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "cand-a" in text
+    rows = _queue_rows(out)
+    if "decided" in text and not rows:
+        return  # the candidate happened to be settled: nothing to label
+    assert 1 <= len(rows) <= 6
+    assert all(r["level"] in ("pass", "fail") and r["reason"] for r in rows)
+    already = {(item, model) for item, model, _ in labelled}
+    assert not any((r["item_id"], r["model"]) in already for r in rows)
+
+
+def test_next_bad_input_exits_2(
+    study_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    study = ["--study", str(study_path)]
+    assert run(["next", "--budget", "5", "--dimension", "style", *study], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "style" in err and len(err.strip().splitlines()) == 1
+    missing = tmp_path / "nowhere" / "q.csv"
+    assert run(["next", "--budget", "5", "--out", str(missing), *study], monkeypatch) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert run(["next", "--budget", "0", *study], monkeypatch) == 2
+    assert run(["next", "--budget", "5", "--study", str(tmp_path / "no.yaml")], monkeypatch) == 2
