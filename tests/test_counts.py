@@ -176,3 +176,14 @@ def test_rows_file_missing_a_column(tmp_path: Path) -> None:
     path.write_text("item_id,model,segment,dimension,level,human\n1,m,na,d,pass,1\n")
     with pytest.raises(InputError, match="missing column 'group'"):
         read_rows(path)
+
+
+def test_categorical_rows_give_the_same_counts() -> None:
+    rows = _rows(np.random.default_rng(4))
+    as_text, _ = counts_from_rows(rows)
+    categorical = rows.with_columns(
+        pl.col("model", "segment", "group", "dimension", "level").cast(pl.Categorical)
+    )
+    as_categories, _ = counts_from_rows(categorical)
+    assert as_categories.equals(as_text)
+    assert as_categories.schema == as_text.schema

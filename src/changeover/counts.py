@@ -232,10 +232,6 @@ def counts_from_rows(
     """
     lazy = rows.lazy()
     schema = lazy.collect_schema()
-    text = [
-        c for c in ("model", "segment", "group", "dimension", "level") if schema[c] != pl.String
-    ]
-    lazy = lazy.with_columns(pl.col(c).cast(pl.String) for c in text)
     human = pl.col("human")
     if schema["human"] == pl.String:
         human = pl.when(human.str.strip_chars() == "").then(None).otherwise(human.str.strip_chars())
@@ -252,24 +248,13 @@ def counts_from_rows(
         raise InputError(
             f"{source}: column human: '{first_bad.item()}' is not a label; use 1, 0 or empty"
         )
-    responses = (
-        lazy.group_by("dimension", "model", "segment", "group", "item_id")
-        .agg(
-            pl.col("level").min().alias("level"),
-            pl.col("level").max().alias("level_max"),
-            pl.col("human_int").count().alias("n_labels"),
-            pl.col("human_int").cast(pl.Int32).sum().alias("n_pass"),
-        )
-        .collect()
+    # Keys keep their own type (categorical columns stay categorical) until the small result.
+    responses = lazy.group_by("dimension", "model", "segment", "group", "item_id").agg(
+        pl.col("level").min().alias("level"),
+        pl.col("level").max().alias("level_max"),
+        pl.col("human_int").count().alias("n_labels"),
+        pl.col("human_int").cast(pl.Int32).sum().alias("n_pass"),
     )
-    conflict = responses.filter(pl.col("level") != pl.col("level_max")).head(1)
-    if conflict.height:
-        row = conflict.row(0, named=True)
-        raise InputError(
-            f"{source}: item '{row['item_id']}', model '{row['model']}', dimension "
-            f"'{row['dimension']}' has two different levels ('{row['level']}' and "
-            f"'{row['level_max']}'); one response has one signal level"
-        )
     majority = (
         pl.when((pl.col("n_labels") == 0) | (2 * pl.col("n_pass") == pl.col("n_labels")))
         .then(None)
@@ -278,21 +263,40 @@ def counts_from_rows(
         .otherwise(0)
         .cast(pl.Int8)
     )
+    labels, passes = pl.col("n_labels"), pl.col("n_pass")
+    counts, conflict, totals = pl.collect_all(
+        [
+            responses.with_columns(majority.alias("human"))
+            .group_by(_KEYS)
+            .agg(pl.len().cast(pl.Int64).alias("n")),
+            responses.filter(pl.col("level") != pl.col("level_max")).head(1),
+            responses.select(
+                pl.len().alias("responses"),
+                (labels > 0).sum().alias("labelled"),
+                (labels > 1).sum().alias("multi"),
+                ((labels > 1) & (2 * passes == labels)).sum().alias("ties"),
+                ((labels > 1) & ((passes == 0) | (passes == labels))).sum().alias("agree"),
+            ),
+        ]
+    )
+    if conflict.height:
+        row = conflict.row(0, named=True)
+        raise InputError(
+            f"{source}: item '{row['item_id']}', model '{row['model']}', dimension "
+            f"'{row['dimension']}' has two different levels ('{row['level']}' and "
+            f"'{row['level_max']}'); one response has one signal level"
+        )
     counts = (
-        responses.with_columns(majority.alias("human"))
-        .group_by(_KEYS)
-        .agg(pl.len().cast(pl.Int64).alias("n"))
+        counts.with_columns(pl.col(c).cast(pl.String) for c in _KEYS if c != "human")
         .sort(_KEYS, nulls_last=False)
         .select(COUNTS_COLUMNS)
     )
-    multi = responses.filter(pl.col("n_labels") > 1)
-    ties = multi.filter(2 * pl.col("n_pass") == pl.col("n_labels")).height
-    agree = multi.filter((pl.col("n_pass") == 0) | (pl.col("n_pass") == pl.col("n_labels"))).height
+    t = totals.row(0, named=True)
     summary = RowsSummary(
-        responses=responses.height,
-        labelled=responses.filter(pl.col("n_labels") > 0).height,
-        multiply_labelled=multi.height,
-        ties=ties,
-        agreement=agree / multi.height if multi.height else None,
+        responses=int(t["responses"]),
+        labelled=int(t["labelled"]),
+        multiply_labelled=int(t["multi"]),
+        ties=int(t["ties"]),
+        agreement=t["agree"] / t["multi"] if t["multi"] else None,
     )
     return counts, summary
