@@ -261,6 +261,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=20)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--scenarios", type=str, default="", help="comma-separated indices")
+    parser.add_argument("--name", default="coverage", help="results file name (no suffix)")
     args = parser.parse_args()
     chosen = (
         [int(i) for i in args.scenarios.split(",")] if args.scenarios else range(len(SCENARIOS))
@@ -275,8 +276,8 @@ def main() -> None:
             )
         )
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "coverage.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / "coverage.md").write_text(to_markdown(results) + "\n")
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2))
+        (RESULTS / f"{args.name}.md").write_text(to_markdown(results) + "\n")
     print(to_markdown(results))
 
 

@@ -12,7 +12,9 @@ os.environ.setdefault(
     "XLA_FLAGS", f"--xla_force_host_platform_device_count={max(2, min(os.cpu_count() or 2, 4))}"
 )
 
-from changeover.cli import annotate, engine, signals, workspace  # noqa: E402,F401  (register commands)
+# Importing a command module registers its commands on `app`.
+from changeover.cli import annotate, engine, signals, workspace  # noqa: E402,F401
+from changeover.cli import next as next_command  # noqa: E402,F401
 from changeover.cli.app import app, err_console  # noqa: E402
 from changeover.errors import ChangeoverError  # noqa: E402
 
