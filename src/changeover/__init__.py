@@ -23,6 +23,7 @@ def __getattr__(name: str) -> object:
         return getattr(calibrate, name)
     raise AttributeError(f"module 'changeover' has no attribute '{name}'")
 
+
 __all__ = [
     "CalibrationError",
     "ChangeoverError",
