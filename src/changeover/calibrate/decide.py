@@ -193,7 +193,7 @@ def decide(
     block_index = {b.key: i for i, b in enumerate(draws.blocks)}
     gates: dict[str, dict[str, Any]] = {}
     conditions: list[Condition] = []
-    holds_all = {c: None for c in study.candidates}  # type: dict[str, np.ndarray | None]
+    holds_all: dict[str, np.ndarray | None] = {c: None for c in study.candidates}
     for gate in study.gates:
         block = draws.blocks[block_index[(gate.dimension, gate.group or "")]]
         theta = draws.theta[block.key]
