@@ -148,9 +148,9 @@ def choose_labels(
     if design == "uniform":
         keep[rng.choice(n, size=round(fraction * n), replace=False)] = True
         return keep
-    strata = rows.select(
-        pl.concat_str("model", "segment", "group", separator="\x1f").alias("s")
-    )["s"].to_numpy()
+    strata = rows.select(pl.concat_str("model", "segment", "group", separator="\x1f").alias("s"))[
+        "s"
+    ].to_numpy()
     for stratum in np.unique(strata):
         index = np.flatnonzero(strata == stratum)
         keep[rng.choice(index, size=max(1, round(fraction * index.size)), replace=False)] = True
@@ -227,7 +227,9 @@ def calibration_curves(idata: az.InferenceData, shape: tuple[int, int, int, int]
     the curve itself; it is rebuilt here with the engine's own `calibration_logits`.
     """
     post = idata.posterior
-    flat = {name: post[name].values.reshape(-1, *post[name].shape[2:]) for name in ("mu", "sd", "z")}
+    flat = {
+        name: post[name].values.reshape(-1, *post[name].shape[2:]) for name in ("mu", "sd", "z")
+    }
 
     def logits(mu: jax.Array, sd: jax.Array, z: jax.Array) -> jax.Array:
         with handlers.substitute(data={"mu": mu, "sd": sd, "z": z}):
@@ -297,9 +299,7 @@ def per_block_rhat(theta: np.ndarray, num_chains: int) -> float:
     return float(np.nanmax(rhat))
 
 
-def run(
-    data: Dataset, fraction: float, design: str, splits: int, chunk: int, seed: int
-) -> dict:
+def run(data: Dataset, fraction: float, design: str, splits: int, chunk: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     base_rng = np.random.default_rng(seed + 1)
     truth = truths(data)
@@ -320,7 +320,9 @@ def run(
             labels_per_split.append(int(keep.sum()))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                split_blocks = blocks_from_counts(counts_for(data, keep), data.models, data.segments)
+                split_blocks = blocks_from_counts(
+                    counts_for(data, keep), data.models, data.segments
+                )
             for block in split_blocks:
                 if block.segments != tuple(data.segments):
                     raise SystemExit(f"{data.name}: a segment has no responses in a block")
@@ -361,7 +363,9 @@ def run(
             tally.add("changeover, finite population", i, targets(finite, w, per_segment), true)
             base, base_finite = human_only(block, base_rng)
             tally.add("human only", i, targets(base, w, per_segment), true)
-            tally.add("human only, finite population", i, targets(base_finite, w, per_segment), true)
+            tally.add(
+                "human only, finite population", i, targets(base_finite, w, per_segment), true
+            )
             gap.append(float(np.abs(finite.mean(0) - theta.mean(0)).max()))
         print(
             f"  {data.name} {design} {fraction:.0%}: {min(first + chunk, splits)}/{splits} splits, "
@@ -464,9 +468,7 @@ def main() -> None:
     unknown = [n for n in names if n not in LOADERS]
     if unknown:
         sys.exit(f"real_data_coverage: unknown dataset(s) {unknown}; choose from {list(LOADERS)}")
-    missing = [
-        n for n in names if not (args.datasets_dir / n / "responses.csv").is_file()
-    ]
+    missing = [n for n in names if not (args.datasets_dir / n / "responses.csv").is_file()]
     if missing:
         sys.exit(
             f"real_data_coverage: labelled dataset(s) {', '.join(missing)} not found under "
