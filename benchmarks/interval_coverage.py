@@ -1,7 +1,8 @@
 """Coverage and width of changeover's intervals against three baselines, on simulated studies.
 
-    python benchmarks/coverage.py                 # the full run (>= 200 replications a scenario)
-    python benchmarks/coverage.py --reps 20       # a quick look
+    python benchmarks/interval_coverage.py --scenarios 0,1,2     # 200 replications a scenario
+    python benchmarks/interval_coverage.py --scenarios 3 --error-reps 3 --name coverage-scenario3
+    python benchmarks/interval_coverage.py --reps 20             # a quick look
 
 Every replication draws a study with a known truth (changeover.calibrate.simulate: judge
 sensitivity and specificity 0.7-0.95 that differ by model), then computes a nominal 95%
