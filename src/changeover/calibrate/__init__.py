@@ -57,7 +57,7 @@ def fit(
     engine: Engine = "calibration",
     interval: float = 0.95,
     num_warmup: int = 500,
-    num_samples: int = 500,
+    num_samples: int = 1000,
     num_chains: int = 2,
     seed: int = 0,
     allow_uncalibrated: bool = False,

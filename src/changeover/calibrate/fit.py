@@ -214,7 +214,7 @@ def sample_posterior(
     *,
     engine: Engine = "calibration",
     num_warmup: int = 500,
-    num_samples: int = 500,
+    num_samples: int = 1000,
     num_chains: int = 2,
     seed: int = 0,
     target_accept: float = 0.9,

@@ -83,7 +83,7 @@ def fit(
     engine: Annotated[
         str, typer.Option(help="calibration (default) or error; see the README.")
     ] = "calibration",
-    num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 500,
+    num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
     num_warmup: Annotated[int, typer.Option(help="Warm-up iterations per chain.")] = 500,
     num_chains: Annotated[int, typer.Option(help="Chains (at least 2, for R-hat).")] = 2,
     allow_uncalibrated: Annotated[
