@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from changeover.errors import InputError, StudyError
 from changeover.providers import (
@@ -53,6 +53,7 @@ from changeover.workspace import (
 )
 
 __all__ = [
+    "BatchWriter",
     "CallResult",
     "Caller",
     "GenerateSummary",
@@ -502,19 +503,30 @@ class GenerateSummary:
         return sum(m.failed for m in self.models)
 
 
-class _Writer:
-    """Writes generated responses the moment they arrive: all those received in one turn of the
-    event loop go in one transaction at the start of the next turn, before any wait for I/O.
-    (One transaction per response costs more CPU than the SDK call at hundreds per second.)"""
+T = TypeVar("T")
 
-    def __init__(self, workspace: Workspace, run_id: int) -> None:
+
+class BatchWriter(Generic[T]):
+    """Stores records the moment they arrive: all those received in one turn of the event loop
+    go in one transaction at the start of the next turn, before any wait for I/O. (One
+    transaction per record costs more CPU than the SDK call at hundreds per second.) Generation
+    and the judges both write through it.
+
+    `store` writes a batch in one transaction; `what` and `stage` name the records and the
+    command to re-run in the error a failed write raises."""
+
+    def __init__(
+        self, workspace: Workspace, store: Callable[[list[T]], None], *, what: str, stage: str
+    ) -> None:
         self._workspace = workspace
-        self._run_id = run_id
-        self._pending: list[GeneratedResponse] = []
+        self._store = store
+        self._what = what
+        self._stage = stage
+        self._pending: list[T] = []
         self._is_scheduled = False
         self._error: BaseException | None = None
 
-    def add(self, entry: GeneratedResponse) -> None:
+    def add(self, entry: T) -> None:
         self._pending.append(entry)
         if not self._is_scheduled:
             self._is_scheduled = True
@@ -526,7 +538,7 @@ class _Writer:
             return
         entries, self._pending = self._pending, []
         try:
-            self._workspace.store_generated(entries, run_id=self._run_id)
+            self._store(entries)
         except Exception as error:  # noqa: BLE001  (re-raised by check(), in the run's task)
             self._error = error
 
@@ -534,8 +546,8 @@ class _Writer:
         """Raise the error of a failed write (a full disk, a locked file) in the caller."""
         if self._error is not None:
             raise WorkspaceError(
-                f"{self._workspace.path}: cannot store responses ({self._error}); what was "
-                "stored is safe, fix the cause and re-run generate to resume"
+                f"{self._workspace.path}: cannot store {self._what} ({self._error}); what was "
+                f"stored is safe, fix the cause and re-run {self._stage} to resume"
             ) from self._error
 
 
@@ -573,7 +585,7 @@ def _select_models(study: Study, models: Sequence[str] | None) -> list[str]:
 async def _generate_model(
     caller: Caller,
     workspace: Workspace,
-    writer: _Writer,
+    writer: BatchWriter[GeneratedResponse],
     summary: ModelSummary,
     reporter: Reporter,
     *,
@@ -752,7 +764,12 @@ async def _generate_locked(
         for name, provider in zip(names, providers, strict=True)
     ]
     summaries = [ModelSummary(model=name) for name in names]
-    writer = _Writer(workspace, run_id)
+    writer: BatchWriter[GeneratedResponse] = BatchWriter(
+        workspace,
+        lambda entries: workspace.store_generated(entries, run_id=run_id),
+        what="responses",
+        stage="generate",
+    )
     status: Literal["finished", "failed", "interrupted"] = "interrupted"
     try:
         await asyncio.gather(

@@ -28,14 +28,14 @@ import jinja2
 import polars as pl
 
 from changeover.errors import InputError, StudyError
-from changeover.generate import Caller, CallResult
+from changeover.generate import BatchWriter, Caller, CallResult
 from changeover.providers import make_provider
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
 from changeover.signals.judge import JudgeInput, builtin_source, judge_responses, load_template
 from changeover.signals.result import SignalResult
 from changeover.signals.settings import AnySignal, JudgeSignal, ReferenceSignal
 from changeover.study import Study
-from changeover.workspace import ScoringTarget, SignalRecord, Workspace, WorkspaceError
+from changeover.workspace import ScoringTarget, SignalRecord, Workspace
 
 __all__ = [
     "ScoreReporter",
@@ -206,40 +206,6 @@ def _store_batch(
     reporter.advance(name, len(records))
 
 
-class _Writer:
-    """Stores judge levels as they arrive: those of one event-loop turn in one transaction."""
-
-    def __init__(self, workspace: Workspace, run_id: int) -> None:
-        self._workspace = workspace
-        self._run_id = run_id
-        self._pending: list[SignalRecord] = []
-        self._is_scheduled = False
-        self._error: BaseException | None = None
-
-    def add(self, record: SignalRecord) -> None:
-        self._pending.append(record)
-        if not self._is_scheduled:
-            self._is_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        self._is_scheduled = False
-        if not self._pending or self._error is not None:
-            return
-        records, self._pending = self._pending, []
-        try:
-            self._workspace.store_signals(records, run_id=self._run_id)
-        except Exception as error:  # noqa: BLE001  (re-raised by check(), in the run's task)
-            self._error = error
-
-    def check(self) -> None:
-        if self._error is not None:
-            raise WorkspaceError(
-                f"{self._workspace.path}: cannot store signals ({self._error}); what was stored "
-                "is safe, fix the cause and re-run score to resume"
-            ) from self._error
-
-
 async def _score_judge(
     study: Study,
     workspace: Workspace,
@@ -248,7 +214,7 @@ async def _score_judge(
     signal: JudgeSignal,
     summary: SignalScore,
     reporter: ScoreReporter,
-    writer: _Writer,
+    writer: BatchWriter[SignalRecord],
     *,
     templates: dict[str, jinja2.Template],
     retry_failed: bool,
@@ -456,7 +422,12 @@ async def score_responses(
         }
         combined: list[SignalScore] = []
         status: Literal["finished", "failed", "interrupted"] = "interrupted"
-        writer = _Writer(workspace, run_id)
+        writer: BatchWriter[SignalRecord] = BatchWriter(
+            workspace,
+            lambda records: workspace.store_signals(records, run_id=run_id),
+            what="signals",
+            stage="score",
+        )
         try:
             for model, provider in providers.items():
                 assert study.models is not None
