@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from changeover.providers.base import (
@@ -10,9 +9,8 @@ from changeover.providers.base import (
     Completion,
     Provider,
     Request,
-    classify_status,
-    parse_retry_after,
-    short,
+    load_answer,
+    post_raw,
 )
 from changeover.providers.openai import _http_client, _int_or_none
 from changeover.providers.settings import ModelSettings
@@ -54,22 +52,13 @@ class AnthropicProvider(Provider):
         return body
 
     async def complete(self, request: Request) -> Completion:
-        anthropic = self._anthropic
-        try:
-            # Low-level `post` read as bytes; see providers/openai.py for why.
-            raw = await self._client.post("/v1/messages", body=self._body(request), cast_to=bytes)
-        except anthropic.APIStatusError as error:
-            status = error.status_code
-            raise CallError(
-                classify_status(status),
-                f"HTTP {status}: {short(error.message)}",
-                status=status,
-                retry_after=parse_retry_after(error.response.headers),
-            ) from None
-        except anthropic.APITimeoutError:
-            raise CallError("timeout", f"no answer within {self._settings.timeout:g}s") from None
-        except anthropic.APIConnectionError as error:
-            raise CallError("connection", f"connection failed: {short(error)}") from None
+        raw = await post_raw(
+            self._anthropic,
+            self._client,
+            "/v1/messages",
+            self._body(request),
+            self._settings.timeout,
+        )
         return parse_message(raw)
 
     async def aclose(self) -> None:
@@ -78,10 +67,7 @@ class AnthropicProvider(Provider):
 
 def parse_message(raw: bytes) -> Completion:
     """A messages-API answer (Anthropic's documented JSON) as a Completion."""
-    try:
-        answer = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CallError("malformed", f"the answer is not valid JSON ({short(error)})") from None
+    answer = load_answer(raw)
     content = answer.get("content") if isinstance(answer, dict) else None
     if not isinstance(content, list):
         raise CallError("malformed", "the answer has no content list")

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from changeover.providers.base import (
@@ -13,9 +12,8 @@ from changeover.providers.base import (
     Completion,
     Provider,
     Request,
-    classify_status,
-    parse_retry_after,
-    short,
+    load_answer,
+    post_raw,
 )
 from changeover.providers.settings import ModelSettings
 
@@ -52,27 +50,13 @@ class OpenAIProvider(Provider):
         return body
 
     async def complete(self, request: Request) -> Completion:
-        openai = self._openai
-        try:
-            # The client's low-level `post`, reading the body as bytes: the typed
-            # `chat.completions.create` re-walks every parameter and builds pydantic models, which
-            # doubles the CPU per request and caps throughput at high concurrency
-            # (docs/generate.md). Errors still come as the SDK's exception classes.
-            raw = await self._client.post(
-                "/chat/completions", body=self._body(request), cast_to=bytes
-            )
-        except openai.APIStatusError as error:
-            status = error.status_code
-            raise CallError(
-                classify_status(status),
-                f"HTTP {status}: {short(error.message)}",
-                status=status,
-                retry_after=parse_retry_after(error.response.headers),
-            ) from None
-        except openai.APITimeoutError:
-            raise CallError("timeout", f"no answer within {self._settings.timeout:g}s") from None
-        except openai.APIConnectionError as error:
-            raise CallError("connection", f"connection failed: {short(error)}") from None
+        raw = await post_raw(
+            self._openai,
+            self._client,
+            "/chat/completions",
+            self._body(request),
+            self._settings.timeout,
+        )
         return parse_chat_completion(raw)
 
     async def aclose(self) -> None:
@@ -81,10 +65,7 @@ class OpenAIProvider(Provider):
 
 def parse_chat_completion(raw: bytes) -> Completion:
     """A chat-completions answer (OpenAI's documented JSON) as a Completion."""
-    try:
-        answer = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CallError("malformed", f"the answer is not valid JSON ({short(error)})") from None
+    answer = load_answer(raw)
     choices = answer.get("choices") if isinstance(answer, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise CallError("malformed", "the answer has no choices")
