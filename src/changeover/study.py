@@ -131,6 +131,11 @@ class Study(BaseModel):
     def gate_probability(self, gate: Gate) -> float:
         return self.decision.probability if gate.probability is None else gate.probability
 
+    @property
+    def workspace_path(self) -> Path:
+        """The workspace file, relative to the study file's folder."""
+        return self.resolve(self.workspace)
+
     def resolve(self, relative: str) -> Path:
         """A path from the study file, taken relative to the study file's folder."""
         base = self.path.parent if self.path is not None else Path.cwd()

@@ -22,21 +22,15 @@ from changeover.annotate import (
     read_queue_csv,
     revoke_annotator,
 )
-from changeover.cli.app import app, console
+from changeover.cli.app import StudyOption, app, console
 from changeover.errors import ChangeoverError, InputError
-from changeover.study import Study, load_study
+from changeover.study import load_study
 from changeover.workspace import open_workspace
-
-StudyOption = Annotated[Path, typer.Option("--study", help="The study file.", show_default=True)]
 
 annotators_app = typer.Typer(help="Who may label: add annotators (prints a token), list, revoke.")
 labels_app = typer.Typer(help="Human labels to and from CSV or Label Studio JSON.")
 app.add_typer(annotators_app, name="annotators")
 app.add_typer(labels_app, name="labels")
-
-
-def _workspace_path(study: Study) -> Path:
-    return study.resolve(study.workspace)
 
 
 @app.command()
@@ -54,7 +48,7 @@ def annotate(
     from changeover.annotate.app import create_app
 
     study = load_study(study_path)
-    path = _workspace_path(study)
+    path = study.workspace_path
     with open_workspace(path) as workspace:
         if not any(a.is_active for a in list_annotators(workspace)):
             raise ChangeoverError(
@@ -83,7 +77,7 @@ def annotators_add(
 ) -> None:
     """Add an annotator and print their token (shown once; only a hash is stored)."""
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         token = add_annotator(workspace, name)
     console.print(f"annotator {name} added; their token (shown only now):", highlight=False)
     print(token)
@@ -93,7 +87,7 @@ def annotators_add(
 def annotators_list(study_path: StudyOption = Path("study.yaml")) -> None:
     """List annotators and how many labels each has given."""
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         people = list_annotators(workspace)
         counts: dict[str, int] = {}
         for record in read_labels(workspace):
@@ -114,7 +108,7 @@ def annotators_revoke(
 ) -> None:
     """Invalidate an annotator's token at once; their labels stay."""
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         revoke_annotator(workspace, name)
     console.print(f"annotator {name} revoked")
 
@@ -161,7 +155,7 @@ def queue(
             "queue: the study names no dimensions (no `dimensions:` and no gates); pass "
             "--dimension, e.g. --dimension correctness"
         )
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         if random_n is not None:
             entries = random_start(
                 workspace, study, num_responses=random_n, dimensions=dimensions,
@@ -195,7 +189,7 @@ def _format(value: float | None) -> str:
 def agreement_command(study_path: StudyOption = Path("study.yaml")) -> None:
     """Agreement between annotators per dimension: Cohen's kappa, Krippendorff's alpha."""
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         results = agreement(read_labels(workspace))
     table = Table(title="agreement between annotators", title_justify="left")
     for column in ("dimension", "responses", "agree", "Cohen's kappa", "Krippendorff's alpha"):
@@ -224,7 +218,7 @@ def labels_export(
     if format not in ("csv", "label-studio"):
         raise InputError(f"--format: unknown format '{format}'; use csv or label-studio")
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         written = export_labels(workspace, out, format=format)  # type: ignore[arg-type]
     what = "labels" if format == "csv" else "Label Studio tasks"
     console.print(f"wrote {written:,} {what} to {out}")
@@ -237,7 +231,7 @@ def labels_import(
 ) -> None:
     """Import labels from CSV or Label Studio JSON; all or nothing."""
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         result = import_labels(workspace, file, study)
     unchanged = f" ({result.unchanged:,} already present, unchanged)" if result.unchanged else ""
     console.print(f"imported {result.added:,} labels from {file}{unchanged}")

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 app = typer.Typer(
     name="changeover",
@@ -15,3 +27,24 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+StudyOption = Annotated[Path, typer.Option("--study", help="The study file.", show_default=True)]
+
+
+def progress_bars(*, label_width: int, status: bool = False) -> Progress:
+    """One bar per task on stderr, with count, elapsed time and ETA (and a status field)."""
+    columns: list[ProgressColumn] = [
+        TextColumn(f"{{task.description:<{label_width}}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+    ]
+    if status:
+        columns.append(TextColumn("{task.fields[status]}"))
+    columns += [TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    return Progress(*columns, console=err_console, refresh_per_second=4)
+
+
+def split_names(values: list[str] | None) -> list[str] | None:
+    """Names given as repeated options and/or comma-separated lists; None when none given."""
+    names = [n.strip() for value in values or [] for n in value.split(",") if n.strip()]
+    return names or None

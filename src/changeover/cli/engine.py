@@ -34,7 +34,7 @@ def counts(
         from changeover.workspace import open_workspace
 
         the_study = load_study(study)
-        path = the_study.resolve(the_study.workspace)
+        path = the_study.workspace_path
         if not path.exists():
             raise ChangeoverError(f"{path}: no workspace; run `changeover init` or pass --rows")
         with open_workspace(path) as workspace:

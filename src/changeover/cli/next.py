@@ -129,7 +129,7 @@ def next_command(
     if out is not None and not out.parent.exists():
         raise ChangeoverError(f"--out {out}: folder {out.parent} does not exist; create it first")
     study = load_study(study_path)
-    with open_workspace(study.resolve(study.workspace)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         rows = _rows(workspace, study, dimension)
         table, _ = counts_from_rows(rows, source="workspace")
         unlabelled = _unlabelled(rows, _queued(workspace))

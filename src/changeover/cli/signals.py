@@ -7,22 +7,21 @@ from typing import Annotated
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
-from changeover.cli.app import app, console, err_console
+from changeover.cli.app import (
+    StudyOption,
+    app,
+    console,
+    progress_bars,
+    split_names,
+)
 from changeover.signals.scoring import ScoreSummary, SignalScore, score
 from changeover.study import load_study
 from changeover.workspace import open_workspace
-
-StudyOption = Annotated[Path, typer.Option("--study", help="The study file.", show_default=True)]
 
 
 class RichScoreReporter:
@@ -124,19 +123,10 @@ def score_command(
     """Compute the study's signals (detectors and LLM judges) for every response; resumable,
     re-running computes nothing already stored."""
     study = load_study(study_path)
-    names = [n.strip() for value in signals or [] for n in value.split(",") if n.strip()] or None
+    names = split_names(signals)
     with (
-        open_workspace(study.resolve(study.workspace)) as workspace,
-        Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err_console,
-            refresh_per_second=4,
-        ) as progress,
+        open_workspace(study.workspace_path) as workspace,
+        progress_bars(label_width=20) as progress,
     ):
         summary = score(
             study,

@@ -8,24 +8,23 @@ from typing import Annotated
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
-from changeover.cli.app import app, console, err_console
+from changeover.cli.app import (
+    StudyOption,
+    app,
+    console,
+    progress_bars,
+    split_names,
+)
 from changeover.errors import ChangeoverError, InputError
 from changeover.generate import GenerateSummary, ModelSummary, generate
 from changeover.io import export_table, import_items, import_responses
-from changeover.study import Study, load_study
+from changeover.study import load_study
 from changeover.workspace import open_workspace
-
-StudyOption = Annotated[Path, typer.Option("--study", help="The study file.", show_default=True)]
 
 STUDY_TEMPLATE = """\
 # changeover study file. Every key is documented in docs/generate.md and the README.
@@ -69,10 +68,6 @@ gates:
 """
 
 
-def _workspace_path(study: Study) -> Path:
-    return study.resolve(study.workspace)
-
-
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new study.")] = Path("."),
@@ -87,10 +82,10 @@ def init(
         )
     study_path.write_text(STUDY_TEMPLATE, encoding="utf-8")
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study), create=True) as workspace:
+    with open_workspace(study.workspace_path, create=True) as workspace:
         version = workspace.schema_version
     console.print(
-        f"created {study_path} and workspace {_workspace_path(study)} (schema v{version}); "
+        f"created {study_path} and workspace {study.workspace_path} (schema v{version}); "
         "edit the study, then `changeover import items FILE`"
     )
 
@@ -105,7 +100,7 @@ def import_table(
     if table not in ("items", "responses"):
         raise InputError(f"import: unknown table '{table}'; import items or responses")
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study), create=True) as workspace:
+    with open_workspace(study.workspace_path, create=True) as workspace:
         if table == "items":
             result = import_items(workspace, file, study)
         else:
@@ -124,7 +119,7 @@ def export(
 ) -> None:
     """Export a workspace table (or `rows`, the per-response input of `changeover counts`)."""
     study = load_study(study_path)
-    with open_workspace(_workspace_path(study)) as workspace:
+    with open_workspace(study.workspace_path) as workspace:
         written = export_table(workspace, table, out)
     console.print(f"wrote {written:,} {table} rows to {out}")
 
@@ -216,20 +211,10 @@ def generate_command(
 ) -> None:
     """Run the models over the items; resumable, re-running calls no provider for stored work."""
     study = load_study(study_path)
-    names = [n.strip() for value in models or [] for n in value.split(",") if n.strip()] or None
+    names = split_names(models)
     with (
-        open_workspace(_workspace_path(study)) as workspace,
-        Progress(
-            TextColumn("{task.description:<12}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err_console,
-            refresh_per_second=4,
-        ) as progress,
+        open_workspace(study.workspace_path) as workspace,
+        progress_bars(label_width=12, status=True) as progress,
     ):
         summary = generate(
             study,
