@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from changeover.errors import InputError
+from changeover.io import replacing
 from changeover.study import Study
 
 __all__ = [
@@ -184,15 +185,11 @@ def write_counts(counts: pl.DataFrame, path: str | Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".parquet"}:
         raise InputError(f"{path}: unsupported output type '{suffix}'; use .csv or .parquet")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with replacing(path) as tmp:
         if suffix == ".csv":
             counts.write_csv(tmp)
         else:
             counts.write_parquet(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -443,17 +445,26 @@ def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
         frame = workspace.frame(table)
     else:
         raise InputError(f"unknown table '{table}'; export one of {', '.join((*TABLES, 'rows'))}")
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        if suffix == ".csv":
-            frame.write_csv(tmp)
-        elif suffix == ".parquet":
-            frame.write_parquet(tmp)
-        else:
-            frame.write_ndjson(tmp)
-        tmp.replace(path)
+        with replacing(path) as tmp:
+            if suffix == ".csv":
+                frame.write_csv(tmp)
+            elif suffix == ".parquet":
+                frame.write_parquet(tmp)
+            else:
+                frame.write_ndjson(tmp)
     except OSError as error:
         raise InputError(f"{path}: cannot write ({error.strerror})") from None
+    return frame.height
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` that replaces it only if the block succeeds: a failed or
+    interrupted write never leaves a half-written file, nor touches one already there."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    return frame.height

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -20,6 +19,7 @@ from changeover.annotate.labels import LabelRecord, add_labels, read_labels
 from changeover.annotate.queue import default_dimensions
 from changeover.annotate.schema import ensure_tables
 from changeover.errors import InputError
+from changeover.io import replacing
 from changeover.study import Study
 from changeover.workspace import ImportResult, Workspace
 
@@ -172,10 +172,6 @@ def export_labels(workspace: Workspace, path: Path, *, format: LabelFormat) -> i
         text, count = json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", len(tasks)
     else:
         raise InputError(f"--format: unknown format '{format}'; use csv or label-studio")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return count

@@ -10,6 +10,7 @@ import typer
 from changeover.cli.app import app, console
 from changeover.counts import counts_from_rows, read_counts, read_rows, write_counts
 from changeover.errors import ChangeoverError
+from changeover.io import replacing
 from changeover.study import load_study
 
 
@@ -51,15 +52,6 @@ def counts(
             f"{summary.multiply_labelled:,} responses have several labels: majority taken, "
             f"{summary.ties:,} ties counted as unlabelled, agreement {agreement}"
         )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @app.command()
@@ -122,12 +114,12 @@ def fit(
         )
     print_result(result, console)
     if out is not None:
-        _write_atomic(out, result.to_json())
+        with replacing(out) as tmp:
+            tmp.write_text(result.to_json(), encoding="utf-8")
         console.print(f"result written to {out}")
     if draws is not None and result.draws is not None and result.draws.inference_data is not None:
-        tmp = draws.with_name(f".{draws.name}.tmp")
-        result.draws.inference_data.to_netcdf(str(tmp))
-        tmp.replace(draws)
+        with replacing(draws) as tmp:
+            result.draws.inference_data.to_netcdf(str(tmp))
         console.print(f"posterior written to {draws}")
     if exit_code:
         verdicts = {c.verdict for c in result.candidates.values()}

@@ -16,6 +16,7 @@ from changeover.annotate.queue import QueueEntry, add_to_queue
 from changeover.annotate.schema import ensure_tables
 from changeover.cli.app import app, console
 from changeover.errors import CalibrationError, ChangeoverError
+from changeover.io import replacing
 from changeover.study import Study, load_study
 from changeover.workspace import Workspace, open_workspace
 
@@ -65,18 +66,13 @@ def _available(blocks: list, unlabelled: pl.DataFrame) -> dict[tuple[str, str], 
 
 
 def _write_csv(path: Path, picks: list) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(CSV_COLUMNS)
-            for p in picks:
-                writer.writerow(
-                    [p.item_id, p.model, p.dimension, p.segment, p.level, p.priority, p.reason]
-                )
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for p in picks:
+            writer.writerow(
+                [p.item_id, p.model, p.dimension, p.segment, p.level, p.priority, p.reason]
+            )
 
 
 def _rows(workspace: Workspace, study: Study, dimension: str | None) -> pl.DataFrame:
