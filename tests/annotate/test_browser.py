@@ -6,17 +6,13 @@ token, labels every queued response with the keyboard, undoes one, reloads, rela
 checks that the workspace holds exactly the labels given; a wrong token is refused; a response
 containing <script> is shown as text and never runs.
 
-Chromium is required: without it this test fails (CI installs it). Set CHANGEOVER_SKIP_BROWSER=1
-to skip it on a machine without Chromium.
+Chromium is required (tests/browser.py says how to skip without it).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,39 +20,16 @@ import pytest
 from changeover.annotate import QueueEntry, add_annotator, add_to_queue, read_labels
 from changeover.workspace import open_workspace
 from tests.annotate.helpers import MODELS, SCRIPT, RunningApp, make_study, response_text
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_fail
 
-CHROMIUM = os.environ.get("CHANGEOVER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 QUEUED = [("q0000", "cand-a"), ("q0001", "legacy"), ("q0002", "cand-b"), ("q0004", "legacy"),
           ("q0005", "cand-a")]  # fmt: skip
 DIMENSIONS = ("refusal", "style")
 
 
-def _playwright_or_fail() -> Any:
-    """Playwright's sync API, or fail (skip only when CHANGEOVER_SKIP_BROWSER=1)."""
-    problem = None
-    if shutil.which(CHROMIUM) is None and not os.path.exists(CHROMIUM):
-        problem = (
-            f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium` (or point "
-            "CHANGEOVER_CHROMIUM at a Chromium binary)"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        problem = "Playwright for Python is not installed: `pip install playwright`"
-    if problem is not None:
-        if os.environ.get("CHANGEOVER_SKIP_BROWSER") == "1":
-            pytest.skip(f"CHANGEOVER_SKIP_BROWSER=1: {problem}")
-        pytest.fail(f"{problem}; set CHANGEOVER_SKIP_BROWSER=1 to skip this test locally")
-    return sync_playwright
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[RunningApp, str, Path]]:
-    _playwright_or_fail()  # before building anything
+    playwright_or_fail()  # before building anything
     study, workspace = make_study(tmp_path / "study")
     token = add_annotator(workspace, "alice")
     add_to_queue(
@@ -84,7 +57,7 @@ def test_label_with_the_keyboard_undo_reload_in_chromium(
     served: tuple[RunningApp, str, Path],
 ) -> None:
     app, token, workspace_path = served
-    sync_playwright = _playwright_or_fail()
+    sync_playwright = playwright_or_fail()
     expected: dict[tuple[str, str, str], int] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

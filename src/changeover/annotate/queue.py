@@ -43,6 +43,7 @@ __all__ = [
     "next_screen",
     "progress",
     "queue_status",
+    "queued_keys",
     "random_start",
     "read_queue_csv",
     "resolve_ref",
@@ -424,3 +425,13 @@ def queue_status(workspace: Workspace) -> QueueStatus:
         open_entries=sum(o for _, o in by_dimension.values()),
         by_dimension=by_dimension,
     )
+
+
+def queued_keys(workspace: Workspace) -> set[tuple[str, str, str]]:
+    """(item_id, model, dimension) of every queued label."""
+    ensure_tables(workspace)
+    with workspace.transaction() as db:
+        return {
+            (r[0], r[1], r[2])
+            for r in db.execute("SELECT item_id, model, dimension FROM label_queue")
+        }

@@ -42,10 +42,12 @@ __all__ = [
     "NextPlan",
     "Pick",
     "StratumPick",
+    "available_per_stratum",
     "choose_responses",
     "plan_next",
     "stratified_start",
     "stratum_q",
+    "unlabelled_responses",
 ]
 
 Mode = Literal["targeted", "stratified-start", "nothing-to-do"]
@@ -496,4 +498,41 @@ def choose_responses(plan: NextPlan, unlabelled: pl.DataFrame, *, seed: int = 0)
                     pick.reason,
                 )
             )
+    return out
+
+
+def unlabelled_responses(rows: pl.DataFrame, queued: set[tuple[str, str, str]]) -> pl.DataFrame:
+    """Responses (per dimension) with no human label that are not already queued: what `next`
+    may pick from. `rows` are the workspace's per-response rows (`Workspace.rows()`)."""
+    keys = ["item_id", "model", "dimension"]
+    labelled = rows.filter(pl.col("human").is_not_null()).select(keys).unique()
+    out = rows.filter(pl.col("human").is_null()).join(labelled, on=keys, how="anti")
+    out = out.unique(keys, maintain_order=True).with_columns(pl.col("group").fill_null(""))
+    if queued:
+        taken = pl.DataFrame(
+            list(queued), schema={k: pl.String for k in keys}, orient="row"
+        ).with_columns(pl.col(k).cast(out.schema[k]) for k in keys)
+        out = out.join(taken, on=keys, how="anti")
+    return out
+
+
+def available_per_stratum(
+    blocks: list[Block], unlabelled: pl.DataFrame
+) -> dict[StratumKey, np.ndarray]:
+    """How many responses each stratum can still give ([M, S, K] per block), for `plan_next`."""
+    grouped = unlabelled.group_by("dimension", "group", "model", "segment", "level").len()
+    out = {}
+    for block in blocks:
+        arr = np.zeros(block.n_all.shape)
+        part = grouped.filter(
+            (pl.col("dimension") == block.dimension) & (pl.col("group") == block.group)
+        )
+        for _, _, model, segment, level, n in part.iter_rows():
+            if model in block.models and segment in block.segments and level in block.levels:
+                arr[
+                    block.models.index(model),
+                    block.segments.index(segment),
+                    block.levels.index(level),
+                ] = n
+        out[block.key] = arr
     return out

@@ -7,13 +7,11 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import polars as pl
 import typer
 from rich.table import Table
 
-from changeover.annotate.queue import QueueEntry, add_to_queue
-from changeover.annotate.schema import ensure_tables
+from changeover.annotate.queue import QueueEntry, add_to_queue, queued_keys
 from changeover.cli.app import app, console
 from changeover.errors import CalibrationError, ChangeoverError
 from changeover.io import replacing
@@ -21,48 +19,6 @@ from changeover.study import Study, load_study
 from changeover.workspace import Workspace, open_workspace
 
 CSV_COLUMNS = ("item_id", "model", "dimension", "segment", "level", "priority", "reason")
-
-
-def _queued(workspace: Workspace) -> set[tuple[str, str, str]]:
-    ensure_tables(workspace)
-    with workspace.transaction() as db:
-        return {
-            (r[0], r[1], r[2])
-            for r in db.execute("SELECT item_id, model, dimension FROM label_queue")
-        }
-
-
-def _unlabelled(rows: pl.DataFrame, queued: set[tuple[str, str, str]]) -> pl.DataFrame:
-    """Responses (per dimension) with no human label that are not already queued."""
-    keys = ["item_id", "model", "dimension"]
-    labelled = rows.filter(pl.col("human").is_not_null()).select(keys).unique()
-    out = rows.filter(pl.col("human").is_null()).join(labelled, on=keys, how="anti")
-    out = out.unique(keys, maintain_order=True).with_columns(pl.col("group").fill_null(""))
-    if queued:
-        taken = pl.DataFrame(
-            list(queued), schema={k: pl.String for k in keys}, orient="row"
-        ).with_columns(pl.col(k).cast(out.schema[k]) for k in keys)
-        out = out.join(taken, on=keys, how="anti")
-    return out
-
-
-def _available(blocks: list, unlabelled: pl.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    grouped = unlabelled.group_by("dimension", "group", "model", "segment", "level").len()
-    out = {}
-    for block in blocks:
-        arr = np.zeros(block.n_all.shape)
-        part = grouped.filter(
-            (pl.col("dimension") == block.dimension) & (pl.col("group") == block.group)
-        )
-        for _, _, model, segment, level, n in part.iter_rows():
-            if model in block.models and segment in block.segments and level in block.levels:
-                arr[
-                    block.models.index(model),
-                    block.segments.index(segment),
-                    block.levels.index(level),
-                ] = n
-        out[block.key] = arr
-    return out
 
 
 def _write_csv(path: Path, picks: list) -> None:
@@ -119,7 +75,13 @@ def next_command(
     candidates (a stratified random start before any labels exist)."""
     from changeover.calibrate import fit
     from changeover.calibrate.blocks import blocks_from_counts
-    from changeover.calibrate.next import choose_responses, plan_next, stratified_start
+    from changeover.calibrate.next import (
+        available_per_stratum,
+        choose_responses,
+        plan_next,
+        stratified_start,
+        unlabelled_responses,
+    )
     from changeover.counts import counts_from_rows
 
     if out is not None and not out.parent.exists():
@@ -128,11 +90,11 @@ def next_command(
     with open_workspace(study.workspace_path) as workspace:
         rows = _rows(workspace, study, dimension)
         table, _ = counts_from_rows(rows, source="workspace")
-        unlabelled = _unlabelled(rows, _queued(workspace))
+        unlabelled = unlabelled_responses(rows, queued_keys(workspace))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             blocks = blocks_from_counts(table, study.model_names, study.segment_names)
-        available = _available(blocks, unlabelled)
+        available = available_per_stratum(blocks, unlabelled)
         result = None
         try:
             with console.status("fitting (NUTS)…"), warnings.catch_warnings(record=True) as caught:

@@ -1,1 +1,1 @@
-"""Reports: the terminal summary (and, later, the HTML report)."""
+"""Reports: the terminal summary, and the HTML / Markdown / JSON report of a fit."""

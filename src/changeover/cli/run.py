@@ -1,0 +1,171 @@
+"""End-to-end commands: `run` (the whole pipeline), `report` (the HTML / Markdown / JSON report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, TaskID
+
+from changeover.cli.app import StudyOption, app, console, progress_bars
+from changeover.cli.workspace import RichReporter
+from changeover.errors import ChangeoverError
+from changeover.io import replacing
+from changeover.study import Study, load_study
+
+FORMATS = ("html", "json", "md")
+
+
+class StageProgress:
+    """One progress display for the whole run: a line per stage, a bar per model and signal."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._stage: TaskID | None = None
+        self._stages = ("generate", "score", "fit")
+        self._generate = RichReporter(progress)
+        self._signals: dict[str, TaskID] = {}
+
+    def on_stage(self, stage: str) -> None:
+        if self._stage is None:
+            self._stage = self._progress.add_task("pipeline", total=len(self._stages), status="")
+        done = self._stages.index(stage) if stage in self._stages else len(self._stages)
+        label = {"fit": "fit (NUTS) and next labels", "done": "done"}.get(stage, stage)
+        self._progress.update(self._stage, completed=done, status=label)
+
+    # generate.Reporter
+    def start(self, signal_or_model: str, total: int, done: int | None = None) -> None:
+        if done is None:
+            self._generate.start(signal_or_model, total)
+        else:
+            self._signals[signal_or_model] = self._progress.add_task(
+                signal_or_model, total=total, completed=done, status="scoring"
+            )
+
+    def update(self, summary: Any) -> None:
+        self._generate.update(summary)
+
+    # signals.ScoreReporter
+    def advance(self, signal: str, n: int) -> None:
+        self._progress.advance(self._signals[signal], n)
+
+
+def write_report(document: dict[str, Any], out: Path, fmt: str) -> None:
+    """Render the document in `fmt` and write it to `out` (temp file, then rename)."""
+    if fmt == "json":
+        text = json.dumps(document, indent=2)
+    elif fmt == "md":
+        from changeover.report.markdown import render_markdown
+
+        text = render_markdown(document)
+    else:
+        from changeover.report.html import render_html
+
+        text = render_html(document)
+    with replacing(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ChangeoverError(f"--format: unknown format '{fmt}'; use html, json or md")
+    return fmt
+
+
+def _default_out(study: Study, fmt: str, out: Path | None) -> Path:
+    if out is None:
+        out = study.resolve(f"report.{fmt}")
+    if not out.parent.exists():
+        raise ChangeoverError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    return out
+
+
+SeedOption = Annotated[int, typer.Option(help="Random seed; the same seed gives the same fit.")]
+SamplesOption = Annotated[int, typer.Option(help="Posterior draws per chain.", min=100)]
+WarmupOption = Annotated[int, typer.Option(help="Warm-up iterations per chain.", min=100)]
+BudgetOption = Annotated[
+    int, typer.Option(help="How many labels the report proposes to label next.", min=1)
+]
+RefitOption = Annotated[
+    bool, typer.Option("--refit", help="Sample again even when nothing changed since last fit.")
+]
+
+
+@app.command()
+def run(
+    study_path: StudyOption = Path("study.yaml"),
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the report (default: beside the study).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, json or md.")] = "html",
+    seed: SeedOption = 0,
+    num_samples: SamplesOption = 1000,
+    num_warmup: WarmupOption = 500,
+    budget: BudgetOption = 100,
+    refit: RefitOption = False,
+) -> None:
+    """The whole pipeline: generate → score → counts → fit → report, skipping what is done."""
+    from changeover.report.terminal import print_summary
+    from changeover.run import FitSettings
+    from changeover.run import run as run_pipeline
+
+    study = load_study(study_path)
+    out = _default_out(study, _check_format(fmt), out)
+    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup, budget=budget)
+    with progress_bars(label_width=20, status=True) as progress:
+        stages = StageProgress(progress)
+        generated, scored, analysis = run_pipeline(
+            study,
+            settings=settings,
+            generate_reporter=stages,
+            score_reporter=stages,
+            on_stage=stages.on_stage,
+            refit=refit,
+        )
+    fresh = sum(m.done for m in generated.models)
+    failed = sum(m.failed + m.earlier_failures for m in generated.models)
+    console.print(
+        f"generate: {fresh:,} new responses, {failed:,} failed · score: "
+        f"{sum(s.scored for s in scored.signals):,} new signal values · fit: "
+        + ("re-used (nothing changed)" if analysis.reused else "sampled")
+    )
+    print_summary(analysis.document["result"], console)
+    write_report(analysis.document, out, fmt)
+    console.print(f"report written to {out}")
+
+
+@app.command()
+def report(
+    study_path: StudyOption = Path("study.yaml"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write it (default: report.<format> beside the study)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, json or md.")] = "html",
+    seed: SeedOption = 0,
+    num_samples: SamplesOption = 1000,
+    num_warmup: WarmupOption = 500,
+    budget: BudgetOption = 100,
+    refit: RefitOption = False,
+) -> None:
+    """Write the report of the study's current state: verdicts, gates, calibration, labels,
+    what to label next, diagnostics. Re-uses the last fit when nothing changed."""
+    from changeover.run import FitSettings, analyse
+    from changeover.workspace import open_workspace
+
+    study = load_study(study_path)
+    out = _default_out(study, _check_format(fmt), out)
+    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup, budget=budget)
+    with (
+        open_workspace(study.workspace_path) as workspace,
+        console.status("counting and fitting (NUTS)…"),
+    ):
+        analysis = analyse(study, workspace, settings=settings, refit=refit)
+    write_report(analysis.document, out, fmt)
+    verdicts = ", ".join(
+        f"{name} {c['verdict']}" for name, c in analysis.document["result"]["candidates"].items()
+    )
+    reused = " (fit re-used: nothing changed)" if analysis.reused else ""
+    console.print(f"{verdicts}{reused}\nreport written to {out}", highlight=False)

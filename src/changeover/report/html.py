@@ -1,0 +1,119 @@
+"""The HTML report: one self-contained file, verdicts first, the statistics below."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from changeover.report import plots
+
+__all__ = ["blocks_of", "render_html"]
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _prob(x: float) -> str:
+    return "n/a" if x != x else f"{x:.3f}"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _state(p: float, required: float) -> str:
+    return "held" if p >= required else "failed" if p <= 1 - required else "open"
+
+
+def _data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def blocks_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per dimension and group, with what each section shows about it."""
+    out = []
+    truth = document.get("truth") or {}
+    for dimension, groups in document["result"]["rates"].items():
+        for group in groups:
+            title = dimension if group == "all" else f"{dimension}, items that should {group}"
+            out.append(
+                {
+                    "id": f"{dimension}/{group}",
+                    "dimension": dimension,
+                    "group": group,
+                    "title": title,
+                    "raw": document["raw"].get(dimension, {}).get(group, {}),
+                    "truth": truth.get(dimension, {}).get(group, {}),
+                    "labels": document["labels"].get(dimension, {}).get(group, {}),
+                    "flags": [
+                        f
+                        for f in document["judge_flags"]
+                        if f["dimension"] == dimension and f["group"] == group
+                    ],
+                }
+            )
+    return out
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("changeover.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pct=_pct, pp=_pp, prob=_prob, num=_num, state=_state, thousands=lambda n: f"{n:,}"
+    )
+    return env
+
+
+def render_html(document: dict[str, Any]) -> str:
+    """The report as one HTML page with its plots inlined as SVG data URIs."""
+    blocks = blocks_of(document)
+    result = document["result"]
+    rendered = {
+        "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result["gates"].items()},
+        "rates": {
+            b["id"]: _data_uri(plots.rates_plot(document, b["dimension"], b["group"]))
+            for b in blocks
+        },
+        "error": {
+            b["id"]: _data_uri(plots.error_model_plot(document, b["dimension"], b["group"]))
+            for b in blocks
+        },
+    }
+    labels_total = sum(
+        n
+        for groups in document["labels"].values()
+        for models in groups.values()
+        for per in models.values()
+        for n in per.values()
+    )
+    responses_total = sum(n for groups in document["responses"].values() for n in groups.values())
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            study=document["study"],
+            result=result,
+            blocks=blocks,
+            plots=rendered,
+            truth=document.get("truth"),
+            agreement=document["agreement"],
+            next=document["next"],
+            fit=document["fit"],
+            segments=list(document["study"]["segments"]),
+            created=document["created"],
+            version=document["changeover"],
+            labels_total=labels_total,
+            responses_total=responses_total,
+        )
+    )

@@ -1,0 +1,178 @@
+"""The whole pipeline on one study: generate → score → counts → fit → report document.
+
+Every stage skips what is done: generation and scoring store what they make in the workspace, and
+the fit is kept in a file beside the workspace with a fingerprint of its inputs (the counts, the
+study file and the fit settings), so a second `changeover run` or `changeover report` with nothing
+new re-uses it instead of sampling again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from changeover.annotate.agreement import agreement
+from changeover.annotate.labels import read_labels
+from changeover.annotate.queue import queued_keys
+from changeover.counts import counts_from_rows
+from changeover.errors import ChangeoverError
+from changeover.generate import GenerateSummary, Reporter, generate
+from changeover.io import replacing
+from changeover.report.document import Rates, build_document
+from changeover.signals.scoring import ScoreReporter, ScoreSummary, score
+from changeover.study import Study
+from changeover.workspace import Workspace, open_workspace
+
+__all__ = ["Analysis", "FitSettings", "analyse", "fit_cache_path", "run"]
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How the posterior is sampled and how many labels the report plans next."""
+
+    seed: int = 0
+    num_samples: int = 1000
+    num_warmup: int = 500
+    num_chains: int = 2
+    interval: float = 0.95
+    budget: int = 100
+
+
+@dataclass
+class Analysis:
+    """The report document of a study, and whether it was re-used from an earlier fit."""
+
+    document: dict[str, Any]
+    reused: bool
+    counts: pl.DataFrame
+
+
+def fit_cache_path(study: Study) -> Path:
+    """Where the last fit of a study is kept: beside its workspace."""
+    path = study.workspace_path
+    return path.with_name(f"{path.stem}.fit.json")
+
+
+def _study_text(study: Study) -> str | None:
+    if study.path is None or not study.path.exists():
+        return None
+    return study.path.read_text(encoding="utf-8")
+
+
+def _fingerprint(counts: pl.DataFrame, study_text: str | None, settings: FitSettings) -> str:
+    digest = hashlib.sha256()
+    digest.update(counts.sort(pl.all()).write_csv().encode())
+    digest.update((study_text or "").encode())
+    digest.update(json.dumps(asdict(settings), sort_keys=True).encode())
+    digest.update(version("changeover").encode())
+    return digest.hexdigest()
+
+
+def _scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
+    rows = workspace.rows().filter(
+        pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
+    )
+    if rows.height == 0:
+        raise ChangeoverError(
+            f"{workspace.path}: no scored responses of the study's models and segments; run "
+            "`changeover generate` and `changeover score` first (or `changeover run`)"
+        )
+    return rows
+
+
+def analyse(
+    study: Study,
+    workspace: Workspace,
+    *,
+    settings: FitSettings = FitSettings(),
+    truth: Rates | None = None,
+    refit: bool = False,
+) -> Analysis:
+    """Counts from the workspace, then the fit (re-used when its inputs are unchanged), what to
+    label next, agreement between annotators: the report document."""
+    from changeover.calibrate import fit
+    from changeover.calibrate.blocks import blocks_from_counts
+    from changeover.calibrate.next import (
+        available_per_stratum,
+        plan_next,
+        unlabelled_responses,
+    )
+
+    rows = _scored_rows(workspace, study)
+    counts, _ = counts_from_rows(rows, source=str(workspace.path))
+    study_text = _study_text(study)
+    key = _fingerprint(counts, study_text, settings)
+    cache = fit_cache_path(study)
+    if not refit and cache.exists():
+        try:
+            stored = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            stored = {}
+        if stored.get("fit", {}).get("fingerprint") == key:
+            if truth is not None:
+                stored["truth"] = truth
+            return Analysis(stored, reused=True, counts=counts)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(
+            study,
+            counts,
+            interval=settings.interval,
+            num_samples=settings.num_samples,
+            num_warmup=settings.num_warmup,
+            num_chains=settings.num_chains,
+            seed=settings.seed,
+        )
+        blocks = blocks_from_counts(counts, study.model_names, study.segment_names)
+    notes = [str(w.message) for w in caught]
+    result.warnings = list(dict.fromkeys([*result.warnings, *notes]))
+    available = available_per_stratum(blocks, unlabelled_responses(rows, queued_keys(workspace)))
+    plan = plan_next(study, result, settings.budget, available=available)
+    document = build_document(
+        study,
+        result,
+        counts,
+        agreement=agreement(read_labels(workspace)),
+        plan=plan,
+        fit={**asdict(settings), "fingerprint": key, "seconds": result.diagnostics.seconds},
+        truth=truth,
+        study_text=study_text,
+    )
+    with replacing(cache) as tmp:
+        tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return Analysis(document, reused=False, counts=counts)
+
+
+def run(
+    study: Study,
+    *,
+    settings: FitSettings = FitSettings(),
+    truth: Rates | None = None,
+    generate_reporter: Reporter | None = None,
+    score_reporter: ScoreReporter | None = None,
+    on_stage: Callable[[str], None] = lambda stage: None,
+    refit: bool = False,
+) -> tuple[GenerateSummary, ScoreSummary, Analysis]:
+    """generate → score → counts → fit → report document, each stage skipping what is done."""
+    with open_workspace(study.workspace_path) as workspace:
+        if workspace.count_items() == 0:
+            raise ChangeoverError(
+                f"{workspace.path}: no items; import them first with `changeover import items FILE`"
+            )
+        on_stage("generate")
+        generated = generate(study, workspace, reporter=generate_reporter)
+        on_stage("score")
+        scored = score(study, workspace, reporter=score_reporter)
+        on_stage("fit")
+        analysis = analyse(study, workspace, settings=settings, truth=truth, refit=refit)
+    on_stage("done")
+    return generated, scored, analysis

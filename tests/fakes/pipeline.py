@@ -1,0 +1,80 @@
+"""A small complete study for pipeline tests: items, replay responses, signals, labels.
+
+Two models in three segments; the candidate answers fewer items correctly. Responses are real
+text that the deterministic signals score (reference token recall, refusal phrases).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+SEGMENTS = ("na", "emea", "apac")
+ANSWERS = ("Paris", "Lisbon", "Oslo", "Vienna", "Dublin", "Madrid", "Prague", "Warsaw")
+
+STUDY = """\
+incumbent: legacy
+candidates: [cand]
+segments: {na: 2100000, emea: 1400000, apac: 900000}
+models:
+  legacy: {provider: replay, file: legacy.jsonl}
+  cand: {provider: replay, file: cand.jsonl}
+signals:
+  overlap: {kind: reference, metric: containment}
+  refusals: {kind: refusal, scale: binary}
+decision: {probability: 0.9}
+gates:
+  - {name: correctness, dimension: correctness, better: higher, margin: 0.05, scope: both, segment_margin: 0.15}
+  - {name: over_refusal, dimension: refusal, group: answer, better: lower, margin: 0.05}
+"""
+
+RATES = {"legacy": 0.85, "cand": 0.6}
+
+
+def write_pipeline_study(folder: Path, *, items: int = 90, seed: int = 0) -> Path:
+    """Write study.yaml, items.csv, one replay file per model and labels.csv; return the study."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "study.yaml").write_text(STUDY)
+    rows = []
+    for i in range(items):
+        answer = ANSWERS[i % len(ANSWERS)]
+        rows.append(
+            {
+                "item_id": f"i{i:03d}",
+                "prompt": f"Which city is our office number {i} in?",
+                "segment": SEGMENTS[i % 3],
+                "reference": answer,
+                "expected_behaviour": "answer",
+            }
+        )
+    with (folder / "items.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    labels = []
+    for model, rate in RATES.items():
+        with (folder / f"{model}.jsonl").open("w") as f:
+            for i, row in enumerate(rows):
+                correct = rng.random() < rate
+                refused = rng.random() < 0.05
+                if refused:
+                    text = "I'm sorry, I can't help with that."
+                elif correct:
+                    text = f"The office is in {row['reference']}."
+                else:
+                    text = f"The office is in {ANSWERS[(i + 3) % len(ANSWERS)]}."
+                f.write(json.dumps({"item_id": row["item_id"], "response": text}) + "\n")
+                if i % 4 == 0:
+                    labels.append((row["item_id"], model, "refusal", int(refused)))
+                    if not refused:
+                        labels.append((row["item_id"], model, "correctness", int(correct)))
+    with (folder / "labels.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["item_id", "model", "dimension", "annotator", "label"])
+        for item_id, model, dimension, label in labels:
+            writer.writerow([item_id, model, dimension, "ana", label])
+    return folder / "study.yaml"

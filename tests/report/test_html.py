@@ -1,0 +1,83 @@
+"""Must show 2 (issue 6): the HTML report rendered in a real headless Chromium, offline.
+
+The report of a small fitted study is opened from disk with every network request refused; the
+verdicts, each plot (decoded by the browser) and the tables must be there. A full-page screenshot
+is written to test-artifacts/report.png (or $CHANGEOVER_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from changeover.report.html import render_html
+from changeover.run import FitSettings, analyse
+from changeover.study import load_study
+from changeover.workspace import open_workspace
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, playwright_or_fail
+from tests.fakes.pipeline import write_pipeline_study
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from changeover.annotate.exchange import import_labels
+    from changeover.generate import generate
+    from changeover.io import import_items
+    from changeover.signals.scoring import score
+
+    folder = tmp_path_factory.mktemp("report")
+    study = load_study(write_pipeline_study(folder))
+    with open_workspace(study.workspace_path, create=True) as workspace:
+        import_items(workspace, folder / "items.csv", study)
+        generate(study, workspace)
+        score(study, workspace)
+        import_labels(workspace, folder / "labels.csv", study)
+        settings = FitSettings(num_samples=300, num_warmup=300, budget=20)
+        return analyse(study, workspace, settings=settings).document
+
+
+def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
+    document: dict[str, Any], tmp_path: Path
+) -> None:
+    sync_playwright = playwright_or_fail()
+    path = tmp_path / "report.html"
+    path.write_text(render_html(document), encoding="utf-8")
+    blocked: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+            def refuse(route: Any) -> None:
+                blocked.append(route.request.url)
+                route.abort()
+
+            page.route("http*://**", refuse)
+            page.goto(path.as_uri())
+            page.wait_for_load_state("load")
+            verdicts = page.locator("#verdicts tr")
+            assert verdicts.count() == 2  # header + one candidate
+            row = verdicts.nth(1).inner_text()
+            verdict = document["result"]["candidates"]["cand"]["verdict"]
+            assert "cand" in row and verdict in row
+            assert page.locator(f"#verdicts .verdict.{verdict}").count() == 1
+
+            gates = len(document["result"]["gates"])
+            blocks = sum(len(g) for g in document["result"]["rates"].values())
+            images = page.locator("img.plot")
+            assert images.count() == gates + 2 * blocks
+            widths = images.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
+            assert all(w and w > 100 for w in widths), widths  # every SVG decoded
+
+            for section in ("#gates", "#rates", "#judge", "#labels", "#next", "#diagnostics"):
+                assert page.locator(section).count() == 1, section
+            assert page.locator("table").count() >= 2 + gates + 2 * blocks
+            assert "max R-hat" in page.inner_text("body")
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert blocked == []  # the report needs no network
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000

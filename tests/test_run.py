@@ -1,0 +1,127 @@
+"""`changeover run` and `changeover report` on a small complete study (tests/fakes/pipeline.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from changeover.cli import main
+from changeover.run import fit_cache_path
+from changeover.study import load_study
+from changeover.workspace import open_workspace
+from tests.fakes.pipeline import write_pipeline_study
+
+DRAWS = ["--num-samples", "300", "--num-warmup", "300"]
+
+
+def changeover(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "argv", ["changeover", *args])
+    try:
+        main()
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study after generate, labels and one `changeover run`."""
+    study = write_pipeline_study(tmp_path_factory.mktemp("pipeline"))
+    with pytest.MonkeyPatch.context() as mp:
+        folder = study.parent
+        assert changeover(["init", str(folder)], mp) == 2  # the study is there already
+        assert (
+            changeover(["import", "items", str(folder / "items.csv"), "--study", str(study)], mp)
+            == 0
+        )
+        assert changeover(["generate", "--study", str(study)], mp) == 0
+        assert (
+            changeover(["labels", "import", str(folder / "labels.csv"), "--study", str(study)], mp)
+            == 0
+        )
+        assert changeover(["run", "--study", str(study), *DRAWS], mp) == 0
+    return study
+
+
+def test_run_writes_the_report_and_a_fit_keyed_by_its_inputs(ran: Path) -> None:
+    html = (ran.parent / "report.html").read_text()
+    assert "<h1>Can a candidate replace <code>legacy</code>?" in html
+    cached = json.loads(fit_cache_path(load_study(ran)).read_text())
+    assert cached["result"]["candidates"]["cand"]["verdict"] in ("not-ready", "undecided")
+    assert cached["fit"]["num_samples"] == 300
+    assert len(cached["fit"]["fingerprint"]) == 64
+
+
+def test_second_run_skips_every_stage(ran: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    before = fit_cache_path(load_study(ran)).read_text()
+    capsys.readouterr()
+    assert changeover(["run", "--study", str(ran), *DRAWS], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "generate: 0 new responses" in out
+    assert "score: 0 new signal values" in out
+    assert "fit: re-used" in out
+    assert fit_cache_path(load_study(ran)).read_text() == before
+
+
+def test_a_new_label_makes_report_fit_again(ran: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    study = load_study(ran)
+    labels = tmp_path / "more.csv"
+    with open_workspace(study.workspace_path) as workspace:
+        labelled = {
+            (r["item_id"], r["model"]) for r in workspace.frame("labels").iter_rows(named=True)
+        }
+        item = next(i for i in sorted(workspace.item_ids()) if (i, "cand") not in labelled)
+    labels.write_text(f"item_id,model,dimension,annotator,label\n{item},cand,refusal,bo,0\n")
+    assert changeover(["labels", "import", str(labels), "--study", str(ran)], monkeypatch) == 0
+    out = tmp_path / "report.json"
+    args = ["report", "--study", str(ran), "--format", "json", "--out", str(out), *DRAWS]
+    assert changeover(args, monkeypatch) == 0
+    document = json.loads(out.read_text())
+    assert sum(document["labels"]["refusal"]["answer"]["cand"].values()) == 24  # 23 + 1
+    assert document["result"]["candidates"]["cand"]["verdict"] in ("not-ready", "undecided")
+
+
+def test_report_formats(ran: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    md = tmp_path / "r.md"
+    assert (
+        changeover(
+            ["report", "--study", str(ran), "--format", "md", "--out", str(md), *DRAWS], monkeypatch
+        )
+        == 0
+    )
+    text = md.read_text()
+    assert text.startswith("# Can a candidate replace `legacy`?")
+    assert "| cand | **" in text
+    assert "## Diagnostics" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "pdf"], "--format: unknown format 'pdf'"),
+        (["--out", "/nonexistent/dir/r.html"], "folder /nonexistent/dir does not exist"),
+    ],
+)
+def test_report_bad_options_exit_2(ran: Path, args: list[str], message: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    assert changeover(["report", "--study", str(ran), *args], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_run_without_items_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    study = write_pipeline_study(tmp_path / "s")
+    with open_workspace(tmp_path / "s" / "changeover.db", create=True):
+        pass
+    assert changeover(["run", "--study", str(study)], monkeypatch) == 2
+    assert "no items; import them first" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "report.html").exists()
