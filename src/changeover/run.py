@@ -155,6 +155,8 @@ def analyse(
 def run(
     study: Study,
     *,
+    items: Path | None = None,
+    labels: Path | None = None,
     settings: FitSettings = FitSettings(),
     truth: Rates | None = None,
     generate_reporter: Reporter | None = None,
@@ -162,14 +164,25 @@ def run(
     on_stage: Callable[[str], None] = lambda stage: None,
     refit: bool = False,
 ) -> tuple[GenerateSummary, ScoreSummary, Analysis]:
-    """generate → score → counts → fit → report document, each stage skipping what is done."""
-    with open_workspace(study.workspace_path) as workspace:
+    """generate → score → counts → fit → report document, each stage skipping what is done.
+
+    `items` are imported first and `labels` once the responses exist (both all-or-nothing and
+    idempotent: what is already there is left alone)."""
+    from changeover.annotate.exchange import import_labels
+    from changeover.io import import_items
+
+    with open_workspace(study.workspace_path, create=items is not None) as workspace:
+        if items is not None:
+            on_stage("import")
+            import_items(workspace, items, study)
         if workspace.count_items() == 0:
             raise ChangeoverError(
                 f"{workspace.path}: no items; import them first with `changeover import items FILE`"
             )
         on_stage("generate")
         generated = generate(study, workspace, reporter=generate_reporter)
+        if labels is not None:
+            import_labels(workspace, labels, study)
         on_stage("score")
         scored = score(study, workspace, reporter=score_reporter)
         on_stage("fit")

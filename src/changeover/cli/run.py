@@ -24,7 +24,7 @@ class StageProgress:
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._stage: TaskID | None = None
-        self._stages = ("generate", "score", "fit")
+        self._stages = ("import", "generate", "score", "fit")
         self._generate = RichReporter(progress)
         self._signals: dict[str, TaskID] = {}
 
@@ -105,6 +105,13 @@ def run(
     num_warmup: WarmupOption = 500,
     budget: BudgetOption = 100,
     refit: RefitOption = False,
+    items: Annotated[
+        Path | None, typer.Option(help="Import these items first (CSV, JSONL or Parquet).")
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Import these human labels (CSV or Label Studio JSON) before fitting."),
+    ] = None,
 ) -> None:
     """The whole pipeline: generate → score → counts → fit → report, skipping what is done."""
     from changeover.report.terminal import print_summary
@@ -118,6 +125,8 @@ def run(
         stages = StageProgress(progress)
         generated, scored, analysis = run_pipeline(
             study,
+            items=items,
+            labels=labels,
             settings=settings,
             generate_reporter=stages,
             score_reporter=stages,
