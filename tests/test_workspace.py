@@ -61,6 +61,24 @@ def test_migrations_apply_in_order_on_open(tmp_path: Path, monkeypatch: pytest.M
         assert "language" in columns
 
 
+def test_a_version_1_workspace_keeps_its_annotation_tables_on_upgrade(tmp_path: Path) -> None:
+    """Workspaces of changeover 0.1 created the annotation tables on first use, outside the
+    migrations; migration 2 must upgrade them without touching what they hold."""
+    connection = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    connection.executescript(MIGRATIONS[0])
+    connection.executescript(
+        "CREATE TABLE annotators (name TEXT PRIMARY KEY CHECK (name <> ''),"
+        " token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT);"
+        " INSERT INTO annotators VALUES ('ana', 'h', 't', NULL); PRAGMA user_version = 1;"
+    )
+    connection.close()
+    with open_workspace(tmp_path / "w.db") as workspace:
+        assert workspace.schema_version == SCHEMA_VERSION == 2
+        names = {r[0] for r in workspace._db.execute("SELECT name FROM sqlite_master")}
+        assert {"label_queue", "label_skips", "label_claims"} <= names
+        assert [r[0] for r in workspace._db.execute("SELECT name FROM annotators")] == ["ana"]
+
+
 def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     with open_workspace(tmp_path / "w.db", create=True) as workspace:
         with pytest.raises(InputError):

@@ -9,6 +9,13 @@ Tables (DESIGN.md, "The pipeline"):
     signals     one per (response, signal): value, discrete level, detail (issue 4)
     labels      human labels: several annotators per response and dimension (issue 5)
     runs        one per command that wrote (import, generate, score): arguments and summary
+    annotators  who may label: a name and the SHA-256 of their token (never the token)
+    label_queue what to label: one row per (response, dimension) with a priority, how many
+                annotators should label it, and `ref`, the opaque id annotators see instead of
+                the item and model (the same for every dimension of a response)
+    label_skips responses an annotator skipped: served again only after everything else
+    label_claims responses on an annotator's screen now: not served to others (unless more
+                annotators are wanted) until labelled, skipped or expired
 
 The schema is versioned with `PRAGMA user_version` and upgraded by the ordered `MIGRATIONS` when a
 workspace is opened. The database runs in WAL mode and every write is one transaction, so a
@@ -132,6 +139,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX responses_by_model ON responses (model, error);
     CREATE INDEX labels_by_response ON labels (item_id, model, dimension);
+    """,
+    # 2: the annotation app's tables ("IF NOT EXISTS": workspaces of changeover 0.1 may have
+    # them already, created on first use).
+    """
+    CREATE TABLE IF NOT EXISTS annotators (
+        name       TEXT PRIMARY KEY CHECK (name <> ''),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE IF NOT EXISTS label_queue (
+        queue_id   INTEGER PRIMARY KEY,
+        ref        TEXT NOT NULL,
+        item_id    TEXT NOT NULL,
+        model      TEXT NOT NULL,
+        dimension  TEXT NOT NULL CHECK (dimension <> ''),
+        priority   REAL NOT NULL DEFAULT 0,
+        annotators INTEGER NOT NULL DEFAULT 1 CHECK (annotators >= 1),
+        source     TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (item_id, model, dimension),
+        FOREIGN KEY (item_id, model) REFERENCES responses (item_id, model)
+    );
+    CREATE INDEX IF NOT EXISTS label_queue_by_ref ON label_queue (ref);
+    CREATE TABLE IF NOT EXISTS label_skips (
+        annotator TEXT NOT NULL,
+        item_id   TEXT NOT NULL,
+        model     TEXT NOT NULL,
+        time      TEXT NOT NULL,
+        PRIMARY KEY (annotator, item_id, model)
+    );
+    CREATE TABLE IF NOT EXISTS label_claims (
+        annotator  TEXT NOT NULL,
+        item_id    TEXT NOT NULL,
+        model      TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (annotator, item_id, model)
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,7 +25,6 @@ from fastapi.templating import Jinja2Templates
 
 from changeover.annotate.labels import record_labels, skip_response, undo_last
 from changeover.annotate.queue import next_screen, progress, resolve_ref
-from changeover.annotate.schema import ensure_tables
 from changeover.annotate.tokens import authenticate
 from changeover.errors import InputError
 from changeover.signals.settings import StyleGuide
@@ -107,7 +106,6 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workspace = open_workspace(workspace_path)
-        ensure_tables(workspace)
         app.state.workspace = workspace
         try:
             yield

@@ -17,7 +17,6 @@ from typing import Literal
 from changeover.annotate.label_studio import labels_from_tasks, tasks_from_labels
 from changeover.annotate.labels import LabelRecord, add_labels, read_labels
 from changeover.annotate.queue import default_dimensions
-from changeover.annotate.schema import ensure_tables
 from changeover.errors import InputError
 from changeover.io import replacing
 from changeover.study import Study
@@ -99,7 +98,6 @@ def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResul
     """Check every label of `path` (a .csv or a Label Studio .json), then store them all in one
     transaction, or none."""
     parsed = _parse(path)
-    ensure_tables(workspace)
     dimensions = default_dimensions(study)
     with workspace.transaction() as db:
         answered = {
@@ -156,7 +154,6 @@ def export_labels(workspace: Workspace, path: Path, *, format: LabelFormat) -> i
     their labels as annotations; returns the number of rows or tasks written."""
     if not path.parent.exists():
         raise InputError(f"{path}: folder {path.parent} does not exist; create it first")
-    ensure_tables(workspace)
     labels = read_labels(workspace)
     if format == "csv":
         buffer = io.StringIO(newline="")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from changeover.annotate.schema import ensure_tables
 from changeover.errors import InputError
 from changeover.workspace import ImportResult, Workspace, now
 
@@ -67,7 +66,6 @@ def record_labels(
     for dimension, label in labels.items():
         if label not in (0, 1):
             raise InputError(f"label for '{dimension}' must be 0 or 1 (got {label!r})")
-    ensure_tables(workspace)
     added = changed = unchanged = 0
     stamp = now()
     with workspace.transaction() as db:
@@ -103,7 +101,6 @@ def record_labels(
 
 def undo_last(workspace: Workspace, annotator: str) -> UndoResult | None:
     """Delete the labels of `annotator`'s last screen (all written together), or None."""
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         last = db.execute(
             "SELECT item_id, model, time FROM labels WHERE annotator = ?"
@@ -130,7 +127,6 @@ def undo_last(workspace: Workspace, annotator: str) -> UndoResult | None:
 
 def skip_response(workspace: Workspace, annotator: str, item_id: str, model: str) -> None:
     """Put a response at the end of `annotator`'s queue."""
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         db.execute(
             "INSERT OR REPLACE INTO label_skips (annotator, item_id, model, time)"

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from changeover.annotate.schema import ensure_tables
 from changeover.errors import InputError
 from changeover.study import Study
 from changeover.workspace import Workspace, now
@@ -114,7 +113,6 @@ def add_to_queue(
 ) -> QueueResult:
     """Queue entries, all or nothing. A queued pair keeps the higher priority and the larger
     number of annotators; every entry must name a stored response that is not an error."""
-    ensure_tables(workspace)
     added = updated = unchanged = 0
     stamp = now()
     with workspace.transaction() as db:
@@ -168,7 +166,6 @@ def add_to_queue(
 
 def clear_queue(workspace: Workspace, *, source: str | None = None) -> int:
     """Remove queue entries (all, or those from `source`); labels are never touched."""
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         if source is None:
             cursor = db.execute("DELETE FROM label_queue")
@@ -321,7 +318,6 @@ def _open_refs(
     workspace: Workspace, annotator: str, rng_key: int
 ) -> list[tuple[str, str, str, list[str]]]:
     """The responses open for `annotator`, in their order: (ref, item_id, model, dimensions)."""
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         cursor = db.execute(
             _OPEN_ENTRIES + " ORDER BY q.queue_id", {"annotator": annotator, "now": now()}
@@ -388,7 +384,6 @@ def next_screen(
 
 def resolve_ref(workspace: Workspace, ref: str) -> tuple[str, str, list[str]] | None:
     """(item_id, model, queued dimensions) of an opaque ref, or None."""
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         rows = db.execute(
             "SELECT item_id, model, dimension FROM label_queue WHERE ref = ? ORDER BY queue_id",
@@ -412,7 +407,6 @@ def progress(workspace: Workspace, annotator: str, *, rng_key: int = 0) -> Progr
 
 
 def queue_status(workspace: Workspace) -> QueueStatus:
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         rows = db.execute(
             "SELECT q.dimension, count(*) AS entries, sum((SELECT count(*) FROM labels l"
@@ -429,7 +423,6 @@ def queue_status(workspace: Workspace) -> QueueStatus:
 
 def queued_keys(workspace: Workspace) -> set[tuple[str, str, str]]:
     """(item_id, model, dimension) of every queued label."""
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         return {
             (r[0], r[1], r[2])

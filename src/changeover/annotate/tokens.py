@@ -9,7 +9,6 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from changeover.annotate.schema import ensure_tables
 from changeover.errors import InputError
 from changeover.workspace import Workspace, now
 
@@ -47,7 +46,6 @@ def add_annotator(workspace: Workspace, name: str) -> str:
             f"annotator name '{name}': use 1-64 letters, digits or . _ @ + - (starting with a "
             "letter or digit)"
         )
-    ensure_tables(workspace)
     token = secrets.token_urlsafe(32)
     with workspace.transaction() as db:
         row = db.execute("SELECT revoked_at FROM annotators WHERE name = ?", (name,)).fetchone()
@@ -66,7 +64,6 @@ def add_annotator(workspace: Workspace, name: str) -> str:
 
 def revoke_annotator(workspace: Workspace, name: str) -> None:
     """Make `name`'s token invalid at once; their labels stay."""
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         cursor = db.execute(
             "UPDATE annotators SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
@@ -77,7 +74,6 @@ def revoke_annotator(workspace: Workspace, name: str) -> None:
 
 
 def list_annotators(workspace: Workspace) -> list[Annotator]:
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         rows = db.execute(
             "SELECT name, created_at, revoked_at FROM annotators ORDER BY created_at, name"
@@ -89,7 +85,6 @@ def authenticate(workspace: Workspace, token: str | None) -> str | None:
     """The name of the active annotator holding `token`, or None."""
     if not token:
         return None
-    ensure_tables(workspace)
     with workspace.transaction() as db:
         row = db.execute(
             "SELECT name FROM annotators WHERE token_hash = ? AND revoked_at IS NULL",
