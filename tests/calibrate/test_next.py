@@ -204,3 +204,44 @@ def test_stratum_q_rebuilds_the_calibration_curve_draw_for_draw() -> None:
             assert np.corrcoef(rebuilt[:, m, s], theta[:, m, s])[0, 1] > 0.9
     plan = plan_next(sim.study, result, 20)
     assert plan.n_labels in (0, 20)
+
+
+def test_coverage_floor_before_targeting() -> None:
+    # legacy in na has only 2 labels: the plan first brings that cell up to the floor, spread
+    # over its levels, whatever the preposterior thinks of it; then it targets.
+    block = _block()
+    block.n_pass[0, 0] = [1.0, 1.0]
+    block.n_fail[0, 0] = [0.0, 0.0]
+    mean = np.array([[0.80, 0.80], [0.85, 0.77]])
+    sd = np.array([[0.005, 0.005], [0.005, 0.06]])
+    result = _result(mean, sd, block)
+    plan = plan_next(_study(), result, 10, min_per_cell=8)
+    cover = {p.level: p.n for p in plan.picks if (p.model, p.segment) == ("legacy", "na")}
+    assert cover == {"fail": 3, "pass": 3}
+    assert all(
+        p.reason.startswith("coverage")
+        for p in plan.picks
+        if (p.model, p.segment) == ("legacy", "na")
+    )
+    assert sum(p.n for p in plan.picks if (p.model, p.segment) == ("cand", "emea")) == 4
+    assert plan.n_labels == 10
+    # a budget smaller than the floor goes to the least-labelled cells first
+    assert {(p.model, p.segment) for p in plan_next(_study(), result, 3).picks} == {
+        ("legacy", "na")
+    }
+    # min_per_cell=0: no floor, the plan only targets
+    bare = plan_next(_study(), result, 10, min_per_cell=0)
+    assert sum(p.n for p in bare.picks if (p.model, p.segment) == ("cand", "emea")) >= 8
+    assert not any(p.reason.startswith("coverage") for p in bare.picks)
+    with pytest.raises(ValueError, match="min_per_cell"):
+        plan_next(_study(), result, 10, min_per_cell=-1)
+
+
+def test_plans_for_named_candidates_even_when_decided() -> None:
+    mean = np.array([[0.80, 0.80], [0.90, 0.90]])
+    result = _result(mean, np.full((2, 2), 0.005), _block())
+    assert result.candidates["cand"].verdict == "ready"
+    plan = plan_next(_study(), result, 12, candidates=["cand"])
+    assert plan.mode == "targeted" and plan.n_labels == 12 and plan.undecided == ("cand",)
+    with pytest.raises(ValueError, match="not a candidate"):
+        plan_next(_study(), result, 12, candidates=["nobody"])

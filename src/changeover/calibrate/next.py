@@ -18,6 +18,13 @@ every contrast whose rate uses that stratum. How much is read off the posterior 
   budget greedily on the stratum with the largest expected reduction of that risk summed over
   every gated condition of every undecided candidate.
 
+Before the greedy search, every model x segment cell of a model that an undecided condition
+compares (the candidate and the incumbent) is brought up to `min_per_cell` labels (default
+`MIN_LABELS_PER_CELL`), fewest-labelled cells first, spread over the cell's levels in proportion
+to its unlabelled responses (a stratified random sample). The preposterior above trusts the
+partial pooling of the calibration curve; with a handful of labels on a model a lucky start can
+make that model look settled, and a purely targeted plan would never look at it again.
+
 Responses are then drawn at random within the chosen strata: the choice depends only on
 observed data (model, segment, level, earlier labels), so the likelihood stays valid.
 Before any labels exist (or when the engine refuses to fit), `stratified_start` spreads the
@@ -26,6 +33,7 @@ budget evenly over the model x segment cells of every dimension.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +47,7 @@ from changeover.calibrate.fit import Draws
 from changeover.study import Study
 
 __all__ = [
+    "MIN_LABELS_PER_CELL",
     "NextPlan",
     "Pick",
     "StratumPick",
@@ -52,6 +61,8 @@ __all__ = [
 
 Mode = Literal["targeted", "stratified-start", "nothing-to-do"]
 StratumKey = tuple[str, str]  # (dimension, group) of a block
+
+MIN_LABELS_PER_CELL = 8  # labels per model x segment cell before a plan stops spreading
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
@@ -173,9 +184,10 @@ class _Condition:
     draws: np.ndarray  # contrast draws, signed so that larger is better
 
 
-def _conditions(study: Study, result: Result, draws: Draws) -> dict[StratumKey, list[_Condition]]:
-    """Every gated condition of every undecided candidate, with its contrast draws, by block."""
-    undecided = {c for c, v in result.candidates.items() if v.verdict == "undecided"}
+def _conditions(
+    study: Study, result: Result, draws: Draws, targets: set[str]
+) -> dict[StratumKey, list[_Condition]]:
+    """Every gated condition of every target candidate, with its contrast draws, by block."""
     models = list(draws.blocks[0].models)
     inc = models.index(study.incumbent)
     by_key = {b.key: b for b in draws.blocks}
@@ -188,7 +200,7 @@ def _conditions(study: Study, result: Result, draws: Draws) -> dict[StratumKey, 
         overall = theta @ (w / w.sum())
         sign = 1.0 if gate.better == "higher" else -1.0
         for candidate in study.candidates:
-            if candidate not in undecided:
+            if candidate not in targets:
                 continue
             c = models.index(candidate)
             entry = result.gates[gate.name]["contrasts"][candidate]
@@ -266,7 +278,7 @@ class _BlockState:
         c = self.conditions[int(np.argmax(per))]
         where = "overall" if c.where == "overall" else f"in {c.where}"
         return (
-            f"{c.candidate}: gate {c.gate} {where} undecided (P(holds) = {c.probability:.2f}); "
+            f"{c.candidate}: gate {c.gate} {where} P(holds) = {c.probability:.2f}; "
             f"P(pass | level) here is {self.q_mean[j]:.2f} ± {self.q_sd[j]:.2f}"
         )
 
@@ -278,6 +290,62 @@ def _capacity(block: Block, available: dict[StratumKey, np.ndarray] | None) -> n
     return np.maximum(np.rint(unlabelled), 0).astype(int)
 
 
+def _proportional(n: int, capacity: np.ndarray) -> np.ndarray:
+    """Split n over strata in proportion to their capacity (largest remainder), within it."""
+    n = int(min(n, capacity.sum()))
+    if n <= 0:
+        return np.zeros_like(capacity)
+    exact = n * capacity / capacity.sum()
+    out = np.floor(exact).astype(int)
+    for j in np.argsort(-(exact - out), kind="stable")[: n - out.sum()]:
+        out[j] += 1
+    return np.minimum(out, capacity)
+
+
+def _coverage(
+    states: list[_BlockState], incumbent: str, min_per_cell: int, budget: int
+) -> list[tuple[int, int, int]]:
+    """Labels that bring every compared model x segment cell up to `min_per_cell`, fewest first.
+
+    Returns (state, stratum, labels) triples; each cell's share is spread over its levels in
+    proportion to the unlabelled responses (a stratified random sample of the cell)."""
+    labelled: dict[tuple[int, int, int], int] = {}
+    room: dict[tuple[int, int, int], int] = {}
+    for i, state in enumerate(states):
+        block = state.block
+        compared = {incumbent, *(c.candidate for c in state.conditions)}
+        per_cell = (block.n_pass + block.n_fail).sum(-1)  # [M, S]
+        cap = (state.capacity - state.taken).reshape(block.n_all.shape).sum(-1)
+        for m, model in enumerate(block.models):
+            if model not in compared:
+                continue
+            for s in range(len(block.segments)):
+                if per_cell[m, s] < min_per_cell and cap[m, s] > 0:
+                    labelled[(i, m, s)] = int(round(per_cell[m, s]))
+                    room[(i, m, s)] = int(cap[m, s])
+    given = dict.fromkeys(labelled, 0)
+    left = budget
+    while left > 0:
+        open_cells = [
+            c for c in labelled if labelled[c] + given[c] < min_per_cell and given[c] < room[c]
+        ]
+        if not open_cells:
+            break
+        cell = min(open_cells, key=lambda c: (labelled[c] + given[c], c))
+        given[cell] += 1
+        left -= 1
+    out = []
+    for (i, m, s), n in given.items():
+        if n == 0:
+            continue
+        state = states[i]
+        shape = state.block.n_all.shape
+        js = [int(np.ravel_multi_index((m, s, k), shape)) for k in range(shape[2])]
+        split = _proportional(n, (state.capacity - state.taken)[js])
+        out += [(i, j, int(b)) for j, b in zip(js, split, strict=True) if b > 0]
+    return out
+
+
 def plan_next(
     study: Study,
     result: Result,
@@ -287,6 +355,8 @@ def plan_next(
     dimensions: list[str] | None = None,
     step: int | None = None,
     q: dict[StratumKey, np.ndarray] | None = None,
+    candidates: Sequence[str] | None = None,
+    min_per_cell: int = MIN_LABELS_PER_CELL,
 ) -> NextPlan:
     """Choose up to `budget` labels, by stratum, that most reduce the risk of a wrong verdict.
 
@@ -294,14 +364,25 @@ def plan_next(
     unlabelled and not yet queued); by default every unlabelled response counts. `dimensions`
     restricts the labels to those dimensions. `step` labels are added per greedy step (default:
     about 1/60 of the budget, at least 1), which keeps large budgets fast. `q` passes
-    `stratum_q(result.draws)` when it is already computed.
+    `stratum_q(result.draws)` when it is already computed. `candidates` plans for these
+    candidates whatever their verdict (default: the undecided ones), e.g. to confirm a verdict
+    with one more batch. First, every model x segment cell that a planned condition compares is
+    brought up to `min_per_cell` labels (0: no such floor), fewest-labelled first.
     """
     if budget < 1:
         raise ValueError("budget must be at least 1")
+    if min_per_cell < 0:
+        raise ValueError("min_per_cell must be at least 0")
     draws = result.draws
     if draws is None:
         raise ValueError("the result carries no posterior draws; fit with changeover.fit")
-    undecided = tuple(c for c, v in result.candidates.items() if v.verdict == "undecided")
+    if candidates is None:
+        undecided = tuple(c for c, v in result.candidates.items() if v.verdict == "undecided")
+    else:
+        unknown = [c for c in candidates if c not in result.candidates]
+        if unknown:
+            raise ValueError(f"not a candidate of the study: {', '.join(unknown)}")
+        undecided = tuple(c for c in result.candidates if c in candidates)
     if not undecided:
         verdicts = ", ".join(f"{c} {v.verdict}" for c, v in result.candidates.items())
         return NextPlan(
@@ -313,7 +394,7 @@ def plan_next(
             (),
             f"every candidate is decided ({verdicts}); no label is needed to settle a verdict",
         )
-    conditions = _conditions(study, result, draws)
+    conditions = _conditions(study, result, draws, set(undecided))
     q_all = q if q is not None else stratum_q(draws)
     states: list[_BlockState] = []
     for block in draws.blocks:
@@ -349,6 +430,21 @@ def plan_next(
     reasons: dict[tuple[int, int], str] = {}
     gains: dict[tuple[int, int], float] = {}
     order: list[tuple[int, int]] = []
+    for i, j, b in _coverage(states, study.incumbent, min_per_cell, budget):
+        state = states[i]
+        before = state.risk_now()
+        if (i, j) not in reasons:
+            m, s, _ = np.unravel_index(j, state.block.n_all.shape)
+            have = (state.block.n_pass + state.block.n_fail)[m, s].sum()
+            reasons[(i, j)] = (
+                f"coverage: {state.block.models[m]} in {state.block.segments[s]} has "
+                f"{have:.0f} labels, fewer than the {min_per_cell} a cell gets before its "
+                "calibration is left to pooling; a stratified random sample of the cell"
+            )
+            order.append((i, j))
+        state.add(j, b)
+        gains[(i, j)] = gains.get((i, j), 0.0) + max(before - state.risk_now(), 0.0)
+        left -= b
     while left > 0 and states:
         best: tuple[float, int, int, int] | None = None
         for i, state in enumerate(states):
