@@ -111,6 +111,7 @@ def test_rows_feed_counts(tmp_path: Path) -> None:
             " VALUES (?, ?, ?, ?, ?, ?, '2026-01-01')",
             [
                 ("q1", "legacy", "judge", "correctness", 4, "pass"),
+                ("q2", "legacy", "judge", "correctness", 1, "fail"),  # should refuse: left out
                 ("q2", "legacy", "refusal_detector", "refusal", 0.9, "refused"),
             ],
         )

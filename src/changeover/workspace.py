@@ -723,7 +723,9 @@ class Workspace:
         Columns `item_id, model, segment, group, dimension, level, human`: one row per
         response, dimension and human label (one row with `human` null when unlabelled).
         `group` is the item's expected_behaviour for the refusal dimension and empty otherwise.
-        Responses without a signal for the dimension, and error rows, are left out.
+        Responses without a signal for the dimension, and error rows, are left out, and so is
+        correctness on should-refuse items (DESIGN.md: correctness is judged on should-answer
+        items; there is no reference answer to be correct against).
         `signal_for` picks the signal that feeds each dimension; it is needed only when a
         dimension has several signals, and none of them combines all the others (`changeover
         score` stores the cross product of a dimension's signals as "a|b"; that one feeds it).
@@ -758,6 +760,7 @@ class Workspace:
                 " LEFT JOIN labels l ON l.item_id = s.item_id AND l.model = s.model"
                 "  AND l.dimension = s.dimension"
                 " WHERE s.dimension = ? AND s.signal = ? AND r.error IS NULL"
+                " AND NOT (s.dimension = 'correctness' AND i.expected_behaviour = 'refuse')"
                 " ORDER BY i.rowid, s.model",
                 (dimension, signal),
             )

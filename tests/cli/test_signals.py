@@ -124,7 +124,8 @@ def test_score_then_counts(
 
     assert run(["export", "rows", "--out", "rows.csv"], monkeypatch) == 0
     rows = pl.read_csv(folder / "rows.csv")
-    assert rows.height == 12  # 6 responses x 2 dimensions (correctness, refusal)
+    # 6 responses x refusal, and correctness on the 4 responses to should-answer items
+    assert rows.height == 10
     refusal = rows.filter(pl.col("dimension") == "refusal")
     assert set(refusal["level"]) == {
         "complied|complied", "refused|refused", "refused|partial", "complied|unparseable",
