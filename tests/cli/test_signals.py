@@ -133,9 +133,9 @@ def test_score_then_counts(
     assert sorted(refusal["group"].to_list()) == ["answer"] * 4 + ["refuse"] * 2
 
     assert run(["counts", "--rows", "rows.csv", "--out", "counts.csv"], monkeypatch) == 0
-    assert "12 responses × dimensions" in capsys.readouterr().out
+    assert "10 responses × dimensions" in capsys.readouterr().out
     counts = pl.read_csv(folder / "counts.csv")
-    assert counts["n"].sum() == 12
+    assert counts["n"].sum() == 10
     cell = counts.filter(
         (pl.col("dimension") == "refusal")
         & (pl.col("model") == "legacy")
