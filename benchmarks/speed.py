@@ -147,6 +147,7 @@ def main() -> None:
             f"wrote {pl.scan_parquet(rows).select(pl.len()).collect().item():,} rows "
             f"({rows.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
         )
+        load_before = os.getloadavg()[0]  # other work on the machine inflates wall times
         env = os.environ | {"CHANGEOVER_CACHE_DIR": str(tmp / "jax-cache")}  # empty: cold JIT
         exe = [sys.executable, "-m", "changeover"]
         count_s, count_out, _ = timed(
@@ -167,7 +168,8 @@ def main() -> None:
             "diagnostics": result["diagnostics"],
             "verdicts": {c: v["verdict"] for c, v in result["candidates"].items()},
             "cpus": os.cpu_count(),
-            "load_average_before": os.getloadavg()[0],
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg()[0],
         }
         print(count_out.strip())
         print(json.dumps(report, indent=2))

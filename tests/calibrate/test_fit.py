@@ -113,3 +113,18 @@ def test_a_single_level_signal_is_refused() -> None:
     one_level = sim.counts.with_columns(pl.lit("pass").alias("level"))
     with pytest.raises(CalibrationError, match="single level"):
         fit(sim.study, one_level, **FAST)
+
+
+def test_rhat_and_ess_agree_with_arviz() -> None:
+    import arviz as az
+
+    from changeover.calibrate.fit import bulk_ess, rank_rhat
+
+    rng = np.random.default_rng(0)
+    good = rng.normal(size=(2, 500, 3))
+    drift = good + np.array([0.0, 0.4])[:, None, None]  # chains that disagree
+    sticky = np.cumsum(rng.normal(size=(2, 500, 3)), axis=1) * 0.1 + good  # autocorrelated
+    for x in (good, drift, sticky):
+        idata = az.from_dict(posterior={"v": x})
+        assert np.allclose(rank_rhat(x), az.rhat(idata)["v"].values, rtol=1e-6)
+        assert np.allclose(bulk_ess(x), az.ess(idata, method="bulk")["v"].values, rtol=0.1)

@@ -69,3 +69,40 @@ def test_simulation_based_calibration_ranks_are_uniform() -> None:
     # The central 90% posterior interval should hold the truth about 90% of the time.
     inside = ((ranks > 0.05) & (ranks < 0.95)).mean()
     assert 0.8 <= inside <= 0.98, f"90% intervals hold the truth {inside:.0%} of the time"
+
+
+def test_the_sampled_coordinates_have_the_model_density() -> None:
+    """NUTS runs `calibration_sampled` (signed scales, one flat site); its density must be
+    `calibration_model`'s, once the scales are taken positive (log scale + Jacobian there)."""
+    from numpyro.infer import init_to_value
+    from numpyro.infer.util import initialize_model
+
+    from changeover.calibrate.model import calibration_sampled
+
+    rng = np.random.default_rng(0)
+    b, m, s, k = 2, 3, 4, 5
+    n_pass = jnp.asarray(rng.integers(0, 6, (b, m, s, k)).astype(float))
+    n_fail = jnp.asarray(rng.integers(0, 6, (b, m, s, k)).astype(float))
+    data = BlockArrays(n_pass + n_fail + 7, n_pass, n_fail, jnp.ones((b, k)))
+    key = jax.random.PRNGKey(0)
+    model = initialize_model(key, calibration_model, model_args=(data,))
+    p = model.param_info.z["z"].shape[-1]
+    sampled = initialize_model(
+        key,
+        calibration_sampled,
+        model_args=(data,),
+        init_strategy=init_to_value(values={"x": jnp.zeros((b, k + 5 + p))}),
+    )
+    gaps = []
+    for _ in range(4):
+        mu = rng.normal(size=(b, k))
+        sd = np.exp(rng.normal(-1.0, 0.7, size=(b, 5)))
+        z = rng.normal(size=(b, p))
+        sign = rng.choice([-1.0, 1.0], size=(b, 5))  # a signed scale with flipped effects
+        flat = np.concatenate(
+            [mu, sign * sd, z * np.repeat(sign, [m * k, s, m * s, s * k, m * s * k], axis=1)], 1
+        )
+        u_model = model.potential_fn({"mu": mu, "sd": np.log(sd), "z": z})
+        u_sampled = sampled.potential_fn({"x": jnp.asarray(flat)})
+        gaps.append(float(u_sampled - (u_model + np.log(sd).sum())))
+    assert np.ptp(gaps) < 1e-3 * max(1.0, abs(gaps[0]))

@@ -13,21 +13,25 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import arviz as az
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import jax.scipy.optimize
 import numpy as np
-from numpyro.infer import MCMC, NUTS, init_to_median
+from numpyro.diagnostics import effective_sample_size, gelman_rubin
+from numpyro.infer import MCMC, NUTS, init_to_median, init_to_value
 from numpyro.infer.util import initialize_model
+from scipy.special import ndtri
 
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.model import (
     BlockArrays,
     Engine,
     PriorScales,
-    calibration_model,
+    calibration_curve,
+    calibration_sampled,
+    curve_effect_sizes,
+    curve_scales,
     error_model,
 )
 from changeover.errors import CalibrationError
@@ -47,6 +51,7 @@ class Diagnostics:
     num_chains: int
     num_samples: int
     seconds: float = 0.0
+    steps_per_draw: float = 0.0  # mean NUTS leapfrog steps per draw (the cost of one draw)
 
     @property
     def is_converged(self) -> bool:
@@ -65,18 +70,34 @@ class Diagnostics:
 
 @dataclass
 class Draws:
-    """Posterior draws per block, flattened over chains: theta [D, M, S], judge [D, M, K]."""
+    """Posterior draws per block, flattened over chains: theta [D, M, S], judge [D, M, K].
+
+    `posterior` holds every variable by chain and draw; `inference_data` wraps it as an ArviZ
+    InferenceData (built on first use: importing ArviZ takes seconds, and a fit does not need
+    it unless the posterior is saved).
+    """
 
     blocks: list[Block]
     theta: dict[tuple[str, str], np.ndarray]
     level_given_pass: dict[tuple[str, str], np.ndarray]
     level_given_fail: dict[tuple[str, str], np.ndarray]
     diagnostics: Diagnostics
-    inference_data: Any = field(repr=False, default=None)
+    posterior: dict[str, np.ndarray] | None = field(repr=False, default=None)
+    _idata: Any = field(repr=False, default=None, init=False)
+
+    @property
+    def inference_data(self) -> Any:
+        if self.posterior is None:
+            return None
+        if self._idata is None:
+            import arviz as az
+
+            self._idata = az.from_dict(posterior=self.posterior)
+        return self._idata
 
 
 def _joint_model(engine: Engine, priors: PriorScales, data: BlockArrays) -> None:
-    model = calibration_model if engine == "calibration" else error_model
+    model = calibration_sampled if engine == "calibration" else error_model
     model(data, priors)
 
 
@@ -135,7 +156,9 @@ def _sampler(
         kernel = NUTS(
             partial(_joint_model, engine, priors),
             target_accept_prob=target_accept,
-            init_strategy=init_to_median(num_samples=15),
+            # The calibration engine's single site has no prior to take a median of: its chains
+            # start from `_curve_init`.
+            init_strategy=init_to_median(num_samples=15) if engine == "error" else init_to_value(),
         )
         _SAMPLERS[key] = MCMC(
             kernel,
@@ -188,6 +211,51 @@ def _mode_init(
     return jax.vmap(unravel)(best[None, :] + jitter)
 
 
+def _curve_init(
+    rng_key: jax.Array, data: BlockArrays, priors: PriorScales, num_chains: int
+) -> dict[str, jax.Array]:
+    """Start each chain near the prior medians (mu = 0, sd = 0.67 x its scale, effects 0).
+
+    A small jitter per chain keeps the chains' starting points apart, for R-hat to compare.
+    """
+    b, m, s, k = data.n_all.shape
+    sd = 0.6745 * curve_scales(priors)
+    centre = np.concatenate([np.zeros(k), sd, np.zeros(sum(curve_effect_sizes(m, s, k)))])
+    jitter = 0.1 * jax.random.normal(rng_key, (num_chains, b, centre.size))
+    return {"x": jnp.asarray(centre, dtype=jitter.dtype) + jitter}
+
+
+def _z_scale(x: np.ndarray) -> np.ndarray:
+    """Rank-normalise over chains and draws (axes 0 and 1), per variable (Vehtari et al. 2021)."""
+    c, n = x.shape[:2]
+    flat = x.reshape(c * n, -1)
+    ranks = np.empty_like(flat)
+    order = np.argsort(flat, axis=0, kind="stable")
+    np.put_along_axis(ranks, order, np.arange(1, c * n + 1, dtype=float)[:, None], axis=0)
+    z = ndtri((ranks - 0.375) / (c * n + 0.25))
+    return np.asarray(z).reshape(x.shape)
+
+
+def _split(x: np.ndarray) -> np.ndarray:
+    """Each chain's first and second halves as two chains: [C, N, ...] -> [2C, N // 2, ...]."""
+    half = x.shape[1] // 2
+    return np.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+
+
+def rank_rhat(x: np.ndarray) -> np.ndarray:
+    """Rank-normalised split R-hat, the larger of bulk and tail (as ArviZ's `rhat`): [C, N, ...]."""
+    split = _split(np.asarray(x, dtype=float))
+    folded = np.abs(split - np.median(split, axis=(0, 1)))
+    bulk = gelman_rubin(_z_scale(split))
+    tail = gelman_rubin(_z_scale(folded))
+    return np.maximum(bulk, tail)
+
+
+def bulk_ess(x: np.ndarray) -> np.ndarray:
+    """Bulk effective sample size (rank-normalised split chains, as ArviZ's `ess`): [C, N, ...]."""
+    return np.asarray(effective_sample_size(_z_scale(_split(np.asarray(x, dtype=float)))))
+
+
 def _level_shares(rng: np.random.Generator, n_all: np.ndarray, num_draws: int) -> np.ndarray:
     """Exact Dirichlet posterior draws of each cell's level distribution, [D, M, S, K]."""
     k = n_all.shape[-1]
@@ -232,23 +300,37 @@ def sample_posterior(
     )
     rng_key = jax.random.PRNGKey(seed)
     init_key, run_key = jax.random.split(rng_key)
-    init_params = None
     if engine == "error":
         init_params = _mode_init(init_key, engine, data, priors, num_chains)
+    else:
+        init_params = _curve_init(init_key, data, priors, num_chains)
     with warnings.catch_warnings():
         # numpyro warns when chains fall back to vectorized on one device; that is expected.
         warnings.filterwarnings(
             "ignore", message="There are not enough devices", category=UserWarning
         )
-        mcmc.run(run_key, data, init_params=init_params, extra_fields=("diverging",))
+        mcmc.run(run_key, data, init_params=init_params, extra_fields=("diverging", "num_steps"))
     samples = mcmc.get_samples(group_by_chain=True)
-    divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
+    extra = mcmc.get_extra_fields()
+    divergences = int(np.asarray(extra["diverging"]).sum())
+    steps_per_draw = float(np.asarray(extra["num_steps"]).mean())
 
     rng = np.random.default_rng(seed)
     theta: dict[tuple[str, str], np.ndarray] = {}
     given_pass: dict[tuple[str, str], np.ndarray] = {}
     given_fail: dict[tuple[str, str], np.ndarray] = {}
     posterior: dict[str, np.ndarray] = {}
+    if engine == "calibration":
+        x = np.asarray(samples.pop("x"))  # [C, D, B, K + E + P]
+        k, e = data.n_all.shape[-1], len(curve_scales(priors))
+        signed = x[..., k : k + e]
+        sizes = curve_effect_sizes(*data.n_all.shape[1:])
+        flip = np.repeat(np.sign(signed), sizes, axis=-1)
+        samples = {"mu": x[..., :k], "sd": np.abs(signed), "z": x[..., k + e :] * flip}
+        logits = calibration_curve(
+            samples["mu"], samples["sd"], samples["z"], *data.n_all.shape[1:3]
+        )
+        samples["q"] = 1.0 / (1.0 + np.exp(-logits))
     for i, block in enumerate(blocks):
         _, bs, bk = block.n_all.shape
         w = np.array([weights[s] for s in block.segments])
@@ -272,14 +354,11 @@ def sample_posterior(
         if name not in ("q", "theta", "phi"):
             posterior[name] = np.asarray(value)
 
-    idata = az.from_dict(posterior=posterior)
     # Convergence is judged on what decisions are made of (every cell's rate) and on the
     # hyper-parameters; the standard-normal effects behind them are nuisance coordinates.
     watched = [v for v in posterior if v.startswith("theta[") or v in ("mu", "sd", "a", "psi")]
-    rhat = az.rhat(idata, var_names=watched)
-    ess = az.ess(idata, method="bulk", var_names=watched)
-    max_rhat = float(max(np.nanmax(rhat[v].values) for v in rhat.data_vars))
-    min_ess = float(min(np.nanmin(ess[v].values) for v in ess.data_vars))
+    max_rhat = float(max(np.nanmax(rank_rhat(posterior[v])) for v in watched))
+    min_ess = float(min(np.nanmin(bulk_ess(posterior[v])) for v in watched))
     diagnostics = Diagnostics(
         max_rhat=max_rhat,
         min_ess_bulk=min_ess,
@@ -287,6 +366,7 @@ def sample_posterior(
         num_chains=num_chains,
         num_samples=num_samples,
         seconds=time.perf_counter() - start,
+        steps_per_draw=steps_per_draw,
     )
     return Draws(
         blocks=blocks,
@@ -294,5 +374,5 @@ def sample_posterior(
         level_given_pass=given_pass,
         level_given_fail=given_fail,
         diagnostics=diagnostics,
-        inference_data=idata if keep_inference_data else None,
+        posterior=posterior if keep_inference_data else None,
     )
