@@ -27,7 +27,8 @@ signals:
   refusals: {kind: refusal, scale: binary}
 decision: {probability: 0.9}
 gates:
-  - {name: correctness, dimension: correctness, better: higher, margin: 0.05, scope: both, segment_margin: 0.15}
+  - {name: correctness, dimension: correctness, better: higher, margin: 0.05, scope: both,
+     segment_margin: 0.15}
   - {name: over_refusal, dimension: refusal, group: answer, better: lower, margin: 0.05}
 """
 
