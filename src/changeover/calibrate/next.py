@@ -118,34 +118,22 @@ class Pick:
 
 def _calibration_q(draws: Draws) -> dict[StratumKey, np.ndarray] | None:
     """Rebuild q [D, M, S, K] per block from the calibration engine's sampled effects."""
-    idata = draws.inference_data
-    if idata is None or not hasattr(idata, "posterior"):
+    post = draws.posterior
+    if post is None or not all(name in post for name in ("mu", "sd", "z")):
         return None
-    post = idata.posterior
-    if not all(name in post for name in ("mu", "sd", "z")):
-        return None
-    import jax
-    from numpyro import handlers
+    from changeover.calibrate.model import calibration_curve
 
-    from changeover.calibrate.model import PriorScales, calibration_logits
-
-    mu, sd, z = (np.asarray(post[name]) for name in ("mu", "sd", "z"))
+    mu, sd, z = (np.asarray(post[name]) for name in ("mu", "sd", "z"))  # [C, D, B, ...]
     mu, sd, z = (a.reshape(-1, *a.shape[2:]) for a in (mu, sd, z))
-    n_blocks, n_levels = mu.shape[1], mu.shape[2]
     n_models = len(draws.blocks[0].models)
     n_segments = max(len(b.segments) for b in draws.blocks)
-    if n_blocks != len(draws.blocks):
+    if mu.shape[1] != len(draws.blocks):
         return None
-
-    def one(mu: jax.Array, sd: jax.Array, z: jax.Array) -> jax.Array:
-        with handlers.seed(rng_seed=0), handlers.substitute(data={"mu": mu, "sd": sd, "z": z}):
-            return calibration_logits(n_blocks, n_models, n_segments, n_levels, PriorScales())
-
     try:
-        eta = np.asarray(jax.jit(jax.vmap(one))(mu, sd, z))
-    except (TypeError, ValueError):  # a shape this version does not know: fall back
+        eta = calibration_curve(mu, sd, z, n_models, n_segments)  # [D, B, M, S, K]
+    except (IndexError, ValueError):  # a layout this version does not know: fall back
         return None
-    q = 1.0 / (1.0 + np.exp(-eta))  # [D, B, M, S, K]
+    q = 1.0 / (1.0 + np.exp(-eta))
     out = {}
     for i, block in enumerate(draws.blocks):
         _, bs, bk = block.n_all.shape
