@@ -226,11 +226,11 @@ def test_coverage_floor_before_targeting() -> None:
     assert sum(p.n for p in plan.picks if (p.model, p.segment) == ("cand", "emea")) == 4
     assert plan.n_labels == 10
     # a budget smaller than the floor goes to the least-labelled cells first
-    assert {(p.model, p.segment) for p in plan_next(_study(), result, 3).picks} == {
+    assert {(p.model, p.segment) for p in plan_next(_study(), result, 3, min_per_cell=8).picks} == {
         ("legacy", "na")
     }
-    # min_per_cell=0: no floor, the plan only targets
-    bare = plan_next(_study(), result, 10, min_per_cell=0)
+    # by default (min_per_cell=0) no floor: the plan only targets
+    bare = plan_next(_study(), result, 10)
     assert sum(p.n for p in bare.picks if (p.model, p.segment) == ("cand", "emea")) >= 8
     assert not any(p.reason.startswith("coverage") for p in bare.picks)
     with pytest.raises(ValueError, match="min_per_cell"):
