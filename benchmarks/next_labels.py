@@ -1,24 +1,28 @@
 """How many human labels `changeover next` needs until every verdict is decided, against random.
 
-    nice -n 5 python benchmarks/next_labels.py                  # the recorded run
+    nice -n 5 python benchmarks/next_labels.py --seed 0         # 32 replications, ~10 min
+    python benchmarks/next_labels.py --merge a.json b.json      # pool runs of several seeds
     python benchmarks/next_labels.py --reps 4 --max-labels 200  # a quick look
 
 Every replication draws a study with a known truth: an incumbent and two candidates over three
 segments (traffic 3:2:1), per-cell pools of responses whose hidden human verdicts are drawn from
 the true rates, and a binary judge whose sensitivity and specificity (0.65-0.95) differ by model.
-The gate is the simulated studies' gate (non-inferiority, margin 2 points overall and 5 points
-in every segment, scope both). Truths are drawn so that every candidate's verdict is settled by
-the truth (no condition within 3 points of its margin) but not by a few labels: one candidate
-is truly non-inferior by a few points, the other truly inferior by a few.
+The gate is non-inferiority with a 2-point margin on the traffic-weighted overall rate
+(`--scope both` adds a 5-point margin in every segment). Truths are drawn so that every
+candidate's verdict is settled by the truth (no condition within 3 points of its margin) but not
+by a few labels: one candidate is truly non-inferior by a few points, the other truly inferior.
 
-Both strategies start from the same stratified random start (`--start` labels spread over the
-model x segment cells); then each round adds `--batch` labels, chosen by `plan_next` from the
-current posterior, or uniformly at random among the unlabelled responses; a label reveals the
-hidden verdict of a response drawn at random within the chosen stratum. After every round all
-replications and both strategies are refitted as independent blocks of one NUTS run, and a
-strategy stops for a replication as soon as every candidate is decided (ready or not-ready).
-Recorded: the labels spent when it stopped, whether the verdicts were right, and the replications
-that never decided within `--max-labels`.
+Three strategies start from the same stratified random start (`--start` labels spread over the
+model x segment cells): `next` as shipped (`plan_next` defaults), `next` with a coverage floor
+(`min_per_cell=--floor`), and uniform random labelling; each round adds `--batch` labels; a
+label reveals the hidden verdict of a response drawn at random within the chosen stratum. Each
+(replication, strategy) has its own random stream. After every round the running ones are
+refitted as independent blocks of one NUTS run. A strategy stops on a replication when every
+candidate is decided (ready or not-ready) with the same verdicts at `--looks` consecutive looks;
+after a decided look the confirming batch is chosen by the same strategy (`next` plans it for
+every candidate). The first look at which everything was decided is recorded on the same runs,
+so both stopping rules are compared on the same trajectories. Recorded: the labels spent, whether
+the verdicts were right, and the replications never decided within `--max-labels`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import numpy as np  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
 from changeover.calibrate.blocks import Block  # noqa: E402
-from changeover.calibrate.decide import decide  # noqa: E402
+from changeover.calibrate.decide import Result, decide  # noqa: E402
 from changeover.calibrate.fit import Draws, sample_posterior  # noqa: E402
 from changeover.calibrate.next import plan_next, stratified_start, stratum_q  # noqa: E402
 from changeover.study import Study, parse_study  # noqa: E402
@@ -48,6 +52,8 @@ WEIGHTS = (3.0, 2.0, 1.0)
 LEVELS = ("fail", "pass")
 MARGIN, SEGMENT_MARGIN = 0.02, 0.05
 SCOPE = "overall"  # --scope both adds a condition per segment
+# "next": plan_next with min_per_cell=--floor; "next-nofloor": plan_next's default (no floor)
+STRATEGIES = ("next", "random", "next-nofloor")
 
 
 def make_study() -> Study:
@@ -177,17 +183,139 @@ def one_rep_draws(draws: Draws, i: int) -> Draws:
     )
 
 
+def next_batch(
+    rng: np.random.Generator,
+    world: World,
+    lab: np.ndarray,
+    study: Study,
+    result: Result,
+    q: np.ndarray,
+    n: int,
+    floor: int,
+) -> None:
+    """Label n responses as `plan_next` says; once every candidate is decided (a confirming
+    batch under --looks 2) it plans for every candidate."""
+    undecided = [c for c, v in result.candidates.items() if v.verdict == "undecided"]
+    plan = plan_next(
+        study,
+        result,
+        n,
+        q={("quality", ""): q},
+        candidates=None if undecided else list(result.candidates),
+        min_per_cell=floor,
+    )
+    spent = 0
+    for pick in plan.picks:
+        m, s = MODELS.index(pick.model), SEGMENTS.index(pick.segment)
+        if pick.level is None:
+            for _ in range(pick.n):
+                left = (world.pool[m, s] - lab[m, s]).sum(0)
+                if left.sum():
+                    k = int(rng.choice(len(LEVELS), p=left / left.sum()))
+                    spent += reveal(rng, world, lab, m, s, k, 1)
+        else:
+            spent += reveal(rng, world, lab, m, s, LEVELS.index(pick.level), pick.n)
+    if spent < n:  # nothing useful left: fall back to random labels
+        random_batch(rng, world, lab, n - spent)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson 95% interval of a binomial proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarise(
+    stops: dict[tuple[str, int], dict], reps: int, cap: int, rng: np.random.Generator
+) -> dict:
+    """Per strategy: decided, wrong, labels; paired savings with bootstrap intervals, on the
+    labels spent when the strategy stopped, and on the labels until decided and correct (a
+    wrong or missing decision counted at the cap)."""
+    out: dict = {"strategies": {}}
+    for strategy in STRATEGIES:
+        recs = [stops[(strategy, r)] for r in range(reps)]
+        labels = np.array([x["labels"] for x in recs])
+        decided = np.array([x["decided"] for x in recs])
+        correct = np.array([x["correct"] for x in recs])
+        wrong = int((decided & ~correct).sum())
+        out["strategies"][strategy] = {
+            "reps": reps,
+            "decided": int(decided.sum()),
+            "correct": int(correct.sum()),
+            "wrong": wrong,
+            "wrong_rate": wrong / max(int(decided.sum()), 1),
+            "wrong_rate_wilson95": wilson(wrong, int(decided.sum())),
+            "labels_mean": float(labels.mean()),
+            "labels_median": float(np.median(labels)),
+            "labels_mean_decided_correct": float(labels[correct].mean()) if correct.any() else None,
+            "labels_correct_or_cap_mean": float(np.where(correct, labels, cap).mean()),
+            "labels": labels.tolist(),
+        }
+
+    def spent(strategy: str, correct_only: bool) -> np.ndarray:
+        return np.array(
+            [
+                cap if correct_only and not stops[(strategy, r)]["correct"] else x["labels"]
+                for r in range(reps)
+                for x in [stops[(strategy, r)]]
+            ],
+            dtype=float,
+        )
+
+    b = spent("random", False)
+    b_ok = spent("random", True)
+    boot = rng.integers(0, reps, size=(4000, reps))
+    out["against_random"] = {}
+    for strategy in STRATEGIES:
+        if strategy == "random":
+            continue
+        a = spent(strategy, False)
+        a_ok = spent(strategy, True)
+        savings = 1 - a[boot].mean(1) / b[boot].mean(1)
+        savings_ok = 1 - a_ok[boot].mean(1) / b_ok[boot].mean(1)
+        out["against_random"][strategy] = {
+            "saving_mean": float(1 - a.mean() / b.mean()),
+            "saving_bootstrap95": [float(x) for x in np.quantile(savings, [0.025, 0.975])],
+            "saving_correct_or_cap": float(1 - a_ok.mean() / b_ok.mean()),
+            "saving_correct_or_cap_bootstrap95": [
+                float(x) for x in np.quantile(savings_ok, [0.025, 0.975])
+            ],
+            "paired_ratio_mean": float((a / b).mean()),
+            "paired_ratio_median": float(np.median(a / b)),
+            "paired_fewer_more_same": [
+                int((a < b).sum()),
+                int((a > b).sum()),
+                int((a == b).sum()),
+            ],
+        }
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
+    wall0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     study = make_study()
     worlds = [make_world(rng, args.per_cell) for _ in range(args.reps)]
-    strategies = ("next", "random")
     labs = {}
     for r, world in enumerate(worlds):
         first = start(rng, world, args.start)
-        for strategy in strategies:
+        for strategy in STRATEGIES:
             labs[(strategy, r)] = first.copy()
-    stopped: dict[tuple[str, int], dict] = {}
+    # one rng per replication and strategy: which other replications are still running never
+    # changes what one replication draws (worlds and starts are shared by both strategies)
+    rngs = {
+        (st, r): np.random.default_rng([args.seed, r, i])
+        for r in range(args.reps)
+        for i, st in enumerate(STRATEGIES)
+    }
+    stopped: dict[tuple[str, int], dict] = {}  # under --looks consecutive decided looks
+    first_look: dict[tuple[str, int], dict] = {}  # the first look at which all were decided
+    streak: dict[tuple[str, int], tuple[int, dict]] = {}
+    looks: dict[tuple[str, int], list] = {key: [] for key in labs}
     history = []
     fit_seconds = []
     round_no = 0
@@ -195,8 +323,13 @@ def run(args: argparse.Namespace) -> dict:
         active = [key for key in labs if key not in stopped]
         if not active:
             break
-        keys = list(labs)  # every block is refitted: a constant shape keeps one compiled sampler
-        blocks = [as_block(worlds[r], labs[(st, r)], f"{st}{r}") for st, r in keys]
+        # only the running strategies are refitted, padded to a multiple of 8 blocks so that a
+        # handful of compiled samplers serve every round
+        padded = active + [active[0]] * (-len(active) % 8)
+        blocks = [
+            as_block(worlds[r], labs[(st, r)], f"{st}{r}" if i < len(active) else f"pad{i}")
+            for i, (st, r) in enumerate(padded)
+        ]
         t0 = time.perf_counter()
         draws = sample_posterior(
             blocks,
@@ -207,133 +340,223 @@ def run(args: argparse.Namespace) -> dict:
         )
         fit_seconds.append(time.perf_counter() - t0)
         q_all = stratum_q(draws)
-        row = {"round": round_no, "diagnostics": dataclasses.asdict(draws.diagnostics)}
-        for i, key in enumerate(keys):
-            if key in stopped:
-                continue
+        row = {
+            "round": round_no,
+            "blocks": len(blocks),
+            "diagnostics": dataclasses.asdict(draws.diagnostics),
+        }
+        for i, key in enumerate(active):
             strategy, r = key
             sub = one_rep_draws(draws, i)
             result = decide(study, sub)
             verdicts = {c: v.verdict for c, v in result.candidates.items()}
             n = int(labs[key].sum())
-            if "undecided" not in verdicts.values() or n >= args.max_labels:
-                settled = "undecided" not in verdicts.values()
-                stopped[key] = {
-                    "labels": n,
-                    "decided": settled,
-                    "correct": settled and verdicts == worlds[r].truth,
-                    "verdicts": verdicts,
-                    "truth": worlds[r].truth,
-                    "rounds": round_no,
-                }
+            looks[key].append(
+                [n, {c: round(v.p_all_gates, 4) for c, v in result.candidates.items()}, verdicts]
+            )
+            settled = "undecided" not in verdicts.values()
+            record = {
+                "labels": n,
+                "decided": settled,
+                "correct": settled and verdicts == worlds[r].truth,
+                "verdicts": verdicts,
+                "truth": worlds[r].truth,
+                "rounds": round_no,
+            }
+            if settled and key not in first_look:
+                first_look[key] = record
+            run_len, before = streak.get(key, (0, {}))
+            same = bool(run_len) and before == verdicts
+            run_len = (run_len + 1 if same else 1) if settled else 0
+            streak[key] = (run_len, verdicts)
+            if run_len >= args.looks or n >= args.max_labels:
+                if run_len < args.looks:
+                    record = {**record, "decided": False, "correct": False}
+                stopped[key] = record
+                first_look.setdefault(key, record)
                 continue
             batch = min(args.batch, args.max_labels - n)
             if strategy == "random":
-                random_batch(rng, worlds[r], labs[key], batch)
+                random_batch(rngs[key], worlds[r], labs[key], batch)
             else:
-                plan = plan_next(
-                    study,
-                    result,
-                    batch,
-                    q={("quality", ""): q_all[draws.blocks[i].key]},
-                )
-                spent = 0
-                for pick in plan.picks:
-                    m, s = MODELS.index(pick.model), SEGMENTS.index(pick.segment)
-                    k = LEVELS.index(pick.level or "pass")
-                    spent += reveal(rng, worlds[r], labs[key], m, s, k, pick.n)
-                if spent < batch:  # nothing useful left: fall back to random labels
-                    random_batch(rng, worlds[r], labs[key], batch - spent)
-        row["stopped"] = {st: sum(1 for k in stopped if k[0] == st) for st in strategies}
+                q = q_all[draws.blocks[i].key]
+                floor = 0 if strategy == "next-nofloor" else args.floor
+                next_batch(rngs[key], worlds[r], labs[key], study, result, q, batch, floor)
+        row["stopped"] = {st: sum(1 for k in stopped if k[0] == st) for st in STRATEGIES}
         history.append(row)
         print(
-            f"round {round_no}: fit {fit_seconds[-1]:.1f}s, max R-hat "
+            f"round {round_no}: {len(blocks)} blocks, fit {fit_seconds[-1]:.1f}s, max R-hat "
             f"{draws.diagnostics.max_rhat:.3f}, divergences {draws.diagnostics.divergences}; "
             f"stopped {row['stopped']}",
             flush=True,
         )
         round_no += 1
-    summary = {}
-    for strategy in strategies:
-        recs = [stopped[(strategy, r)] for r in range(args.reps)]
-        labels = np.array([x["labels"] for x in recs])
-        decided = np.array([x["decided"] for x in recs])
-        correct = np.array([x["correct"] for x in recs])
-        summary[strategy] = {
-            "reps": args.reps,
-            "decided": int(decided.sum()),
-            "wrong": int((decided & ~correct).sum()),
-            "wrong_rate": float((decided & ~correct).sum() / max(decided.sum(), 1)),
-            "labels_mean": float(labels.mean()),
-            "labels_median": float(np.median(labels)),
-            "labels_mean_decided_correct": float(labels[correct].mean()) if correct.any() else None,
-            "labels": labels.tolist(),
-        }
-    paired = np.array([stopped[("next", r)]["labels"] for r in range(args.reps)]) / np.array(
-        [stopped[("random", r)]["labels"] for r in range(args.reps)]
-    )
+    boot = np.random.default_rng(args.seed + 1)
     return {
         "settings": vars(args),
-        "summary": summary,
-        "paired_ratio_mean": float(paired.mean()),
-        "paired_ratio_median": float(np.median(paired)),
-        "saving_mean": 1 - summary["next"]["labels_mean"] / summary["random"]["labels_mean"],
+        "rule": summarise(stopped, args.reps, args.max_labels, boot),
+        "first_look": summarise(first_look, args.reps, args.max_labels, boot),
         "fit_seconds_total": float(sum(fit_seconds)),
+        "wall_seconds": time.perf_counter() - wall0,
         "rounds": round_no,
         "history": history,
         "runs": {f"{st}-{r}": v for (st, r), v in sorted(stopped.items())},
+        "first_look_runs": {f"{st}-{r}": v for (st, r), v in sorted(first_look.items())},
+        "looks": {f"{st}-{r}": v for (st, r), v in sorted(looks.items())},
     }
+
+
+def _names(settings: dict) -> dict[str, str]:
+    return {
+        "next-nofloor": "`next` (as shipped)",
+        "random": "random",
+        "next": f"`next`, min_per_cell={settings['floor']}",
+    }
+
+
+def _table(summary: dict, names: dict[str, str]) -> list[str]:
+    lines = [
+        "| strategy | decided | wrong verdicts (of decided; Wilson 95%) | mean labels "
+        "| median labels | mean labels, decided and correct | mean labels to a correct "
+        "decision (else the cap) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in [k for k in names if k in summary["strategies"]]:
+        v = summary["strategies"][name]
+        dc = v["labels_mean_decided_correct"]
+        lo, hi = v["wrong_rate_wilson95"]
+        lines.append(
+            f"| {names[name]} | {v['decided']}/{v['reps']} | {v['wrong']} ({v['wrong_rate']:.1%}; "
+            f"{lo:.0%}–{hi:.0%}) | {v['labels_mean']:.0f} | {v['labels_median']:.0f} "
+            f"| {'n/a' if dc is None else f'{dc:.0f}'} | {v['labels_correct_or_cap_mean']:.0f} |"
+        )
+    lines.append("")
+    for name in [k for k in names if k in summary["against_random"]]:
+        v = summary["against_random"][name]
+        fewer, more, same = v["paired_fewer_more_same"]
+        lo, hi = v["saving_bootstrap95"]
+        lines.append(
+            f"* Labels saved by {names[name]} (1 - its mean / random's mean): "
+            f"**{v['saving_mean']:.1%}** (bootstrap 95% over replications {lo:.0%} to {hi:.0%}); "
+            f"paired ratio: mean {v['paired_ratio_mean']:.2f}, median "
+            f"{v['paired_ratio_median']:.2f}; fewer labels in {fewer} replications, more in "
+            f"{more}, as many in {same}. Until a correct decision (a wrong or missing one "
+            f"counted at the cap): **{v['saving_correct_or_cap']:.1%}** "
+            f"({v['saving_correct_or_cap_bootstrap95'][0]:.0%} to "
+            f"{v['saving_correct_or_cap_bootstrap95'][1]:.0%})."
+        )
+    lines += ["", "A replication not decided counts at the cap."]
+    return lines
+
+
+def merge(parts: list[dict]) -> dict:
+    """Pool runs made with different seeds (otherwise the same settings) into one result."""
+    keep = ("seed", "reps", "out", "render", "merge")
+    first = {k: v for k, v in parts[0]["settings"].items() if k not in keep}
+    for part in parts[1:]:
+        if {k: v for k, v in part["settings"].items() if k not in keep} != first:
+            raise SystemExit("--merge: the runs differ in more than seed and replications")
+    out: dict = {"runs": {}, "first_look_runs": {}, "looks": {}, "history": []}
+    offset = 0
+    for part in parts:
+        for name in ("runs", "first_look_runs", "looks"):
+            for key, value in part[name].items():
+                strategy, r = key.rsplit("-", 1)
+                out[name][f"{strategy}-{int(r) + offset}"] = value
+        out["history"] += part["history"]
+        offset += part["settings"]["reps"]
+    stops = {
+        name: {tuple(k.rsplit("-", 1)): v for k, v in out[key].items()}
+        for name, key in (("rule", "runs"), ("first_look", "first_look_runs"))
+    }
+    boot = np.random.default_rng(0)
+    for name, by_key in stops.items():
+        out[name] = summarise(
+            {(st, int(r)): v for (st, r), v in by_key.items()},
+            offset,
+            parts[0]["settings"]["max_labels"],
+            boot,
+        )
+    out["settings"] = {**parts[0]["settings"], "reps": offset}
+    out["parts"] = [
+        {
+            "seed": p["settings"]["seed"],
+            "reps": p["settings"]["reps"],
+            "rounds": p["rounds"],
+            "fit_seconds_total": p["fit_seconds_total"],
+            "wall_seconds": p["wall_seconds"],
+        }
+        for p in parts
+    ]
+    out["rounds"] = sum(p["rounds"] for p in parts)
+    out["fit_seconds_total"] = sum(p["fit_seconds_total"] for p in parts)
+    out["wall_seconds"] = sum(p["wall_seconds"] for p in parts)
+    return out
 
 
 def write_markdown(out: dict, path: Path) -> None:
     s = out["settings"]
+    parts = out.get("parts") or [{"seed": s["seed"], "reps": s["reps"]}]
+    commands = [
+        f"`nice -n 5 python benchmarks/next_labels.py --reps {p['reps']} "
+        f"--start {s['start']} --batch {s['batch']} --max-labels {s['max_labels']} "
+        f"--per-cell {s['per_cell']} --warmup {s['warmup']} --samples {s['samples']} "
+        f"--seed {p['seed']} --scope {s['scope']} --looks {s['looks']} --floor {s['floor']}`"
+        for p in parts
+    ]
+    if len(parts) > 1:
+        commands.append("pooled with `--merge` (replications of every run, one table)")
     lines = [
         "# Labels needed until every verdict is decided: `changeover next` vs random",
         "",
-        f"Command: `nice -n 5 python benchmarks/next_labels.py --reps {s['reps']} "
-        f"--start {s['start']} --batch {s['batch']} --max-labels {s['max_labels']} "
-        f"--per-cell {s['per_cell']} --warmup {s['warmup']} --samples {s['samples']} "
-        f"--seed {s['seed']} --scope {s['scope']}`",
+        "Command: " + "; ".join(commands),
         "",
-        f"{s['reps']} replications; 3 models x 3 segments, binary judge, {s['per_cell']} responses "
-        f"per cell; start {s['start']} stratified random labels, then {s['batch']} per round; "
-        f"stop when every candidate is ready or not-ready (or at {s['max_labels']} labels).",
+        f"{s['reps']} replications (the same worlds and the same {s['start']}-label stratified "
+        f"start for both strategies); 3 models x 3 segments, binary judge, {s['per_cell']} "
+        f"responses per cell; then {s['batch']} labels per round. `next` (as shipped) is "
+        f"`plan_next` with its defaults; `next`, min_per_cell={s['floor']} first brings every "
+        "compared model x segment cell up to that many labels.",
         "",
-        "| strategy | decided | wrong verdicts (of decided) | mean labels | median labels "
-        "| mean labels, decided and correct |",
-        "|---|---|---|---|---|---|",
+        f"## Stopping rule: every candidate decided, same verdicts at {s['looks']} consecutive "
+        f"looks (or {s['max_labels']} labels)",
+        "",
+        *_table(out["rule"], _names(s)),
+        "",
+        "## Stopping at the first look where every candidate is decided (same runs)",
+        "",
+        *_table(out["first_look"], _names(s)),
     ]
-    for name, v in out["summary"].items():
-        dc = v["labels_mean_decided_correct"]
-        lines.append(
-            f"| {name} | {v['decided']}/{v['reps']} | {v['wrong']} ({v['wrong_rate']:.1%}) "
-            f"| {v['labels_mean']:.0f} | {v['labels_median']:.0f} "
-            f"| {'n/a' if dc is None else f'{dc:.0f}'} |"
-        )
     cap = s["max_labels"]
     marks = sorted({*range(150, cap + 1, 150), cap})
     lines += [
         "",
-        "Share of replications decided, and decided correctly, by a given number of labels:",
+        f"## Decided, and decided correctly, by a given number of labels ({s['looks']} looks)",
         "",
         "| strategy | " + " | ".join(f"≤ {m}" for m in marks) + " |",
         "|---|" + "---|" * len(marks),
     ]
-    for name in out["summary"]:
-        runs = [v for k, v in out["runs"].items() if k.startswith(name + "-")]
+    for name in [k for k in _names(s) if k in out["rule"]["strategies"]]:
+        runs = [v for k, v in out["runs"].items() if k.rsplit("-", 1)[0] == name]
         cells = []
         for m in marks:
             decided = sum(1 for v in runs if v["decided"] and v["labels"] <= m)
             right = sum(1 for v in runs if v["correct"] and v["labels"] <= m)
             cells.append(f"{decided}/{len(runs)} ({right} correct)")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_names(s)[name]} | " + " | ".join(cells) + " |")
+    wrong = [
+        f"{k} ({rule}: {v['labels']} labels, {v['verdicts']} vs truth {v['truth']})"
+        for rule, runs in (("rule", out["runs"]), ("first look", out["first_look_runs"]))
+        for k, v in runs.items()
+        if v["decided"] and not v["correct"]
+    ]
+    rhat = [h["diagnostics"]["max_rhat"] for h in out["history"]]
     lines += [
         "",
-        f"Labels saved by `next` (1 - mean next / mean random): {out['saving_mean']:.1%}; "
-        f"paired ratio next/random per replication: mean {out['paired_ratio_mean']:.2f}, "
-        f"median {out['paired_ratio_median']:.2f}. An undecided replication counts at the cap.",
+        "Wrong verdicts: " + ("; ".join(wrong) if wrong else "none") + ".",
         "",
-        f"{out['rounds']} rounds, {out['fit_seconds_total']:.0f} s of fitting.",
+        f"{out['rounds']} rounds (fits), {out['fit_seconds_total']:.0f} s of fitting, "
+        f"{out['wall_seconds']:.0f} s wall time; max R-hat per round "
+        f"{min(rhat):.3f}–{max(rhat):.3f}.",
         "",
     ]
     path.write_text("\n".join(lines))
@@ -341,20 +564,35 @@ def write_markdown(out: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=16)
+    parser.add_argument("--reps", type=int, default=32)
     parser.add_argument("--start", type=int, default=30)
     parser.add_argument("--batch", type=int, default=45)
-    parser.add_argument("--max-labels", type=int, default=900)
+    parser.add_argument("--max-labels", type=int, default=1200)
     parser.add_argument("--per-cell", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scope", choices=("overall", "both"), default="overall")
+    parser.add_argument(
+        "--looks", type=int, default=2, help="Consecutive looks a decision must hold for."
+    )
+    parser.add_argument(
+        "--floor", type=int, default=8, help="plan_next's min_per_cell (0: no floor)."
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "next_labels")
     parser.add_argument(
         "--render", type=Path, help="Only re-render the markdown from a saved results JSON."
     )
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", help="Pool saved results JSONs of different seeds."
+    )
     args = parser.parse_args()
+    if args.merge:
+        out = merge([json.loads(p.read_text()) for p in args.merge])
+        args.out.with_suffix(".json").write_text(json.dumps(out, indent=2))
+        write_markdown(out, args.out.with_suffix(".md"))
+        print(args.out.with_suffix(".md").read_text())
+        return
     if args.render is not None:
         write_markdown(json.loads(args.render.read_text()), args.out.with_suffix(".md"))
         print(args.out.with_suffix(".md").read_text())
