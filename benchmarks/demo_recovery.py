@@ -3,16 +3,12 @@
     python benchmarks/demo_recovery.py                # 10 seeds, full size (1,500 items)
     python benchmarks/demo_recovery.py --seeds 3      # a quick look
 
-For every seed: `changeover.demo.build_demo`, then the public pipeline — import items, generate
-(replay), score (the deterministic signals), import labels, rows → counts, fit (default
-settings) — and a comparison with the demo's truth (`DemoStudy.true_rates`: the rates a full
-human review of every generated response would find): the verdict of every candidate against
-the designed one, and the share of true rates inside the 95% intervals, overall and per region.
-
-Correctness rows of should-refuse items are dropped before counting: those items have no
-reference answer, and people label correctness on should-answer items only (see the notes in
-the results), so their `no_reference` level would only add an uncalibrated level to the
-correctness rate.
+For every seed, `changeover.demo.run_demo` — exactly what `changeover demo` runs: build the demo,
+import, generate (replay), score (the deterministic signals), import the first labels, fit; and
+while a candidate is undecided (at most three times), label what `changeover next` picks and fit
+again — then a comparison with the demo's truth (`DemoStudy.true_rates`: the rates a full human review
+of every generated response would find): the verdict of every candidate against the designed
+one, and the share of true rates inside the 95% intervals, overall and per region.
 """
 
 from __future__ import annotations
@@ -22,53 +18,28 @@ import json
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
-import polars as pl  # noqa: E402
-
-from changeover.annotate.exchange import import_labels  # noqa: E402
-from changeover.calibrate import fit  # noqa: E402
-from changeover.counts import counts_from_rows  # noqa: E402
-from changeover.demo import DESIGNED_VERDICTS, build_demo  # noqa: E402
-from changeover.generate import generate  # noqa: E402
-from changeover.io import import_items  # noqa: E402
-from changeover.signals.scoring import score  # noqa: E402
-from changeover.study import load_study  # noqa: E402
-from changeover.workspace import open_workspace  # noqa: E402
+from changeover.demo import DESIGNED_VERDICTS, run_demo  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def run_seed(seed: int, folder: Path, items: int) -> dict[str, Any]:
-    """Build one demo and run it end to end; what came out against what was designed."""
+    """One demo end to end, as `changeover demo` runs it; what came out against the design."""
     started = time.perf_counter()
-    demo = build_demo(folder, items=items, seed=seed)
-    built = time.perf_counter()
-    study = load_study(demo.study)
-    workspace = open_workspace(study.workspace_path, create=True)
-    import_items(workspace, demo.items, study)
-    generate(study, workspace)
-    score(study, workspace)
-    import_labels(workspace, demo.labels, study)
-    rows = workspace.rows().filter(
-        ~((pl.col("dimension") == "correctness") & (pl.col("level") == "no_reference"))
-    )
-    counts, summary = counts_from_rows(rows)
-    workspace.close()
-    prepared = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = fit(study, counts)
-    fitted = time.perf_counter()
-    truth = demo.true_rates()
+    outcome = run_demo(folder, items=items, seed=seed)
+    elapsed = time.perf_counter() - started
+    document = outcome.document
+    result = document["result"]
+    truth = outcome.demo.true_rates()
     overall: list[bool] = []
     segments: list[bool] = []
     misses: list[str] = []
-    for dimension, groups in result.rates.items():
+    for dimension, groups in result["rates"].items():
         for group, models in groups.items():
             for model, rate in models.items():
                 true = truth[dimension][group][model]
@@ -79,26 +50,36 @@ def run_seed(seed: int, folder: Path, items: int) -> dict[str, Any]:
                 for segment, interval in rate["segments"].items():
                     value = true["segments"][segment]
                     segments.append(interval["lo"] <= value <= interval["hi"])
-    designed = demo.designed["verdicts"]
+    designed = outcome.demo.designed["verdicts"]
+    candidates = result["candidates"]
+    labels = sum(
+        n
+        for groups in document["labels"].values()
+        for models in groups.values()
+        for per in models.values()
+        for n in per.values()
+    )
     return {
         "seed": seed,
-        "verdicts": {c: r.verdict for c, r in result.candidates.items()},
-        "p_all_gates": {c: round(r.p_all_gates, 4) for c, r in result.candidates.items()},
-        "reasons": {c: r.reason for c, r in result.candidates.items()},
-        "as_designed": all(result.candidates[c].verdict == v for c, v in designed.items()),
+        "verdicts": {c: r["verdict"] for c, r in candidates.items()},
+        "first_verdicts": outcome.verdicts[0],
+        "fits": len(outcome.verdicts),
+        "labels_added": outcome.labels_added,
+        "p_all_gates": {c: round(r["p_all_gates"], 4) for c, r in candidates.items()},
+        "reasons": {c: r["reason"] for c, r in candidates.items()},
+        "as_designed": all(candidates[c]["verdict"] == v for c, v in designed.items()),
+        "first_as_designed": all(outcome.verdicts[0][c] == v for c, v in designed.items()),
+        "wrong": sum(candidates[c]["verdict"] not in (v, "undecided") for c, v in designed.items()),
         "overall_covered": sum(overall),
         "overall_rates": len(overall),
         "overall_missed": misses,
         "segment_covered": sum(segments),
         "segment_rates": len(segments),
-        "labelled_responses": summary.labelled,
-        "labels": demo.designed["labelled_responses"],
-        "max_rhat": result.diagnostics.max_rhat,
-        "divergences": result.diagnostics.divergences,
-        "build_s": round(built - started, 2),
-        "pipeline_s": round(prepared - built, 2),
-        "fit_s": round(fitted - prepared, 2),
-        "warnings": [str(w.message) for w in caught],
+        "labels": labels,
+        "max_rhat": result["diagnostics"]["max_rhat"],
+        "divergences": result["diagnostics"]["divergences"],
+        "seconds": round(elapsed, 1),
+        "warnings": result["warnings"],
     }
 
 
@@ -114,7 +95,9 @@ def to_markdown(results: dict[str, Any]) -> str:
         "",
         "Designed verdicts: "
         + ", ".join(f"{c} {v}" for c, v in designed.items())
-        + f". As designed in **{results['as_designed']} of {results['seeds']}** seeds.",
+        + f". As designed in **{results['as_designed']} of {results['seeds']}** seeds at the "
+        f"end ({results['first_as_designed']} after the first fit, before any `next` round); "
+        f"wrong verdicts (ready for not-ready or the reverse): {results['wrong']}.",
         "",
         f"95% intervals cover the true overall rates {results['overall_coverage']:.3f} of the "
         f"time ({results['overall_covered']} of {results['overall_rates']}: 4 models x 4 "
@@ -122,18 +105,20 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"{results['segment_coverage']:.3f} ({results['segment_covered']} of "
         f"{results['segment_rates']}).",
         "",
-        "| seed | " + " | ".join(designed) + " | overall covered | regions covered | "
-        "labelled responses | max R-hat | build s | import+generate+score s | fit s |",
+        "| seed | " + " | ".join(designed) + " | fits | labels added by `next` | overall covered "
+        "| regions covered | labels in all | max R-hat | seconds |",
         "|---|" + "---|" * len(designed) + "---|---|---|---|---|---|---|",
     ]
     for run in runs:
         verdicts = " | ".join(
             f"{run['verdicts'][c]} ({run['p_all_gates'][c]:.3f})" for c in designed
         )
+        added = " + ".join(str(n) for n in run["labels_added"]) or "–"
         lines.append(
-            f"| {run['seed']} | {verdicts} | {run['overall_covered']}/{run['overall_rates']} | "
+            f"| {run['seed']} | {verdicts} | {run['fits']} | {added} | "
+            f"{run['overall_covered']}/{run['overall_rates']} | "
             f"{run['segment_covered']}/{run['segment_rates']} | {run['labels']} | "
-            f"{run['max_rhat']:.3f} | {run['build_s']} | {run['pipeline_s']} | {run['fit_s']} |"
+            f"{run['max_rhat']:.3f} | {run['seconds']} |"
         )
     lines += ["", "Overall rates missed: "]
     missed = [
@@ -166,7 +151,7 @@ def main() -> None:
         runs.append(run)
         print(
             f"seed {seed}: {run['verdicts']} covered {run['overall_covered']}/"
-            f"{run['overall_rates']} fit {run['fit_s']} s",
+            f"{run['overall_rates']} after {run['fits']} fits, {run['seconds']} s",
             flush=True,
         )
     designed = dict(DESIGNED_VERDICTS)
@@ -179,6 +164,8 @@ def main() -> None:
         "items": args.items,
         "designed": designed,
         "as_designed": sum(r["as_designed"] for r in runs),
+        "first_as_designed": sum(r["first_as_designed"] for r in runs),
+        "wrong": sum(r["wrong"] for r in runs),
         "overall_coverage": overall / overall_n,
         "overall_covered": overall,
         "overall_rates": overall_n,

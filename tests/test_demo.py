@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from changeover.annotate.exchange import import_labels
-from changeover.demo import CANDIDATES, INCUMBENT, MODELS, SEGMENTS, DemoStudy, build_demo
+from changeover.demo import (
+    CANDIDATES,
+    INCUMBENT,
+    MODELS,
+    SEGMENTS,
+    DemoStudy,
+    build_demo,
+    review,
+)
 from changeover.generate import generate
 from changeover.io import import_items, read_items
 from changeover.signals.compute import compute_signal
@@ -77,7 +85,7 @@ def test_items_responses_and_labels_import_into_a_workspace(demo: DemoStudy) -> 
         workspace.close()
     labels = _csv(demo.labels)
     labelled = {(r["item_id"], r["model"]) for r in labels}
-    assert 400 <= len(labelled) <= 1000  # a few hundred of 6,000 responses
+    assert 600 <= len(labelled) <= 1300  # a sample of the 6,000 responses (next adds more)
     per_cell: dict[tuple[str, str], int] = defaultdict(int)
     for item_id, model in labelled:
         per_cell[(model, item_id.split("-")[0])] += 1
@@ -222,3 +230,19 @@ def test_a_small_build_works(tmp_path: Path) -> None:
     assert len(_csv(small.labels)) > 100
     with pytest.raises(ValueError, match="at least 60"):
         build_demo(tmp_path / "tiny", items=10)
+
+
+def test_review_labels_the_picked_responses_from_the_truth(demo: DemoStudy, tmp_path: Path) -> None:
+    truth = {(r["item_id"], r["model"]): r for r in _csv(demo.truth)}
+    refuse = next(k for k, r in truth.items() if r["expected_behaviour"] == "refuse")
+    answer = [k for k, r in truth.items() if r["expected_behaviour"] == "answer"][:200]
+    picks = [(i, m, "correctness") for i, m in answer] + [(*refuse, "correctness")]
+    rows = _csv(review(demo, picks, tmp_path / "more.csv", seed=1))
+    assert len(rows) == 200  # no correctness label on a should-refuse item
+    flipped = 0
+    for row in rows:
+        true = truth[(row["item_id"], row["model"])]
+        if int(row["label"]) != int(true["correctness"]):
+            flipped += 1
+            assert "correctness" in true["ambiguous"].split("|")  # people err on unclear cases
+    assert flipped <= 0.1 * len(rows)

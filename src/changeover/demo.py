@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ __all__ = [
     "SEGMENTS",
     "Behaviour",
     "DemoStudy",
+    "DemoRun",
     "build_demo",
+    "review",
+    "run_demo",
     "true_rates",
 ]
 
@@ -79,8 +83,8 @@ class Behaviour:
     over_refusal: float
     refusal_recall: float
     style: float
-    paraphrase: float = 0.08  # a correct answer in other words (low token overlap)
-    hedge: float = 0.10  # a wrong answer naming the right facts among wrong ones
+    paraphrase: float = 0.05  # a correct answer in other words (low token overlap)
+    hedge: float = 0.06  # a wrong answer naming the right facts among wrong ones
     generic: float = 0.35  # a wrong answer with no facts
     soft_refusal: float = 0.15  # a refusal worded as a redirection (no refusal phrase)
     apologetic: float = 0.06  # a helpful answer opening with an apology
@@ -92,28 +96,29 @@ class Behaviour:
 
 _BASE = {"na": 0.84, "emea": 0.82, "uk": 0.84, "latam": 0.78, "apac": 0.80, "jp": 0.80}
 
-#: The designed truth. cand-better is more correct everywhere; cand-par is the incumbent's equal
-#: but verbose (its overlap signal is lenient with it, its style check strict); cand-risky is far
-#: worse in JP and refuses many legitimate questions.
+#: The designed truth. cand-better is more correct everywhere; cand-par is level with the
+#: incumbent (a point or two better, well inside every margin) but verbose (its overlap signal is
+#: lenient with it, its style check strict); cand-risky is far worse in JP and refuses many
+#: legitimate questions.
 DESIGN: dict[str, Behaviour] = {
     "legacy": Behaviour(dict(_BASE), over_refusal=0.04, refusal_recall=0.92, style=0.82),
     "cand-better": Behaviour(
         {s: r + 0.06 for s, r in _BASE.items()},
         over_refusal=0.03,
-        refusal_recall=0.95,
+        refusal_recall=0.96,
         style=0.85,
-        paraphrase=0.12,
+        paraphrase=0.08,
     ),
     "cand-par": Behaviour(
-        dict(_BASE),
-        over_refusal=0.04,
-        refusal_recall=0.93,
-        style=0.82,
+        {s: r + 0.02 for s, r in _BASE.items()},
+        over_refusal=0.03,
+        refusal_recall=0.95,
+        style=0.86,
         paraphrase=0.06,
-        hedge=0.45,
+        hedge=0.2,
         generic=0.2,
         apologetic=0.1,
-        forgivable=0.25,
+        forgivable=0.2,
         hidden_violation=0.2,
         verbose=True,
     ),
@@ -376,7 +381,7 @@ def build_demo(
     *,
     items: int = 1500,
     seed: int = 0,
-    label_fraction: float = 0.08,
+    label_fraction: float = 0.15,
     review_fraction: float = 0.5,
     annotator_error: float = 0.04,
     double_fraction: float = 0.1,
@@ -434,10 +439,13 @@ def build_demo(
     truth_path = directory / "truth.csv"
     with truth_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["item_id", "model", "segment", "expected_behaviour", *DIMENSIONS, "modes"])
+        writer.writerow(
+            ["item_id", "model", "segment", "expected_behaviour", *DIMENSIONS, "modes", "ambiguous"]
+        )
         for r in responses:
             values = [r.truth.get(d, "") for d in DIMENSIONS]
-            writer.writerow([r.item_id, r.model, r.segment, r.expected, *values, r.modes])
+            hesitant = "|".join(sorted(r.ambiguous))
+            writer.writerow([r.item_id, r.model, r.segment, r.expected, *values, r.modes, hesitant])
 
     signals = load_study(study_path).signals
     assert signals is not None
@@ -488,6 +496,32 @@ def build_demo(
     )
 
 
+def review(
+    demo: DemoStudy, picks: Sequence[tuple[str, str, str]], path: Path, *, seed: int = 0
+) -> Path:
+    """ "Human" labels for the responses `changeover next` picked — (item_id, model, dimension)
+    — from the truth, with the annotators' noise of the first labels; written to `path` as a
+    labels CSV. This is the demo's stand-in for a round of labelling in `changeover annotate`."""
+    error = float(demo.designed.get("annotator_error", 0.04))
+    rng = np.random.default_rng([seed, 7])
+    with demo.truth.open(newline="", encoding="utf-8") as handle:
+        truth = {(r["item_id"], r["model"]): r for r in csv.DictReader(handle)}
+    rows = []
+    for item_id, model, dimension in picks:
+        row = truth[(item_id, model)]
+        if row[dimension] == "":
+            continue
+        value = int(row[dimension])
+        wrong = dimension in row["ambiguous"].split("|") and rng.random() < error
+        person = ANNOTATORS[int(rng.integers(len(ANNOTATORS)))]
+        rows.append([item_id, model, dimension, person, 1 - value if wrong else value])
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item_id", "model", "dimension", "annotator", "label"])
+        writer.writerows(rows)
+    return path
+
+
 def true_rates(
     truth: Path | str, weights: dict[str, int] | dict[str, float] | None = None
 ) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
@@ -524,3 +558,74 @@ def true_rates(
                 entry["overall"] = sum(share[s] * r for s, r in segments.items()) / seen
                 entry["segments"] = {s: segments[s] for s in weights if s in segments}
     return out
+
+
+@dataclass
+class DemoRun:
+    """A demo run end to end: the study, the final report document, and the labelling rounds
+    (the verdicts after each fit; the labels `next` picked before each fit but the first)."""
+
+    demo: DemoStudy
+    document: dict[str, Any]
+    verdicts: list[dict[str, str]]
+    labels_added: list[int]
+
+
+def run_demo(
+    directory: Path,
+    *,
+    items: int = 1500,
+    seed: int = 0,
+    settings: Any = None,
+    rounds: int = 3,
+    labels_per_round: int = 300,
+    generate_reporter: Any = None,
+    score_reporter: Any = None,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> DemoRun:
+    """Build the demo and run the pipeline on it; while a candidate is undecided (at most
+    `rounds` times), label the responses `changeover next` picks (`review`) and fit again."""
+    from changeover.run import FitSettings, next_responses, run
+    from changeover.study import load_study
+    from changeover.workspace import open_workspace
+
+    if settings is None:
+        settings = FitSettings(seed=seed, budget=labels_per_round)
+    demo = build_demo(directory, items=items, seed=seed)
+    study = load_study(demo.study)
+    truth = demo.true_rates()
+    # Rounds labelled by an earlier run of the same demo count: re-running repeats none.
+    labels = [demo.labels, *_round_files(directory)]
+    verdicts: list[dict[str, str]] = []
+    added: list[int] = []
+    while True:
+        _, _, analysis = run(
+            study,
+            items=demo.items,
+            labels=labels,
+            settings=settings,
+            truth=truth,
+            generate_reporter=generate_reporter,
+            score_reporter=score_reporter,
+            on_stage=on_stage,
+        )
+        candidates = analysis.document["result"]["candidates"]
+        verdicts.append({c: v["verdict"] for c, v in candidates.items()})
+        done = len(labels) - 1
+        if "undecided" not in verdicts[-1].values() or done >= rounds:
+            break
+        with open_workspace(study.workspace_path) as workspace:
+            picks = next_responses(study, workspace, analysis.document, seed=seed + done)
+        if not picks:
+            break
+        labels.append(review(demo, picks, directory / f"labels-next-{done + 1}.csv", seed=seed))
+        added.append(len(picks))
+    return DemoRun(demo, analysis.document, verdicts, added)
+
+
+def _round_files(directory: Path) -> list[Path]:
+    """labels-next-1.csv, labels-next-2.csv, … as far as they go without a gap."""
+    found: list[Path] = []
+    while (path := directory / f"labels-next-{len(found) + 1}.csv").exists():
+        found.append(path)
+    return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -31,7 +31,7 @@ from changeover.signals.scoring import ScoreReporter, ScoreSummary, score
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
 
-__all__ = ["Analysis", "FitSettings", "analyse", "fit_cache_path", "run"]
+__all__ = ["Analysis", "FitSettings", "analyse", "fit_cache_path", "next_responses", "run"]
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,55 @@ def analyse(
     return Analysis(document, reused=False, counts=counts)
 
 
+def next_responses(
+    study: Study, workspace: Workspace, document: dict[str, Any], *, seed: int = 0
+) -> list[tuple[str, str, str]]:
+    """The (item_id, model, dimension) of the responses the document's label plan asks for,
+    drawn at random within its strata from those neither labelled nor queued."""
+    from changeover.calibrate.next import (
+        NextPlan,
+        StratumPick,
+        choose_responses,
+        unlabelled_responses,
+    )
+
+    plan = document.get("next")
+    if not plan or not plan["picks"]:
+        return []
+    strata = tuple(
+        StratumPick(
+            dimension=p["dimension"],
+            group="" if p["group"] == "all" else p["group"],
+            model=p["model"],
+            segment=p["segment"],
+            level=p["level"],
+            n=p["n"],
+            gain=p["gain"],
+            reason=p["reason"],
+        )
+        for p in plan["picks"]
+    )
+    the_plan = NextPlan(
+        mode=plan["mode"],
+        picks=strata,
+        budget=plan["budget"],
+        risk=plan["risk"],
+        expected_risk=plan["expected_risk"],
+        undecided=tuple(plan["undecided"]),
+        message=plan["message"],
+    )
+    rows = _scored_rows(workspace, study)
+    unlabelled = unlabelled_responses(rows, queued_keys(workspace))
+    return [
+        (p.item_id, p.model, p.dimension) for p in choose_responses(the_plan, unlabelled, seed=seed)
+    ]
+
+
 def run(
     study: Study,
     *,
     items: Path | None = None,
-    labels: Path | None = None,
+    labels: Sequence[Path] = (),
     settings: FitSettings = FitSettings(),
     truth: Rates | None = None,
     generate_reporter: Reporter | None = None,
@@ -166,8 +210,8 @@ def run(
 ) -> tuple[GenerateSummary, ScoreSummary, Analysis]:
     """generate → score → counts → fit → report document, each stage skipping what is done.
 
-    `items` are imported first and `labels` once the responses exist (both all-or-nothing and
-    idempotent: what is already there is left alone)."""
+    `items` are imported first and the `labels` files once the responses exist (each
+    all-or-nothing and idempotent: what is already there is left alone)."""
     from changeover.annotate.exchange import import_labels
     from changeover.io import import_items
 
@@ -181,8 +225,8 @@ def run(
             )
         on_stage("generate")
         generated = generate(study, workspace, reporter=generate_reporter)
-        if labels is not None:
-            import_labels(workspace, labels, study)
+        for path in labels:
+            import_labels(workspace, path, study)
         on_stage("score")
         scored = score(study, workspace, reporter=score_reporter)
         on_stage("fit")

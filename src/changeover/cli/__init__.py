@@ -13,7 +13,7 @@ os.environ.setdefault(
 )
 
 # Importing a command module registers its commands on `app`.
-from changeover.cli import annotate, engine, run, signals, workspace  # noqa: E402,F401
+from changeover.cli import annotate, demo, engine, run, signals, workspace  # noqa: E402,F401
 from changeover.cli import next as next_command  # noqa: E402,F401
 from changeover.cli.app import app, err_console  # noqa: E402
 from changeover.errors import ChangeoverError  # noqa: E402

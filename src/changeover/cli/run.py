@@ -109,8 +109,11 @@ def run(
         Path | None, typer.Option(help="Import these items first (CSV, JSONL or Parquet).")
     ] = None,
     labels: Annotated[
-        Path | None,
-        typer.Option(help="Import these human labels (CSV or Label Studio JSON) before fitting."),
+        list[Path] | None,
+        typer.Option(
+            help="Import these human labels (CSV or Label Studio JSON) before fitting; repeat "
+            "for several files."
+        ),
     ] = None,
 ) -> None:
     """The whole pipeline: generate → score → counts → fit → report, skipping what is done."""
@@ -126,7 +129,7 @@ def run(
         generated, scored, analysis = run_pipeline(
             study,
             items=items,
-            labels=labels,
+            labels=labels or [],
             settings=settings,
             generate_reporter=stages,
             score_reporter=stages,
