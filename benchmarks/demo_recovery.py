@@ -6,9 +6,9 @@
 For every seed, `changeover.demo.run_demo` — exactly what `changeover demo` runs: build the demo,
 import, generate (replay), score (the deterministic signals), import the first labels, fit; and
 while a candidate is undecided (at most three times), label what `changeover next` picks and fit
-again — then a comparison with the demo's truth (`DemoStudy.true_rates`: the rates a full human review
-of every generated response would find): the verdict of every candidate against the designed
-one, and the share of true rates inside the 95% intervals, overall and per region.
+again — then a comparison with the demo's truth (`DemoStudy.true_rates`: the rates a full human
+review of every generated response would find): the verdict of every candidate against the
+designed one, and the share of true rates inside the 95% intervals, overall and per region.
 """
 
 from __future__ import annotations
