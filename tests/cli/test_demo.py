@@ -16,8 +16,14 @@ from changeover.run import fit_cache_path
 from changeover.study import load_study
 from tests.fakes.studies import CHANGEOVER
 
-# Any HTTP attempt would go to a closed port: the demo must need no network.
-OFFLINE = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+# Any HTTP attempt would go to a closed port: the demo must need no network. Wide lines, so that
+# the checked phrases are not wrapped.
+OFFLINE = {
+    **os.environ,
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "COLUMNS": "200",
+}
 
 
 def _demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
