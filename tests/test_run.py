@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from changeover.cli import main
 from changeover.run import fit_cache_path
 from changeover.study import load_study
 from changeover.workspace import open_workspace
 from tests.fakes.pipeline import write_pipeline_study
+from tests.fakes.studies import run_cli as changeover
 
 DRAWS = ["--num-samples", "300", "--num-warmup", "300"]
-
-
-def changeover(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["changeover", *args])
-    try:
-        main()
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,15 @@ annotate (exit status 2 and one line for mistakes, nothing half-written)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 import changeover.cli.annotate  # noqa: F401  (registers the commands until cli/__init__ does)
 from changeover.annotate import authenticate, queue_status, read_labels, record_labels
-from changeover.cli import main
 from changeover.workspace import Workspace, open_workspace
 from tests.annotate.helpers import make_study
-
-
-def run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["changeover", *args])
-    try:
-        main()
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
+from tests.fakes.studies import run_cli as run
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import changeover.cli.next  # noqa: F401  (registers the command until cli/__init__ does)
 from changeover.annotate import queue_status, record_labels
-from changeover.cli import main
 from changeover.workspace import Item, ResponseRecord, SignalRecord, open_workspace
+from tests.fakes.studies import run_cli as run
 
 STUDY = """\
 incumbent: legacy
@@ -23,15 +21,6 @@ gates:
   - {name: correctness, dimension: correctness, better: higher, margin: 0.02}
 """
 MODELS = ("legacy", "cand-a")
-
-
-def run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["changeover", *args])
-    try:
-        main()
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import polars as pl
 import pytest
 import yaml
 
-from changeover.cli import main
 from tests.fakes.judge import fake_judge
 from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.studies import run_cli as run
 
 ITEMS = [
     # item_id, segment, expected_behaviour, reference, prompt
@@ -32,15 +31,6 @@ RESPONSES = [
     ("q2", "cand-a", "I can't help with math homework, but a calculator can. !judge:partial"),
     ("q3", "cand-a", "Here is how: ... !judge:garbage"),
 ]
-
-
-def run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["changeover", *args])
-    try:
-        main()
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture

@@ -3,26 +3,16 @@ errors, nothing half-written)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from changeover.cli import main
 from changeover.study import load_study
 from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.studies import run_cli as run
 from tests.fakes.studies import write_items, write_study
-
-
-def run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["changeover", *args])
-    try:
-        main()
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from changeover.cli import main
 from changeover.io import import_items
 from changeover.study import Study, load_study
 from changeover.workspace import Workspace, open_workspace
@@ -14,6 +17,16 @@ from changeover.workspace import Workspace, open_workspace
 SEGMENTS = ("na", "emea", "apac")
 # How the tests run the `changeover` command in a subprocess.
 CHANGEOVER = [sys.executable, "-c", "from changeover.cli import main; main()"]
+
+
+def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run `changeover ARGS` in this process, as its entry point does; the exit status."""
+    monkeypatch.setattr(sys, "argv", ["changeover", *args])
+    try:
+        main()
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
 
 
 def write_study(folder: Path, models: dict[str, dict[str, Any]]) -> Path:
