@@ -52,7 +52,6 @@ class Analysis:
 
     document: dict[str, Any]
     reused: bool
-    counts: pl.DataFrame
 
 
 def fit_cache_path(study: Study) -> Path:
@@ -99,7 +98,6 @@ def analyse(
     """Counts from the workspace, then the fit (re-used when its inputs are unchanged), what to
     label next, agreement between annotators: the report document."""
     from changeover.calibrate import fit
-    from changeover.calibrate.blocks import blocks_from_counts
     from changeover.calibrate.next import (
         available_per_stratum,
         plan_next,
@@ -119,7 +117,7 @@ def analyse(
         if stored.get("fit", {}).get("fingerprint") == key:
             if truth is not None:
                 stored["truth"] = truth
-            return Analysis(stored, reused=True, counts=counts)
+            return Analysis(stored, reused=True)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -132,7 +130,8 @@ def analyse(
             num_chains=settings.num_chains,
             seed=settings.seed,
         )
-        blocks = blocks_from_counts(counts, study.model_names, study.segment_names)
+    assert result.draws is not None
+    blocks = result.draws.blocks
     notes = [str(w.message) for w in caught]
     result.warnings = list(dict.fromkeys([*result.warnings, *notes]))
     available = available_per_stratum(blocks, unlabelled_responses(rows, queued_keys(workspace)))
@@ -140,7 +139,7 @@ def analyse(
     document = build_document(
         study,
         result,
-        counts,
+        blocks,
         agreement=agreement(read_labels(workspace)),
         plan=plan,
         fit={**asdict(settings), "fingerprint": key, "seconds": result.diagnostics.seconds},
@@ -149,7 +148,7 @@ def analyse(
     )
     with replacing(cache) as tmp:
         tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    return Analysis(document, reused=False, counts=counts)
+    return Analysis(document, reused=False)
 
 
 def next_responses(
@@ -157,42 +156,16 @@ def next_responses(
 ) -> list[tuple[str, str, str]]:
     """The (item_id, model, dimension) of the responses the document's label plan asks for,
     drawn at random within its strata from those neither labelled nor queued."""
-    from changeover.calibrate.next import (
-        NextPlan,
-        StratumPick,
-        choose_responses,
-        unlabelled_responses,
-    )
+    from changeover.calibrate.next import NextPlan, choose_responses, unlabelled_responses
 
     plan = document.get("next")
     if not plan or not plan["picks"]:
         return []
-    strata = tuple(
-        StratumPick(
-            dimension=p["dimension"],
-            group="" if p["group"] == "all" else p["group"],
-            model=p["model"],
-            segment=p["segment"],
-            level=p["level"],
-            n=p["n"],
-            gain=p["gain"],
-            reason=p["reason"],
-        )
-        for p in plan["picks"]
-    )
-    the_plan = NextPlan(
-        mode=plan["mode"],
-        picks=strata,
-        budget=plan["budget"],
-        risk=plan["risk"],
-        expected_risk=plan["expected_risk"],
-        undecided=tuple(plan["undecided"]),
-        message=plan["message"],
-    )
     rows = _scored_rows(workspace, study)
     unlabelled = unlabelled_responses(rows, queued_keys(workspace))
     return [
-        (p.item_id, p.model, p.dimension) for p in choose_responses(the_plan, unlabelled, seed=seed)
+        (p.item_id, p.model, p.dimension)
+        for p in choose_responses(NextPlan.from_dict(plan), unlabelled, seed=seed)
     ]
 
 

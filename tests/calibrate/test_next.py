@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -12,6 +13,8 @@ from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Result, decide
 from changeover.calibrate.fit import Diagnostics, Draws
 from changeover.calibrate.next import (
+    NextPlan,
+    StratumPick,
     choose_responses,
     plan_next,
     stratified_start,
@@ -245,3 +248,15 @@ def test_plans_for_named_candidates_even_when_decided() -> None:
     assert plan.mode == "targeted" and plan.n_labels == 12 and plan.undecided == ("cand",)
     with pytest.raises(ValueError, match="not a candidate"):
         plan_next(_study(), result, 12, candidates=["nobody"])
+
+
+def test_a_plan_survives_the_report_document_round_trip() -> None:
+    picks = (
+        StratumPick("refusal", "answer", "cand", "na", "refused", 12, 0.03, "unsettled gate"),
+        StratumPick("correctness", "", "legacy", "emea", None, 5, 0.01, "start"),
+    )
+    plan = NextPlan("targeted", picks, 17, 0.2, 0.1, ("cand",), "label 17")
+    data = plan.as_dict()
+    assert data["labels"] == 17
+    assert [p["group"] for p in data["picks"]] == ["answer", "all"]
+    assert NextPlan.from_dict(json.loads(json.dumps(data))) == plan

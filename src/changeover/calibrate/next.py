@@ -34,9 +34,9 @@ budget evenly over the model x segment cells of every dimension.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -99,6 +99,36 @@ class NextPlan:
     @property
     def expected_gain(self) -> float:
         return self.risk - self.expected_risk
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (the report's `next`); the group reads "all" where there is none."""
+        return {
+            "mode": self.mode,
+            "budget": self.budget,
+            "labels": self.n_labels,
+            "risk": self.risk,
+            "expected_risk": self.expected_risk,
+            "undecided": list(self.undecided),
+            "message": self.message,
+            "picks": [asdict(p) | {"group": p.group or "all"} for p in self.picks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NextPlan:
+        """The plan `as_dict` wrote (e.g. read back from a kept report document)."""
+        picks = tuple(
+            StratumPick(**{**p, "group": "" if p["group"] == "all" else p["group"]})
+            for p in data["picks"]
+        )
+        return cls(
+            mode=data["mode"],
+            picks=picks,
+            budget=data["budget"],
+            risk=data["risk"],
+            expected_risk=data["expected_risk"],
+            undecided=tuple(data["undecided"]),
+            message=data["message"],
+        )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import typer
 from rich.progress import Progress, TaskID
 
 from changeover.cli.app import StudyOption, app, console, progress_bars
+from changeover.cli.signals import RichScoreReporter
 from changeover.cli.workspace import RichReporter
 from changeover.errors import ChangeoverError
 from changeover.io import replacing
@@ -19,14 +20,16 @@ FORMATS = ("html", "json", "md")
 
 
 class StageProgress:
-    """One progress display for the whole run: a line per stage, a bar per model and signal."""
+    """One progress display for the whole run: a line per stage, a bar per model and signal.
+
+    It is both generation's and scoring's reporter; the bars are theirs."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._stage: TaskID | None = None
         self._stages = ("import", "generate", "score", "fit")
         self._generate = RichReporter(progress)
-        self._signals: dict[str, TaskID] = {}
+        self._score = RichScoreReporter(progress)
 
     def on_stage(self, stage: str) -> None:
         if self._stage is None:
@@ -35,21 +38,18 @@ class StageProgress:
         label = {"fit": "fit (NUTS) and next labels", "done": "done"}.get(stage, stage)
         self._progress.update(self._stage, completed=done, status=label)
 
-    # generate.Reporter
-    def start(self, signal_or_model: str, total: int, done: int | None = None) -> None:
+    # generate.Reporter, and signals.ScoreReporter (whose start also says how many are done)
+    def start(self, name: str, total: int, done: int | None = None) -> None:
         if done is None:
-            self._generate.start(signal_or_model, total)
+            self._generate.start(name, total)
         else:
-            self._signals[signal_or_model] = self._progress.add_task(
-                signal_or_model, total=total, completed=done, status="scoring"
-            )
+            self._score.start(name, total, done)
 
     def update(self, summary: Any) -> None:
         self._generate.update(summary)
 
-    # signals.ScoreReporter
     def advance(self, signal: str, n: int) -> None:
-        self._progress.advance(self._signals[signal], n)
+        self._score.advance(signal, n)
 
 
 def write_report(document: dict[str, Any], out: Path, fmt: str) -> None:

@@ -32,7 +32,10 @@ class RichScoreReporter:
         self._tasks: dict[str, TaskID] = {}
 
     def start(self, signal: str, total: int, done: int) -> None:
-        self._tasks[signal] = self._progress.add_task(signal, total=total, completed=done)
+        # `status` feeds the status column of a shared display (`changeover run`).
+        self._tasks[signal] = self._progress.add_task(
+            signal, total=total, completed=done, status="scoring"
+        )
 
     def advance(self, signal: str, n: int) -> None:
         self._progress.advance(self._tasks[signal], n)

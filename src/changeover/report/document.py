@@ -8,17 +8,15 @@ the HTML shows.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from changeover.annotate.agreement import DimensionAgreement
-from changeover.calibrate.blocks import Block, blocks_from_counts
+from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Result
 from changeover.calibrate.next import NextPlan
 from changeover.study import Study
@@ -145,33 +143,6 @@ def judge_flags(result: Result, *, threshold: float = 0.05) -> list[dict[str, An
     return flags
 
 
-def _plan(plan: NextPlan | None) -> dict[str, Any] | None:
-    if plan is None:
-        return None
-    return {
-        "mode": plan.mode,
-        "budget": plan.budget,
-        "labels": plan.n_labels,
-        "risk": plan.risk,
-        "expected_risk": plan.expected_risk,
-        "undecided": list(plan.undecided),
-        "message": plan.message,
-        "picks": [
-            {
-                "dimension": p.dimension,
-                "group": p.group or "all",
-                "model": p.model,
-                "segment": p.segment,
-                "level": p.level,
-                "n": p.n,
-                "gain": p.gain,
-                "reason": p.reason,
-            }
-            for p in plan.picks
-        ],
-    }
-
-
 def _study(study: Study, study_text: str | None) -> dict[str, Any]:
     models = {}
     for name, settings in (study.models or {}).items():
@@ -191,7 +162,7 @@ def _study(study: Study, study_text: str | None) -> dict[str, Any]:
 def build_document(
     study: Study,
     result: Result,
-    counts: pl.DataFrame,
+    blocks: Sequence[Block],
     *,
     agreement: Sequence[DimensionAgreement] = (),
     plan: NextPlan | None = None,
@@ -199,14 +170,8 @@ def build_document(
     truth: Rates | None = None,
     study_text: str | None = None,
 ) -> dict[str, Any]:
-    """The whole report as plain data (what `changeover report --format json` prints)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the fit has already warned about missing segments
-        blocks = blocks_from_counts(
-            counts.with_columns(pl.col("group").fill_null("")),
-            study.model_names,
-            study.segment_names,
-        )
+    """The whole report as plain data (what `changeover report --format json` prints);
+    `blocks` are the counts the result was fitted to (`result.draws.blocks`)."""
     responses: dict[str, dict[str, int]] = {}
     for block in blocks:
         responses.setdefault(block.dimension, {})[block.group_key] = int(block.n_all.sum())
@@ -230,6 +195,6 @@ def build_document(
             for a in agreement
         ],
         "judge_flags": judge_flags(result),
-        "next": _plan(plan),
+        "next": None if plan is None else plan.as_dict(),
         "fit": dict(fit or {}),
     }

@@ -9,10 +9,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from changeover.report import plots
 
-__all__ = ["blocks_of", "render_html"]
+__all__ = ["blocks_of", "percent", "render_html"]
 
 
-def _pct(x: float | None) -> str:
+def percent(x: float | None) -> str:
+    """A rate as "12.3%", or "–" where there is none."""
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
@@ -70,7 +71,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        pct=_pct, pp=_pp, prob=_prob, num=_num, state=_state, thousands=lambda n: f"{n:,}"
+        pct=percent, pp=_pp, prob=_prob, num=_num, state=_state, thousands=lambda n: f"{n:,}"
     )
     return env
 

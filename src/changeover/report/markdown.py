@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from changeover.report.html import blocks_of
+from changeover.report.html import blocks_of, percent
 
 __all__ = ["render_markdown"]
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -57,17 +53,17 @@ def render_markdown(document: dict[str, Any]) -> str:
         rows = []
         for model, r in result["rates"][block["dimension"]][block["group"]].items():
             o = r["overall"]
-            row = [model, f"{_pct(o['mean'])} [{_pct(o['lo'])}, {_pct(o['hi'])}]"]
-            row.append(_pct(block["raw"].get(model, {}).get("overall")))
+            row = [model, f"{percent(o['mean'])} [{percent(o['lo'])}, {percent(o['hi'])}]"]
+            row.append(percent(block["raw"].get(model, {}).get("overall")))
             if truth:
-                row.append(_pct(block["truth"].get(model, {}).get("overall")))
+                row.append(percent(block["truth"].get(model, {}).get("overall")))
             row.append(str(sum(block["labels"].get(model, {}).values())))
             rows.append(row)
         out += [f"### {block['title']}", ""] + _table(header, rows)
         for f in block["flags"]:
             out.append(
                 f"- the signal treats **{f['model']}** differently: P({f['level']} | human "
-                f"{f['given']}) = {_pct(f['value'])} against a median of {_pct(f['others'])}"
+                f"{f['given']}) = {percent(f['value'])} against a median of {percent(f['others'])}"
             )
         if block["flags"]:
             out.append("")
