@@ -260,3 +260,111 @@ def test_a_plan_survives_the_report_document_round_trip() -> None:
     assert data["labels"] == 17
     assert [p["group"] for p in data["picks"]] == ["answer", "all"]
     assert NextPlan.from_dict(json.loads(json.dumps(data))) == plan
+
+
+def test_undecided_probability_and_excess_are_what_the_plan_aims_at() -> None:
+    from changeover.calibrate.next import _excess, _undecided
+
+    z = np.array(1.645)
+    one = np.array(1.0)
+    # no information: a condition stays as it is (undecided at t = 1, decided at t = 2)
+    assert _undecided(np.array(1.0), one, one, z) > 0.999
+    assert _undecided(np.array(2.0), one, one, z) < 0.001
+    # more information settles an undecided condition more often, and full information always
+    sds = np.array([0.9, 0.6, 0.3, 1e-6])
+    p = _undecided(np.full(4, 1.0), np.ones(4), sds, np.full(4, 1.645))
+    assert np.all(np.diff(p) < 0) and p[-1] < 1e-3
+    # the excess is zero at or below the target variance and grows with the ratio above it
+    excess = _excess(np.array([0.5, 1.0, 2.0, 4.0]), np.ones(4), "linear")
+    assert excess.tolist() == [0.0, 0.0, 1.0, 3.0]
+    assert _excess(np.array([np.e]), np.ones(1), "log")[0] == pytest.approx(1.0)
+
+
+def test_target_spends_nothing_on_a_condition_already_settled() -> None:
+    # Gated per segment: in na the candidate is clearly better (settled), in emea it sits on
+    # the margin. The target objective gives na's strata nothing while emea is short of its
+    # decision variance (a settled condition has no excess to reduce).
+    mean = np.array([[0.80, 0.80], [0.90, 0.77]])
+    sd = np.array([[0.02, 0.02], [0.02, 0.04]])
+    block = _block()
+    rng = np.random.default_rng(0)
+    d = 2000
+    theta = np.clip(mean + sd * rng.standard_normal((d, 2, 2)), 0.01, 0.99)
+    draws = Draws(
+        [block],
+        {block.key: theta},
+        {block.key: np.broadcast_to(np.array([0.1, 0.9]), (d, 2, 2)).copy()},
+        {block.key: np.broadcast_to(np.array([0.8, 0.2]), (d, 2, 2)).copy()},
+        Diagnostics(1.0, 1000.0, 0, 2, 1000),
+    )
+    study = _study("segments")
+    result = decide(study, draws)
+    contrasts = result.gates["quality"]["contrasts"]["cand"]["segments"]
+    assert contrasts["na"]["p_gate"] > 0.99 and 0.2 < contrasts["emea"]["p_gate"] < 0.95
+    plan = plan_next(study, result, 12)
+    assert plan.n_labels == 12
+    assert all(p.segment == "emea" for p in plan.picks)
+    # a budget far beyond what settles emea is still spent, by the wrong-verdict risk
+    big = plan_next(study, result, 400, step=10)
+    assert big.n_labels == 400 and big.expected_risk < big.risk
+
+
+def test_the_incumbent_serves_both_contrasts() -> None:
+    # Two candidates, both on the margin, every model equally uncertain: a label of the
+    # incumbent moves both contrasts, so it gets more labels than either candidate.
+    models = ("legacy", "a", "b")
+    study = parse_study(
+        {
+            "incumbent": "legacy",
+            "candidates": ["a", "b"],
+            "segments": {"na": 1.0, "emea": 1.0},
+            "gates": [
+                {
+                    "name": "quality",
+                    "dimension": "quality",
+                    "better": "higher",
+                    "margin": 0.02,
+                    "scope": "overall",
+                }
+            ],
+        },
+        source="test",
+    )
+    shape = (3, 2, 2)
+    block = Block(
+        "quality",
+        "",
+        models,
+        SEGMENTS,
+        LEVELS,
+        np.full(shape, 500.0),
+        np.full(shape, 20.0),
+        np.full(shape, 5.0),
+    )
+    rng = np.random.default_rng(1)
+    d = 4000
+    mean = np.array([[0.80, 0.80], [0.79, 0.79], [0.79, 0.79]])
+    theta = np.clip(mean + 0.02 * rng.standard_normal((d, 3, 2)), 0.01, 0.99)
+    draws = Draws(
+        [block],
+        {block.key: theta},
+        {block.key: np.broadcast_to(np.array([0.1, 0.9]), (d, 3, 2)).copy()},
+        {block.key: np.broadcast_to(np.array([0.8, 0.2]), (d, 3, 2)).copy()},
+        Diagnostics(1.0, 1000.0, 0, 2, 1000),
+    )
+    result = decide(study, draws)
+    assert {v.verdict for v in result.candidates.values()} == {"undecided"}
+    for objective in ("target", "risk"):
+        plan = plan_next(study, result, 600, objective=objective)
+        per_model = {m: sum(p.n for p in plan.picks if p.model == m) for m in models}
+        assert per_model["legacy"] > max(per_model["a"], per_model["b"]), (objective, per_model)
+        assert min(per_model["a"], per_model["b"]) > 0
+
+
+def test_rejects_an_unknown_objective() -> None:
+    mean = np.array([[0.80, 0.80], [0.85, 0.77]])
+    result = _result(mean, np.full((2, 2), 0.04), _block())
+    with pytest.raises(ValueError, match="objective"):
+        plan_next(_study(), result, 10, objective="fastest")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="t_floor"):
+        plan_next(_study(), result, 10, t_floor=0.0)

@@ -12,11 +12,25 @@ every contrast whose rate uses that stratum. How much is read off the posterior 
   Cov(c, q_j)^2 / (Var q_j + E[q_j (1 - q_j)] / b), and move its mean by a normal amount with
   the variance removed (law of total variance). Several strata are handled by rank-one updates,
   so a batch has diminishing returns within a stratum and across correlated strata.
-* A gate condition with posterior probability P of holding would be decided wrongly with
-  probability min(P, 1 - P) if it had to be decided now; its expected value after the batch is
-  computed by Gauss-Hermite quadrature over the preposterior mean shift. The plan spends the
-  budget greedily on the stratum with the largest expected reduction of that risk summed over
-  every gated condition of every undecided candidate.
+* Each undecided gate condition has a variance at which it would be decided: with its mean
+  where it is now, |mean| / sd >= z = Phi^-1(bar) puts P(holds) beyond the bar or below
+  1 - bar, i.e. Var* = sd^2 (t / z)^2 with t = Phi^-1(P) (|t| floored at 1, so that a
+  contrast sitting on its margin is planned as if one sd away rather than needing infinitely
+  many labels). The plan ("target", the default) spends the budget greedily on the stratum
+  that most reduces the summed relative excess sum_c max(Var_c / Var*_c - 1, 0): each
+  condition's variance is measured in units of its own decision variance, so a condition far
+  from a decision weighs more than a nearly settled one, the incumbent's labels count for
+  every contrast they move, and a condition stops drawing labels once the batch is expected
+  to bring it to its decision variance (a greedy path towards the fewest labels that bring
+  every condition there). Budget left when every target
+  is met (and a confirming batch for decided candidates, whose targets are already met) goes
+  by the wrong-verdict risk below, which is what a confirmation should test.
+* "risk" (the earlier default): a condition with posterior probability P of holding would be
+  decided wrongly with probability min(P, 1 - P) if it had to be decided now; its expected
+  value after the batch is a Gauss-Hermite integral over the preposterior mean shift, and the
+  budget goes greedily to the largest expected reduction of that risk summed over conditions.
+  "decide" (the expected number of conditions still undecided after the batch, closed form)
+  and "target-log" (log excess) are kept for the benchmark; docs/next.md has the comparison.
 
 Optionally (`min_per_cell`, off by default), before the greedy search every model x segment
 cell of a model that an undecided condition compares (the candidate and the incumbent) is
@@ -60,6 +74,8 @@ __all__ = [
 ]
 
 Mode = Literal["targeted", "stratified-start", "nothing-to-do"]
+Objective = Literal["target", "risk", "decide", "target-log"]
+OBJECTIVES: tuple[Objective, ...] = ("target", "risk", "decide", "target-log")
 StratumKey = tuple[str, str]  # (dimension, group) of a block
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
@@ -197,6 +213,7 @@ class _Condition:
     gate: str
     where: str
     probability: float
+    required: float  # the probability at which the condition counts as settled
     draws: np.ndarray  # contrast draws, signed so that larger is better
 
 
@@ -229,7 +246,14 @@ def _conditions(
                 if not summary["gated"]:
                     continue
                 out.setdefault(key, []).append(
-                    _Condition(candidate, gate.name, where, float(summary["p_gate"]), sign * diff)
+                    _Condition(
+                        candidate,
+                        gate.name,
+                        where,
+                        float(summary["p_gate"]),
+                        study.gate_probability(gate),
+                        sign * diff,
+                    )
                 )
     return out
 
@@ -242,6 +266,23 @@ def _risk(t: np.ndarray, sd0: np.ndarray, sd1: np.ndarray) -> np.ndarray:
     tau = np.sqrt(np.maximum(sd0**2 - sd1**2, 0.0))
     shifted = (t[..., None] * sd0[..., None] + tau[..., None] * _NODES) / sd1[..., None]
     return (ndtr(-np.abs(shifted)) * _WEIGHTS).sum(-1)
+
+
+def _undecided(t: np.ndarray, sd0: np.ndarray, sd1: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """P(still undecided) after a batch that shrinks a contrast's sd from sd0 to sd1.
+
+    Decided means |mean'| / sd1 >= z (P' >= bar or <= 1 - bar); mean' ~ N(t sd0, sd0^2 - sd1^2)."""
+    sd1 = np.maximum(sd1, 1e-12)
+    tau = np.sqrt(np.maximum(sd0**2 - sd1**2, 1e-24))
+    m = np.abs(t) * sd0
+    return 1.0 - ndtr((m - z * sd1) / tau) - ndtr((-m - z * sd1) / tau)
+
+
+def _excess(var: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray:
+    """How far a contrast's variance is above the variance at which it would be decided."""
+    if kind == "log":
+        return np.maximum(np.log(var / target), 0.0)
+    return np.maximum(var / target - 1.0, 0.0)
 
 
 @dataclass
@@ -258,23 +299,34 @@ class _BlockState:
     q_sd: np.ndarray  # [J]
     capacity: np.ndarray  # [J] unlabelled responses left
     taken: np.ndarray  # [J] labels planned
+    z: np.ndarray  # [C] Phi^-1 of the probability that settles each condition
+    target: np.ndarray  # [C] variance at which each condition would be decided
 
     def risk_now(self) -> float:
         return float(_risk(self.t, self.sd0, np.sqrt(self.cov_cc)).sum())
 
-    def gains(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Expected risk reduction per stratum for `step` more labels, and the batch sizes."""
+    def value(self, var: np.ndarray, objective: Objective) -> np.ndarray:
+        """The objective (lower is better) at contrast variances `var` ([C, ...]), summed."""
+        t = self.t.reshape(-1, *([1] * (var.ndim - 1)))
+        sd0 = self.sd0.reshape(t.shape)
+        if objective == "risk":
+            return _risk(
+                np.broadcast_to(t, var.shape), np.broadcast_to(sd0, var.shape), np.sqrt(var)
+            ).sum(0)
+        if objective == "decide":
+            return _undecided(t, sd0, np.sqrt(var), self.z.reshape(t.shape)).sum(0)
+        kind = "log" if objective == "target-log" else "linear"
+        return _excess(var, self.target.reshape(t.shape), kind).sum(0)
+
+    def gains(self, step: int, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
+        """Expected objective reduction per stratum for `step` more labels, and batch sizes."""
         b = np.minimum(step, self.capacity - self.taken).astype(float)
         ok = b > 0
         denom = np.diag(self.cov_jj) + self.noise / np.maximum(b, 1)
         new_var = self.cov_cc[:, None] - self.cov_cj**2 / np.maximum(denom, 1e-15)[None, :]
         new_var = np.maximum(new_var, 1e-15)
-        after = _risk(
-            np.broadcast_to(self.t[:, None], new_var.shape),
-            np.broadcast_to(self.sd0[:, None], new_var.shape),
-            np.sqrt(new_var),
-        ).sum(0)
-        gain = np.where(ok, self.risk_now() - after, -np.inf)
+        now = self.value(self.cov_cc, objective)
+        gain = np.where(ok, now - self.value(new_var, objective), -np.inf)
         return gain, b
 
     def add(self, j: int, b: int) -> None:
@@ -373,8 +425,11 @@ def plan_next(
     q: dict[StratumKey, np.ndarray] | None = None,
     candidates: Sequence[str] | None = None,
     min_per_cell: int = 0,
+    objective: Objective = "target",
+    t_floor: float = 1.0,
 ) -> NextPlan:
-    """Choose up to `budget` labels, by stratum, that most reduce the risk of a wrong verdict.
+    """Choose up to `budget` labels, by stratum, that bring the undecided verdicts closest to
+    being decided (objective "target"; "risk": that most reduce the risk of a wrong verdict).
 
     `available` caps the responses that may be drawn per stratum ([M, S, K] per block, e.g.
     unlabelled and not yet queued); by default every unlabelled response counts. `dimensions`
@@ -384,11 +439,16 @@ def plan_next(
     candidates whatever their verdict (default: the undecided ones), e.g. to confirm a verdict
     with one more batch. With `min_per_cell` > 0, every model x segment cell that a planned
     condition compares is first brought up to that many labels, fewest-labelled first.
+    `t_floor` is the smallest |Phi^-1(P)| a condition is planned with under "target".
     """
     if budget < 1:
         raise ValueError("budget must be at least 1")
     if min_per_cell < 0:
         raise ValueError("min_per_cell must be at least 0")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+    if t_floor <= 0:
+        raise ValueError("t_floor must be positive")
     draws = result.draws
     if draws is None:
         raise ValueError("the result carries no posterior draws; fit with changeover.fit")
@@ -424,12 +484,15 @@ def plan_next(
         cc = contrasts - contrasts.mean(0)
         sd0 = cc.std(0)
         p = np.clip([c.probability for c in conds], 0.5 / n_draws, 1 - 0.5 / n_draws)
+        z = ndtri(np.array([c.required for c in conds]))
+        t = ndtri(p)
+        sd0 = np.maximum(sd0, 1e-12)
         states.append(
             _BlockState(
                 block=block,
                 conditions=conds,
-                t=ndtri(p),
-                sd0=np.maximum(sd0, 1e-12),
+                t=t,
+                sd0=sd0,
                 cov_cc=np.maximum(sd0**2, 1e-24),
                 cov_cj=cc.T @ qc / n_draws,
                 cov_jj=qc.T @ qc / n_draws,
@@ -438,6 +501,8 @@ def plan_next(
                 q_sd=qd.std(0),
                 capacity=_capacity(block, available).reshape(-1),
                 taken=np.zeros(qd.shape[1], dtype=int),
+                z=z,
+                target=(sd0 * np.maximum(np.abs(t), t_floor) / z) ** 2,
             )
         )
     risk0 = float(sum(s.risk_now() for s in states))
@@ -463,19 +528,25 @@ def plan_next(
         left -= b
     while left > 0 and states:
         best: tuple[float, int, int, int] | None = None
-        for i, state in enumerate(states):
-            by_stratum, sizes = state.gains(min(step, left))
-            j = int(np.argmax(by_stratum))
-            if np.isfinite(by_stratum[j]) and (best is None or by_stratum[j] > best[0]):
-                best = (float(by_stratum[j]), i, j, int(sizes[j]))
+        aims: tuple[Objective, ...] = (objective, "risk") if objective != "risk" else ("risk",)
+        for aim in aims:
+            best = None
+            for i, state in enumerate(states):
+                by_stratum, sizes = state.gains(min(step, left), aim)
+                j = int(np.argmax(by_stratum))
+                if np.isfinite(by_stratum[j]) and (best is None or by_stratum[j] > best[0]):
+                    best = (float(by_stratum[j]), i, j, int(sizes[j]))
+            if best is not None and best[0] > 1e-9:
+                break
         if best is None:
             break
-        gain, i, j, b = best
+        _, i, j, b = best
         if (i, j) not in reasons:
             reasons[(i, j)] = states[i].why(j, b)
             order.append((i, j))
-        gains[(i, j)] = gains.get((i, j), 0.0) + max(gain, 0.0)
+        before = states[i].risk_now()
         states[i].add(j, b)
+        gains[(i, j)] = gains.get((i, j), 0.0) + max(before - states[i].risk_now(), 0.0)
         left -= b
     picks = []
     for i, j in sorted(order, key=lambda ij: -gains[ij]):
