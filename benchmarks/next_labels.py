@@ -1,8 +1,10 @@
 """How many human labels `changeover next` needs until every verdict is decided, against random.
 
-    nice -n 5 python benchmarks/next_labels.py --seed 0         # 32 replications, ~10 min
-    python benchmarks/next_labels.py --merge a.json b.json      # pool runs of several seeds
-    python benchmarks/next_labels.py --reps 4 --max-labels 200  # a quick look
+    nice -n 5 python benchmarks/next_labels.py --seed 0          # 32 replications, ~8-15 min
+    python benchmarks/next_labels.py --merge a.json b.json       # pool runs of several seeds
+    python benchmarks/next_labels.py --reps 4 --max-labels 300   # a quick look
+    python benchmarks/next_labels.py --posterior beta --reps 128 --strategies next,random,next-risk
+                                                # ~1 min: a fast unpooled stand-in, to explore
 
 Every replication draws a study with a known truth: an incumbent and two candidates over three
 segments (traffic 3:2:1), per-cell pools of responses whose hidden human verdicts are drawn from
@@ -12,17 +14,20 @@ The gate is non-inferiority with a 2-point margin on the traffic-weighted overal
 candidate's verdict is settled by the truth (no condition within 3 points of its margin) but not
 by a few labels: one candidate is truly non-inferior by a few points, the other truly inferior.
 
-Three strategies start from the same stratified random start (`--start` labels spread over the
-model x segment cells): `next` as shipped (`plan_next` defaults), `next` with a coverage floor
-(`min_per_cell=--floor`), and uniform random labelling; each round adds `--batch` labels; a
-label reveals the hidden verdict of a response drawn at random within the chosen stratum. Each
-(replication, strategy) has its own random stream. After every round the running ones are
-refitted as independent blocks of one NUTS run. A strategy stops on a replication when every
-candidate is decided (ready or not-ready) with the same verdicts at `--looks` consecutive looks;
-after a decided look the confirming batch is chosen by the same strategy (`next` plans it for
-every candidate). The first look at which everything was decided is recorded on the same runs,
-so both stopping rules are compared on the same trajectories. Recorded: the labels spent, whether
-the verdicts were right, and the replications never decided within `--max-labels`.
+The strategies (`--strategies`, default `next`, random and `next-risk`; `VARIANTS` maps a
+name to `plan_next` options) start from the same stratified random start (`--start` labels
+spread over the model x segment cells); each round adds `--batch` labels; a label reveals the
+hidden verdict of the next response, in a random order fixed per world, of the chosen stratum:
+a uniformly random sample for every strategy, and common random numbers between strategies.
+Each (replication, strategy) has its own random stream for everything else. After every round
+the running ones are refitted as independent blocks of one NUTS run. A strategy stops on a
+replication when every candidate is decided (ready or not-ready) with the same verdicts at
+`--looks` consecutive looks; after a decided look the confirming batch is chosen by the same
+strategy (`next` plans it for every candidate). The first look at which everything was decided
+is recorded on the same runs, so both stopping rules are compared on the same trajectories.
+Recorded: the labels spent, whether the verdicts were right, the labels per stratum, and the
+replications never decided within `--max-labels`; `--report-cap` summarises the same runs as if
+they had been capped lower (the trajectories up to that cap are the same).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import dataclasses
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
@@ -41,7 +47,7 @@ from scipy.special import expit, logit  # noqa: E402
 
 from changeover.calibrate.blocks import Block  # noqa: E402
 from changeover.calibrate.decide import Result, decide  # noqa: E402
-from changeover.calibrate.fit import Draws, sample_posterior  # noqa: E402
+from changeover.calibrate.fit import Diagnostics, Draws, sample_posterior  # noqa: E402
 from changeover.calibrate.next import plan_next, stratified_start, stratum_q  # noqa: E402
 from changeover.study import Study, parse_study  # noqa: E402
 
@@ -52,8 +58,20 @@ WEIGHTS = (3.0, 2.0, 1.0)
 LEVELS = ("fail", "pass")
 MARGIN, SEGMENT_MARGIN = 0.02, 0.05
 SCOPE = "overall"  # --scope both adds a condition per segment
-# "next": plan_next with min_per_cell=--floor; "next-nofloor": plan_next's default (no floor)
-STRATEGIES = ("next", "random", "next-nofloor")
+# strategy name -> plan_next options (None: uniform random labelling); --strategies picks
+VARIANTS: dict[str, dict | None] = {
+    "next": {},
+    "random": None,
+    "next-floor": {"min_per_cell": 8},
+    "next-risk": {"objective": "risk"},
+    "next-decide": {"objective": "decide"},
+    "next-target": {"objective": "target"},
+    "next-target-log": {"objective": "target-log"},
+    "next-target-t0": {"objective": "target", "t_floor": 0.25},
+    "next-target-t2": {"objective": "target", "t_floor": 1.645},
+}
+DEFAULT_STRATEGIES = ("next", "random", "next-risk")
+STRATEGIES: tuple[str, ...] = DEFAULT_STRATEGIES  # set by --strategies
 
 
 def make_study() -> Study:
@@ -84,6 +102,7 @@ class World:
     theta: np.ndarray  # [M, S] true rates
     pool: np.ndarray  # [M, S, 2(y), K] responses by hidden verdict and judge level
     truth: dict[str, str]  # candidate -> ready / not-ready
+    order: list = dataclasses.field(default_factory=list)  # see `shuffle_pool`
 
     def labelled(self) -> np.ndarray:
         return np.zeros_like(self.pool)
@@ -130,12 +149,30 @@ def make_world(rng: np.random.Generator, per_cell: int) -> World:
 def reveal(
     rng: np.random.Generator, world: World, lab: np.ndarray, m: int, s: int, k: int, n: int
 ) -> int:
-    """Label n random unlabelled responses of stratum (m, s, k); returns how many were labelled."""
-    left = world.pool[m, s, :, k] - lab[m, s, :, k]
-    n = int(min(n, left.sum()))
+    """Label n random unlabelled responses of stratum (m, s, k); returns how many were labelled.
+
+    The responses of a stratum come in the world's random order (`World.order`), the same for
+    every strategy: a uniformly random sample for each, and common random numbers between them
+    (two strategies that label the same strata see the same verdicts), which makes the paired
+    comparison less noisy without favouring either."""
+    done = int(lab[m, s, :, k].sum())
+    n = int(min(n, world.pool[m, s, :, k].sum() - done))
     if n:
-        lab[m, s, :, k] += rng.multivariate_hypergeometric(left, n)
+        passes = int(world.order[m][s][k][done : done + n].sum())
+        lab[m, s, 1, k] += passes
+        lab[m, s, 0, k] += n - passes
     return n
+
+
+def shuffle_pool(rng: np.random.Generator, pool: np.ndarray) -> list:
+    """Per stratum [m][s][k], its responses' hidden verdicts (1 = pass) in a random order."""
+    return [
+        [
+            [rng.permutation(np.repeat([1, 0], pool[m, s, ::-1, k])) for k in range(pool.shape[3])]
+            for s in range(pool.shape[1])
+        ]
+        for m in range(pool.shape[0])
+    ]
 
 
 def as_block(world: World, lab: np.ndarray, name: str) -> Block:
@@ -171,6 +208,27 @@ def random_batch(rng: np.random.Generator, world: World, lab: np.ndarray, n: int
         reveal(rng, world, lab, int(m), int(s), int(k), int(take[j]))
 
 
+def beta_posterior(
+    blocks: list[Block], n_draws: int, seeds: list[list[int]]
+) -> tuple[Draws, dict[tuple[str, str], np.ndarray]]:
+    """A fast stand-in for the engine, to compare strategies cheaply while exploring: every
+    stratum's P(pass | level) has its own Beta(1 + passes, 1 + fails) posterior (no pooling),
+    and a cell's rate is the level shares of its responses times those (not the recorded run)."""
+    theta, lp, lf, q = {}, {}, {}, {}
+    for block, seed in zip(blocks, seeds, strict=True):
+        rng = np.random.default_rng(seed)  # per replication and round: the same noise for all
+        pi = block.n_all / block.n_all.sum(-1, keepdims=True)  # [M, S, K]
+        qd = rng.beta(1 + block.n_pass, 1 + block.n_fail, size=(n_draws, *block.n_all.shape))
+        th = (pi * qd).sum(-1)
+        w_all = block.n_all.sum(1)  # judge error rates per model, pooled over segments
+        pass_k = (block.n_all[None] * qd).sum(2)
+        theta[block.key], q[block.key] = th, qd
+        lp[block.key] = pass_k / pass_k.sum(-1, keepdims=True)
+        fail_k = w_all[None] - pass_k
+        lf[block.key] = fail_k / fail_k.sum(-1, keepdims=True)
+    return Draws(blocks, theta, lp, lf, Diagnostics(1.0, float(n_draws), 0, 1, n_draws)), q
+
+
 def one_rep_draws(draws: Draws, i: int) -> Draws:
     block = dataclasses.replace(draws.blocks[i], dimension="quality")
     key = draws.blocks[i].key
@@ -191,10 +249,10 @@ def next_batch(
     result: Result,
     q: np.ndarray,
     n: int,
-    floor: int,
+    options: dict,
 ) -> None:
-    """Label n responses as `plan_next` says; once every candidate is decided (a confirming
-    batch under --looks 2) it plans for every candidate."""
+    """Label n responses as `plan_next` (with `options`) says; once every candidate is decided
+    (a confirming batch under --looks 2) it plans for every candidate."""
     undecided = [c for c, v in result.candidates.items() if v.verdict == "undecided"]
     plan = plan_next(
         study,
@@ -202,7 +260,7 @@ def next_batch(
         n,
         q={("quality", ""): q},
         candidates=None if undecided else list(result.candidates),
-        min_per_cell=floor,
+        **options,
     )
     spent = 0
     for pick in plan.picks:
@@ -295,11 +353,39 @@ def summarise(
     return out
 
 
+def at_cap(stops: dict[tuple[str, int], dict], cap: int) -> dict[tuple[str, int], dict]:
+    """The records a run with a lower cap would have made: the trajectories are the same up
+    to the cap (the same worlds, streams and fits), so a stop beyond it is undecided there."""
+    return {
+        key: v if v["labels"] <= cap else {**v, "labels": cap, "decided": False, "correct": False}
+        for key, v in stops.items()
+    }
+
+
+def summarise_at_cap(
+    stopped: dict[tuple[str, int], dict],
+    first_look: dict[tuple[str, int], dict],
+    reps: int,
+    max_labels: int,
+    cap: int,
+    rng: np.random.Generator,
+) -> dict:
+    """Both stopping rules again as if the run had been capped at `cap` (if below the cap)."""
+    if not 0 < cap < max_labels:
+        return {}
+    return {
+        "rule_at_cap": summarise(at_cap(stopped, cap), reps, cap, rng),
+        "first_look_at_cap": summarise(at_cap(first_look, cap), reps, cap, rng),
+    }
+
+
 def run(args: argparse.Namespace) -> dict:
     wall0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     study = make_study()
     worlds = [make_world(rng, args.per_cell) for _ in range(args.reps)]
+    for r, world in enumerate(worlds):
+        world.order = shuffle_pool(np.random.default_rng([args.seed, r, 1]), world.pool)
     labs = {}
     for r, world in enumerate(worlds):
         first = start(rng, world, args.start)
@@ -308,9 +394,9 @@ def run(args: argparse.Namespace) -> dict:
     # one rng per replication and strategy: which other replications are still running never
     # changes what one replication draws (worlds and starts are shared by both strategies)
     rngs = {
-        (st, r): np.random.default_rng([args.seed, r, i])
+        (st, r): np.random.default_rng([args.seed, r, zlib.crc32(st.encode())])
         for r in range(args.reps)
-        for i, st in enumerate(STRATEGIES)
+        for st in STRATEGIES
     }
     stopped: dict[tuple[str, int], dict] = {}  # under --looks consecutive decided looks
     first_look: dict[tuple[str, int], dict] = {}  # the first look at which all were decided
@@ -331,15 +417,19 @@ def run(args: argparse.Namespace) -> dict:
             for i, (st, r) in enumerate(padded)
         ]
         t0 = time.perf_counter()
-        draws = sample_posterior(
-            blocks,
-            study.weights,
-            num_warmup=args.warmup,
-            num_samples=args.samples,
-            seed=args.seed + round_no,
-        )
+        if args.posterior == "beta":
+            seeds = [[args.seed, round_no, r] for _, r in padded]
+            draws, q_all = beta_posterior(blocks, 2 * args.samples, seeds)
+        else:
+            draws = sample_posterior(
+                blocks,
+                study.weights,
+                num_warmup=args.warmup,
+                num_samples=args.samples,
+                seed=args.seed + round_no,
+            )
+            q_all = stratum_q(draws)
         fit_seconds.append(time.perf_counter() - t0)
-        q_all = stratum_q(draws)
         row = {
             "round": round_no,
             "blocks": len(blocks),
@@ -362,6 +452,7 @@ def run(args: argparse.Namespace) -> dict:
                 "verdicts": verdicts,
                 "truth": worlds[r].truth,
                 "rounds": round_no,
+                "allocation": labs[key].sum(2).astype(int).tolist(),  # [M, S, K] labelled
             }
             if settled and key not in first_look:
                 first_look[key] = record
@@ -380,8 +471,8 @@ def run(args: argparse.Namespace) -> dict:
                 random_batch(rngs[key], worlds[r], labs[key], batch)
             else:
                 q = q_all[draws.blocks[i].key]
-                floor = 0 if strategy == "next-nofloor" else args.floor
-                next_batch(rngs[key], worlds[r], labs[key], study, result, q, batch, floor)
+                options = VARIANTS[strategy] or {}
+                next_batch(rngs[key], worlds[r], labs[key], study, result, q, batch, options)
         row["stopped"] = {st: sum(1 for k in stopped if k[0] == st) for st in STRATEGIES}
         history.append(row)
         print(
@@ -396,6 +487,7 @@ def run(args: argparse.Namespace) -> dict:
         "settings": vars(args),
         "rule": summarise(stopped, args.reps, args.max_labels, boot),
         "first_look": summarise(first_look, args.reps, args.max_labels, boot),
+        **summarise_at_cap(stopped, first_look, args.reps, args.max_labels, args.report_cap, boot),
         "fit_seconds_total": float(sum(fit_seconds)),
         "wall_seconds": time.perf_counter() - wall0,
         "rounds": round_no,
@@ -403,14 +495,17 @@ def run(args: argparse.Namespace) -> dict:
         "runs": {f"{st}-{r}": v for (st, r), v in sorted(stopped.items())},
         "first_look_runs": {f"{st}-{r}": v for (st, r), v in sorted(first_look.items())},
         "looks": {f"{st}-{r}": v for (st, r), v in sorted(looks.items())},
+        "worlds": [
+            {"theta": w.theta.round(4).tolist(), "pool": w.pool.tolist(), "truth": w.truth}
+            for w in worlds
+        ],
     }
 
 
 def _names(settings: dict) -> dict[str, str]:
     return {
-        "next-nofloor": "`next` (as shipped)",
-        "random": "random",
-        "next": f"`next`, min_per_cell={settings['floor']}",
+        name: "random" if name == "random" else f"`{name}`"
+        for name in settings["strategies"].split(",")
     }
 
 
@@ -451,6 +546,8 @@ def _table(summary: dict, names: dict[str, str]) -> list[str]:
 
 def merge(parts: list[dict]) -> dict:
     """Pool runs made with different seeds (otherwise the same settings) into one result."""
+    global STRATEGIES
+    STRATEGIES = tuple(parts[0]["settings"]["strategies"].split(","))
     keep = ("seed", "reps", "out", "render", "merge")
     first = {k: v for k, v in parts[0]["settings"].items() if k not in keep}
     for part in parts[1:]:
@@ -470,13 +567,14 @@ def merge(parts: list[dict]) -> dict:
         for name, key in (("rule", "runs"), ("first_look", "first_look_runs"))
     }
     boot = np.random.default_rng(0)
-    for name, by_key in stops.items():
-        out[name] = summarise(
-            {(st, int(r)): v for (st, r), v in by_key.items()},
-            offset,
-            parts[0]["settings"]["max_labels"],
-            boot,
-        )
+    by_rep = {
+        name: {(st, int(r)): v for (st, r), v in by_key.items()} for name, by_key in stops.items()
+    }
+    cap = parts[0]["settings"]["max_labels"]
+    for name, by_key in by_rep.items():
+        out[name] = summarise(by_key, offset, cap, boot)
+    report_cap = parts[0]["settings"].get("report_cap", 0)
+    out |= summarise_at_cap(by_rep["rule"], by_rep["first_look"], offset, cap, report_cap, boot)
     out["settings"] = {**parts[0]["settings"], "reps": offset}
     out["parts"] = [
         {
@@ -501,7 +599,9 @@ def write_markdown(out: dict, path: Path) -> None:
         f"`nice -n 5 python benchmarks/next_labels.py --reps {p['reps']} "
         f"--start {s['start']} --batch {s['batch']} --max-labels {s['max_labels']} "
         f"--per-cell {s['per_cell']} --warmup {s['warmup']} --samples {s['samples']} "
-        f"--seed {p['seed']} --scope {s['scope']} --looks {s['looks']} --floor {s['floor']}`"
+        f"--seed {p['seed']} --scope {s['scope']} --looks {s['looks']} "
+        f"--report-cap {s.get('report_cap', 0)} --posterior {s.get('posterior', 'nuts')} "
+        f"--strategies {s['strategies']}`"
         for p in parts
     ]
     if len(parts) > 1:
@@ -513,9 +613,9 @@ def write_markdown(out: dict, path: Path) -> None:
         "",
         f"{s['reps']} replications (the same worlds and the same {s['start']}-label stratified "
         f"start for both strategies); 3 models x 3 segments, binary judge, {s['per_cell']} "
-        f"responses per cell; then {s['batch']} labels per round. `next` (as shipped) is "
-        f"`plan_next` with its defaults; `next`, min_per_cell={s['floor']} first brings every "
-        "compared model x segment cell up to that many labels.",
+        f"responses per cell; then {s['batch']} labels per round. Strategies: "
+        + "; ".join(f"`{k}` = plan_next({VARIANTS.get(k)})" for k in _names(s) if k != "random")
+        + ".",
         "",
         f"## Stopping rule: every candidate decided, same verdicts at {s['looks']} consecutive "
         f"looks (or {s['max_labels']} labels)",
@@ -526,8 +626,24 @@ def write_markdown(out: dict, path: Path) -> None:
         "",
         *_table(out["first_look"], _names(s)),
     ]
+    if "rule_at_cap" in out:
+        low = s["report_cap"]
+        lines += [
+            "",
+            f"## The same runs capped at {low} labels (a stop beyond it counts as undecided at "
+            f"{low})",
+            "",
+            f"### {s['looks']} consecutive looks",
+            "",
+            *_table(out["rule_at_cap"], _names(s)),
+            "",
+            "### First look",
+            "",
+            *_table(out["first_look_at_cap"], _names(s)),
+        ]
     cap = s["max_labels"]
-    marks = sorted({*range(150, cap + 1, 150), cap})
+    step = 150 if cap <= 1500 else 300
+    marks = sorted({*range(step, cap + 1, step), cap})
     lines += [
         "",
         f"## Decided, and decided correctly, by a given number of labels ({s['looks']} looks)",
@@ -567,17 +683,31 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=32)
     parser.add_argument("--start", type=int, default=30)
     parser.add_argument("--batch", type=int, default=45)
-    parser.add_argument("--max-labels", type=int, default=1200)
+    parser.add_argument("--max-labels", type=int, default=3000)
+    parser.add_argument(
+        "--report-cap",
+        type=int,
+        default=1200,
+        help="Also summarise the same runs as if capped here (0: not).",
+    )
     parser.add_argument("--per-cell", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scope", choices=("overall", "both"), default="overall")
     parser.add_argument(
+        "--posterior",
+        choices=("nuts", "beta"),
+        default="nuts",
+        help="nuts: the engine (recorded runs); beta: a fast unpooled stand-in for exploring.",
+    )
+    parser.add_argument(
         "--looks", type=int, default=2, help="Consecutive looks a decision must hold for."
     )
     parser.add_argument(
-        "--floor", type=int, default=8, help="plan_next's min_per_cell (0: no floor)."
+        "--strategies",
+        default=",".join(DEFAULT_STRATEGIES),
+        help=f"Comma-separated, from: {', '.join(VARIANTS)}.",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "next_labels")
     parser.add_argument(
@@ -597,8 +727,12 @@ def main() -> None:
         write_markdown(json.loads(args.render.read_text()), args.out.with_suffix(".md"))
         print(args.out.with_suffix(".md").read_text())
         return
-    global SCOPE
+    global SCOPE, STRATEGIES
     SCOPE = args.scope
+    STRATEGIES = tuple(args.strategies.split(","))
+    unknown = [st for st in STRATEGIES if st not in VARIANTS]
+    if unknown or "random" not in STRATEGIES:
+        raise SystemExit(f"--strategies: unknown {unknown} or no random baseline")
     out = run(args)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in out["settings"].items()}
     out["settings"] = settings
