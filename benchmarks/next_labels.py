@@ -350,6 +350,16 @@ def summarise(
                 int((a == b).sum()),
             ],
         }
+    # every pair of targeted strategies, paired on the same worlds (e.g. two objectives)
+    targeted = [st for st in STRATEGIES if st != "random"]
+    out["pairs"] = {}
+    for i, first in enumerate(targeted):
+        for second in targeted[i + 1 :]:
+            diff = spent(first, False) - spent(second, False)
+            out["pairs"][f"{first} - {second}"] = {
+                "labels_mean_difference": float(diff.mean()),
+                "bootstrap95": [float(x) for x in np.quantile(diff[boot].mean(1), [0.025, 0.975])],
+            }
     return out
 
 
@@ -540,6 +550,14 @@ def _table(summary: dict, names: dict[str, str]) -> list[str]:
             f"({v['saving_correct_or_cap_bootstrap95'][0]:.0%} to "
             f"{v['saving_correct_or_cap_bootstrap95'][1]:.0%})."
         )
+    for pair, v in summary.get("pairs", {}).items():
+        first, second = pair.split(" - ")
+        lo, hi = v["bootstrap95"]
+        lines.append(
+            f"* Paired on the same worlds, {names.get(first, first)} minus "
+            f"{names.get(second, second)}: {v['labels_mean_difference']:+.0f} labels per "
+            f"replication (bootstrap 95% {lo:+.0f} to {hi:+.0f})."
+        )
     lines += ["", "A replication not decided counts at the cap."]
     return lines
 
@@ -612,7 +630,7 @@ def write_markdown(out: dict, path: Path) -> None:
         "Command: " + "; ".join(commands),
         "",
         f"{s['reps']} replications (the same worlds and the same {s['start']}-label stratified "
-        f"start for both strategies); 3 models x 3 segments, binary judge, {s['per_cell']} "
+        f"start for every strategy); 3 models x 3 segments, binary judge, {s['per_cell']} "
         f"responses per cell; then {s['batch']} labels per round. Strategies: "
         + "; ".join(f"`{k}` = plan_next({VARIANTS.get(k)})" for k in _names(s) if k != "random")
         + ".",
