@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -128,3 +129,20 @@ def test_rhat_and_ess_agree_with_arviz() -> None:
         idata = az.from_dict(posterior={"v": x})
         assert np.allclose(rank_rhat(x), az.rhat(idata)["v"].values, rtol=1e-6)
         assert np.allclose(bulk_ess(x), az.ess(idata, method="bulk")["v"].values, rtol=0.1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc/self/maps")
+def test_repeated_fits_do_not_accumulate_compiled_code() -> None:
+    """Every fit used to keep ~540 more memory maps; ~120 fits in one process crashed."""
+    sim = simulate(SCENARIO, np.random.default_rng(0))
+    blocks = [sim.block("a")]
+
+    def maps() -> int:
+        return len(Path("/proc/self/maps").read_text().splitlines())
+
+    settings = {"num_warmup": 50, "num_samples": 50, "keep_inference_data": False}
+    sample_posterior(blocks, sim.study.weights, seed=0, **settings)
+    before = maps()
+    for seed in (1, 2, 3):
+        sample_posterior(blocks, sim.study.weights, seed=seed, **settings)
+    assert maps() - before < 300
