@@ -77,6 +77,23 @@ SCENARIOS = [
         n_labels=300,
         weights=(2.1, 1.4, 0.5, 0.4, 0.6, 0.3),
     ),
+    # Outside the range, to see where the engine breaks: judges from 0.6 to 0.98, model
+    # and segment effects twice as spread, and judges that drift by segment (the calibration
+    # curve does not transfer exactly).
+    Scenario(
+        name="stress: 3 models x 5 segments, 5 levels, 300 labels, judges 0.6-0.98, drift 0.3",
+        n_models=3,
+        n_segments=5,
+        n_levels=5,
+        responses_per_cell=800,
+        n_labels=300,
+        accuracy=(0.6, 0.98),
+        model_spread=0.8,
+        segment_spread=1.0,
+        cell_spread=0.4,
+        segment_drift=0.3,
+        weights=(3.0, 2.0, 1.5, 1.0, 0.5),
+    ),
 ]
 
 
@@ -152,6 +169,7 @@ def run_scenario(scenario: Scenario, reps: int, error_reps: int, chunk: int, see
     methods = ["changeover", "error model", "human only", "raw judge", "PPI++"]
     hits: dict[str, list[bool]] = {m: [] for m in methods}
     widths: dict[str, list[float]] = {m: [] for m in methods}
+    z_scores: list[float] = []  # (truth - posterior mean) / posterior sd of changeover's contrasts
     rate_hits: list[bool] = []
     seconds: dict[str, float] = {"changeover": 0.0, "error model": 0.0}
     diagnostics: dict[str, dict[str, list[float]]] = {
@@ -184,8 +202,12 @@ def run_scenario(scenario: Scenario, reps: int, error_reps: int, chunk: int, see
             for i, block in enumerate(part):
                 sim = sims[start + i]
                 overall = draws.theta[block.key] @ w
-                lo, hi = _interval(overall[:, 1:] - overall[:, :1])
+                contrast = overall[:, 1:] - overall[:, :1]
+                lo, hi = _interval(contrast)
                 record(label, lo, hi, sim.contrasts())
+                if engine == "calibration":
+                    z = (sim.contrasts() - contrast.mean(0)) / contrast.std(0)
+                    z_scores.extend(z.tolist())
                 if engine == "calibration":
                     rlo, rhi = _interval(overall)
                     rate_hits.extend(((rlo <= sim.overall) & (sim.overall <= rhi)).tolist())
@@ -215,6 +237,8 @@ def run_scenario(scenario: Scenario, reps: int, error_reps: int, chunk: int, see
             "contrasts": len(hits[method]),
         }
     out["changeover_rate_coverage"] = float(np.mean(rate_hits))
+    # 1 when the posterior sd is the sampling sd; below 1 the intervals are wider than needed
+    out["changeover_contrast_z_sd"] = float(np.std(z_scores))
     out["seconds"] = seconds
     for label, d in diagnostics.items():
         if d["max_rhat"]:
@@ -241,14 +265,15 @@ def to_markdown(results: list[dict]) -> str:
             )
     lines.append("")
     lines.append(
-        "| scenario | changeover: coverage of overall rates | engine | fits | worst R-hat | "
-        "fits with R-hat > 1.01 | divergences | seconds |"
+        "| scenario | changeover: coverage of overall rates | changeover: sd of contrast z | "
+        "engine | fits | worst R-hat | fits with R-hat > 1.01 | divergences | seconds |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for label, d in r.get("diagnostics", {}).items():
             lines.append(
-                f"| {r['scenario']} | {r['changeover_rate_coverage']:.3f} | {label} | "
+                f"| {r['scenario']} | {r['changeover_rate_coverage']:.3f} | "
+                f"{r['changeover_contrast_z_sd']:.3f} | {label} | "
                 f"{d['fits']} | {d['worst_rhat']:.3f} | {d['fits_with_rhat_over_1.01']} | "
                 f"{d['divergences']} | {r['seconds'][label]:.0f} |"
             )
