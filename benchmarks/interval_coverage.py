@@ -1,8 +1,8 @@
 """Coverage and width of changeover's intervals against three baselines, on simulated studies.
 
-    python benchmarks/interval_coverage.py --scenarios 0,1,2     # 200 replications a scenario
-    python benchmarks/interval_coverage.py --scenarios 3 --error-reps 3 --name coverage-scenario3
-    python benchmarks/interval_coverage.py --reps 20             # a quick look
+    python benchmarks/interval_coverage.py --reps 1000,400,400,400,400   # the recorded run
+    python benchmarks/interval_coverage.py --scenarios 0 --reps 200      # one scenario
+    python benchmarks/interval_coverage.py --reps 20 --name quick        # a quick look
 
 Every replication draws a study with a known truth (changeover.calibrate.simulate: judge
 sensitivity and specificity 0.7-0.95 that differ by model), then computes a nominal 95%
@@ -282,7 +282,9 @@ def to_markdown(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument(
+        "--reps", default="200", help="replications: one number, or one per chosen scenario"
+    )
     parser.add_argument("--error-reps", type=int, default=10)
     parser.add_argument("--chunk", type=int, default=20)
     parser.add_argument("--seed", type=int, default=2026)
@@ -292,14 +294,17 @@ def main() -> None:
     chosen = (
         [int(i) for i in args.scenarios.split(",")] if args.scenarios else range(len(SCENARIOS))
     )
+    reps = [int(r) for r in args.reps.split(",")]
+    if len(reps) == 1:
+        reps = reps * len(chosen)
+    if len(reps) != len(chosen):
+        parser.error(f"--reps gives {len(reps)} numbers for {len(chosen)} scenarios")
     results = []
-    for i in chosen:
+    for i, n_reps in zip(chosen, reps, strict=True):
         scenario = SCENARIOS[i]
         print(f"scenario {i}: {scenario.name}", flush=True)
         results.append(
-            run_scenario(
-                scenario, args.reps, min(args.error_reps, args.reps), args.chunk, args.seed + i
-            )
+            run_scenario(scenario, n_reps, min(args.error_reps, n_reps), args.chunk, args.seed + i)
         )
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2))
