@@ -22,9 +22,8 @@ Two factorisations of the same joint distribution P(y, k | m, s) are offered.
     `v[s] + w[m, s]` shift the whole curve of a cell; this is exactly how the curve moves when
     only the base rate changes and the judge's error rates stay put (Bayes' rule adds
     logit theta to the log likelihood ratio of the level), so data from the error-model world
-    are fitted by shifts alone, while `x` and `z` let the judge behave differently in a segment
-    if the labels show it. `u` (each model's own curve) and `v` (each segment's shift) are the
-    main effects; `w`, `x`, `z` are interactions, with tighter priors.
+    are fitted by main effects alone, while `x` and `z` (tighter priors) let the judge behave
+    differently in a segment if the labels show it.
 
 ``error``
     The generative judge-error model of DESIGN.md: ``logit theta[m, s] = a[m] + b[s] + c[m, s]``
@@ -43,14 +42,10 @@ Priors (weakly informative, on the logit scale unless stated):
         regression coefficients and keeps 0.99 within 2 sd.
     a[m], psi ~ Normal(0, 1.5): a rate between about 0.05 and 0.95 a priori, flat enough on the
         probability scale not to pull estimates to 0.5.
-    scales of u, v (a model's curve, a segment's shift) ~ HalfNormal(1): differences of up to
-        a couple of logits between models or regions are plausible, larger ones need data.
-    scales of w, x, z (the interactions: a region shifting one model's curve more than
-        another's, segment- and cell-specific curve shapes) ~ HalfNormal(0.5): interactions are
-        usually smaller than the main effects they modify (the hierarchy principle), and a
-        judge usually behaves alike across regions; the labels can still show otherwise. With
-        HalfNormal(1) for `w` as well, the 50-label coverage scenario's intervals were about
-        10% wider than their sampling spread (coverage 0.97).
+    scales of u, v, w (model, segment, cell shifts) ~ HalfNormal(1): differences of up to a
+        couple of logits between models or regions are plausible, larger ones need data.
+    scales of x, z (segment- and cell-specific curve shape) ~ HalfNormal(0.5): a judge usually
+        behaves alike across regions; the tighter prior lets the labels decide.
     b, c scales and the model deviation scale of phi ~ HalfNormal(1).
     pi[m, s, :] ~ Dirichlet(1/K, ..., 1/K) (Perks): one pseudo-response per cell in total, so
         the level distribution follows the data even in small cells whatever K is.
@@ -89,8 +84,8 @@ class PriorScales(NamedTuple):
     """Prior scales, named as in the module docstring."""
 
     location: float = 1.5  # the error engine's a and psi
-    shift: float = 1.0  # main effects of the curve (u, v); the error engine's b, c, e
-    interaction: float = 0.5  # interactions of the curve (w, x, z)
+    shift: float = 1.0
+    shape: float = 0.5
     curve_location: float = 2.5  # the calibration curve's mu
 
 
@@ -149,9 +144,9 @@ def calibration_logits(
         {
             "model_level": priors.shift,
             "segment": priors.shift,
-            "cell": priors.interaction,
-            "segment_level": priors.interaction,
-            "cell_level": priors.interaction,
+            "cell": priors.shift,
+            "segment_level": priors.shape,
+            "cell_level": priors.shape,
         },
         b,
     )
@@ -203,8 +198,8 @@ def curve_effect_sizes(n_models: int, n_segments: int, n_levels: int) -> list[in
 
 def curve_scales(priors: PriorScales) -> np.ndarray:
     """Prior scale of each effect's standard deviation, in order."""
-    shift, interaction = priors.shift, priors.interaction
-    return np.array([shift, shift, interaction, interaction, interaction], dtype=np.float32)
+    shift, shape = priors.shift, priors.shape
+    return np.array([shift, shift, shift, shape, shape], dtype=np.float32)
 
 
 def calibration_curve(
