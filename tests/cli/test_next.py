@@ -136,3 +136,37 @@ def test_next_bad_input_exits_2(
     assert "does not exist" in capsys.readouterr().err
     assert run(["next", "--budget", "0", *study], monkeypatch) == 2
     assert run(["next", "--budget", "5", "--study", str(tmp_path / "no.yaml")], monkeypatch) == 2
+
+
+def test_next_confirm_plans_for_a_decided_candidate(
+    study_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A decided candidate gets no labels, unless --confirm asks for the confirming batch."""
+    study_path.write_text(STUDY.replace("margin: 0.02", "margin: 0.9"))  # surely non-inferior
+    study = ["--study", str(study_path)]
+    with open_workspace(study_path.parent / "changeover.db") as workspace:
+        rows = workspace.rows().iter_rows(named=True)
+        levels = {(r["item_id"], r["model"]): r["level"] for r in rows}
+        for i in range(40):
+            for model in MODELS:
+                item = f"q{i:03d}"
+                label = int(levels[(item, model)] == "pass")
+                record_labels(workspace, annotator="ann", item_id=item, model=model,
+                              labels={"correctness": label})  # fmt: skip
+    out = tmp_path / "queue.csv"
+    args = ["next", "--budget", "6", "--out", str(out), "--num-samples", "100",
+            "--num-warmup", "100", *study]  # fmt: skip
+    assert run(args, monkeypatch) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "cand-a: ready" in text and "every candidate is decided" in text
+    assert "--confirm" in text and _queue_rows(out) == []
+    assert run([*args, "--confirm"], monkeypatch) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "labels in" in text and "for cand-a" in text
+    queued = _queue_rows(out)
+    assert len(queued) == 6
+    labelled = {(f"q{i:03d}", m) for i in range(40) for m in MODELS}
+    assert not any((r["item_id"], r["model"]) in labelled for r in queued)

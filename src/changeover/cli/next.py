@@ -70,6 +70,14 @@ def next_command(
     seed: Annotated[int, typer.Option(help="Seeds the fit and the draw of responses.")] = 0,
     num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.", min=50)] = 500,
     num_warmup: Annotated[int, typer.Option(help="Warm-up iterations per chain.", min=50)] = 500,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm",
+            help="Plan for every candidate, decided or not: the confirming batch that tests a "
+            "first decided look before its verdicts are trusted.",
+        ),
+    ] = False,
 ) -> None:
     """Fit, then queue the responses whose human labels would most help settle the undecided
     candidates (a stratified random start before any labels exist)."""
@@ -121,6 +129,7 @@ def next_command(
                 budget,
                 available=available,
                 dimensions=None if dimension is None else [dimension],
+                candidates=study.candidates if confirm else None,
             )
         picks = choose_responses(plan, unlabelled, seed=seed)
         if picks:
@@ -141,6 +150,12 @@ def next_command(
                 highlight=False,
             )
     console.print(plan.message, highlight=False)
+    if plan.mode == "nothing-to-do":
+        console.print(
+            "a first decided look is provisional: `changeover next --confirm --budget N` queues "
+            "one confirming batch; trust verdicts that hold at two consecutive looks",
+            highlight=False,
+        )
     if plan.picks:
         view = Table(title="what to label next, and why")
         for column in ("dimension", "model", "segment", "level", "labels", "gain", "why"):
