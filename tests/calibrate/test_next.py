@@ -27,11 +27,11 @@ SEGMENTS = ("na", "emea")
 LEVELS = ("fail", "pass")
 
 
-def _study(scope: str = "both") -> Study:
+def _study(scope: str = "both", candidates: tuple[str, ...] = ("cand",)) -> Study:
     return parse_study(
         {
             "incumbent": "legacy",
-            "candidates": ["cand"],
+            "candidates": list(candidates),
             "segments": {"na": 1.0, "emea": 1.0},
             "gates": [
                 {
@@ -313,23 +313,7 @@ def test_the_incumbent_serves_both_contrasts() -> None:
     # Two candidates, both on the margin, every model equally uncertain: a label of the
     # incumbent moves both contrasts, so it gets more labels than either candidate.
     models = ("legacy", "a", "b")
-    study = parse_study(
-        {
-            "incumbent": "legacy",
-            "candidates": ["a", "b"],
-            "segments": {"na": 1.0, "emea": 1.0},
-            "gates": [
-                {
-                    "name": "quality",
-                    "dimension": "quality",
-                    "better": "higher",
-                    "margin": 0.02,
-                    "scope": "overall",
-                }
-            ],
-        },
-        source="test",
-    )
+    study = _study("overall", candidates=models[1:])
     shape = (3, 2, 2)
     block = Block(
         "quality",
