@@ -37,9 +37,9 @@ Priors (weakly informative, on the logit scale unless stated):
     mu[k] ~ Normal(0, 2.5): the calibrated probability of a level. A useful judge's extreme
         levels are near-certain (P(pass | top level) of 0.97-0.99 is common, logit 3.5-4.6), which
         a Normal(0, 1.5) treats as a 2-3 sd event and shrinks towards 0.5, widening every
-        interval when labels are few (the 50-label coverage scenario covered 0.98-0.985 with
-        it, 0.970 with 2.5); 2.5 is the default scale of Gelman et al. (2008) for logistic
-        regression coefficients and keeps 0.99 within 2 sd.
+        interval when labels are few (the 50-label coverage scenario covered 0.990 with it,
+        0.972 with 2.5; docs/engine.md); 2.5 is the default scale of Gelman et al. (2008) for
+        logistic regression coefficients and keeps 0.99 within 2 sd.
     a[m], psi ~ Normal(0, 1.5): a rate between about 0.05 and 0.95 a priori, flat enough on the
         probability scale not to pull estimates to 0.5.
     scales of u, v, w (model, segment, cell shifts) ~ HalfNormal(1): differences of up to a
