@@ -314,8 +314,8 @@ def sample_posterior(
     extra = mcmc.get_extra_fields()
     # NumPyro compiles a fresh closure on every run and JAX keeps each executable's code mapped:
     # about 540 memory maps per fit, so a process that fits ~120 times (a benchmark, a labelling
-    # loop) hit the kernel's map limit and died in LLVM. The persistent cache makes the next
-    # compilation a disk read.
+    # loop) hit the kernel's map limit and died in LLVM. The in-memory cache never hit anyway
+    # (a new closure each run); the persistent cache makes the next compilation a disk read.
     jax.clear_caches()
     divergences = int(np.asarray(extra["diverging"]).sum())
     steps_per_draw = float(np.asarray(extra["num_steps"]).mean())
