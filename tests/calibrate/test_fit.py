@@ -146,3 +146,12 @@ def test_repeated_fits_do_not_accumulate_compiled_code() -> None:
     for seed in (1, 2, 3):
         sample_posterior(blocks, sim.study.weights, seed=seed, **settings)
     assert maps() - before < 300
+
+
+def test_a_second_fit_with_vectorized_chains() -> None:
+    """More chains than devices run vectorized; a kept sampler failed its second run there."""
+    sim = simulate(SCENARIO, np.random.default_rng(1))
+    settings = {"num_warmup": 50, "num_samples": 50, "num_chains": 3, "keep_inference_data": False}
+    for seed in (0, 1):
+        draws = sample_posterior([sim.block("a")], sim.study.weights, seed=seed, **settings)
+        assert draws.theta[("a", "")].shape[0] == 150

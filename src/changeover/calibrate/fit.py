@@ -118,9 +118,6 @@ def _stack(blocks: list[Block]) -> BlockArrays:
     return BlockArrays(n_all, n_pass, n_fail, level_mask=jnp.asarray(mask))
 
 
-_SAMPLERS: dict[tuple[Any, ...], MCMC] = {}
-
-
 def use_compilation_cache() -> None:
     """Keep compiled samplers on disk, so a fit of a known shape skips XLA compilation.
 
@@ -143,33 +140,30 @@ def use_compilation_cache() -> None:
 def _sampler(
     engine: Engine,
     priors: PriorScales,
-    shapes: tuple[Any, ...],
     num_warmup: int,
     num_samples: int,
     num_chains: int,
     target_accept: float,
 ) -> MCMC:
-    """One compiled sampler per problem shape, reused across fits (benchmarks fit thousands)."""
-    chain_method = "parallel" if jax.local_device_count() >= num_chains else "vectorized"
-    key = (engine, priors, shapes, num_warmup, num_samples, num_chains, target_accept, chain_method)
-    if key not in _SAMPLERS:
-        kernel = NUTS(
-            partial(_joint_model, engine, priors),
-            target_accept_prob=target_accept,
-            # The calibration engine's single site has no prior to take a median of: its chains
-            # start from `_curve_init`.
-            init_strategy=init_to_median(num_samples=15) if engine == "error" else init_to_value(),
-        )
-        _SAMPLERS[key] = MCMC(
-            kernel,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            num_chains=num_chains,
-            chain_method=chain_method,
-            progress_bar=False,
-            jit_model_args=True,
-        )
-    return _SAMPLERS[key]
+    """A new sampler per fit: NumPyro traces its closure afresh on every run anyway, so keeping
+    one would save nothing, and a kept one fails its second run once JAX's caches are cleared
+    (vectorized chains). The persistent compilation cache is what skips the compilation."""
+    kernel = NUTS(
+        partial(_joint_model, engine, priors),
+        target_accept_prob=target_accept,
+        # The calibration engine's single site has no prior to take a median of: its chains
+        # start from `_curve_init`.
+        init_strategy=init_to_median(num_samples=15) if engine == "error" else init_to_value(),
+    )
+    return MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method="parallel" if jax.local_device_count() >= num_chains else "vectorized",
+        progress_bar=False,
+        jit_model_args=True,
+    )
 
 
 def _mode_init(
@@ -295,9 +289,7 @@ def sample_posterior(
     start = time.perf_counter()
     use_compilation_cache()
     data = _stack(blocks)
-    mcmc = _sampler(
-        engine, priors, data.n_all.shape, num_warmup, num_samples, num_chains, target_accept
-    )
+    mcmc = _sampler(engine, priors, num_warmup, num_samples, num_chains, target_accept)
     rng_key = jax.random.PRNGKey(seed)
     init_key, run_key = jax.random.split(rng_key)
     if engine == "error":
