@@ -6,6 +6,8 @@ import os
 import sys
 import warnings
 
+import typer
+
 # Two chains run in parallel on a 2-core machine only if XLA exposes two host devices, and that
 # must be said before JAX is first imported.
 os.environ.setdefault(
@@ -19,6 +21,37 @@ from changeover.cli.app import app, err_console  # noqa: E402
 from changeover.errors import ChangeoverError  # noqa: E402
 
 __all__ = ["app", "main"]
+
+# `changeover --help` lists the commands in this order: the demo, then a study's stages.
+COMMAND_ORDER = (
+    "demo",
+    "init",
+    "import",
+    "export",
+    "generate",
+    "score",
+    "counts",
+    "fit",
+    "next",
+    "annotate",
+    "queue",
+    "agreement",
+    "run",
+    "report",
+)
+
+
+def _command_name(info: typer.models.CommandInfo) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
+
+
+app.registered_commands.sort(
+    key=lambda info: (
+        COMMAND_ORDER.index(name)
+        if (name := _command_name(info)) in COMMAND_ORDER
+        else len(COMMAND_ORDER)
+    )
+)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001

@@ -22,18 +22,18 @@ from changeover.annotate import (
     read_queue_csv,
     revoke_annotator,
 )
-from changeover.cli.app import StudyOption, app, console
+from changeover.cli.app import LABEL, StudyOption, app, console
 from changeover.errors import ChangeoverError, InputError
 from changeover.study import load_study
 from changeover.workspace import open_workspace
 
 annotators_app = typer.Typer(help="Who may label: add annotators (prints a token), list, revoke.")
 labels_app = typer.Typer(help="Human labels to and from CSV or Label Studio JSON.")
-app.add_typer(annotators_app, name="annotators")
-app.add_typer(labels_app, name="labels")
+app.add_typer(annotators_app, name="annotators", rich_help_panel=LABEL)
+app.add_typer(labels_app, name="labels", rich_help_panel=LABEL)
 
 
-@app.command()
+@app.command(rich_help_panel=LABEL)
 def annotate(
     study_path: StudyOption = Path("study.yaml"),
     host: Annotated[
@@ -113,7 +113,7 @@ def annotators_revoke(
     console.print(f"annotator {name} revoked")
 
 
-@app.command()
+@app.command(rich_help_panel=LABEL)
 def queue(
     study_path: StudyOption = Path("study.yaml"),
     random_n: Annotated[
@@ -185,7 +185,7 @@ def _format(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-@app.command(name="agreement")
+@app.command(name="agreement", rich_help_panel=LABEL)
 def agreement_command(study_path: StudyOption = Path("study.yaml")) -> None:
     """Agreement between annotators per dimension: Cohen's kappa, Krippendorff's alpha."""
     study = load_study(study_path)

@@ -28,6 +28,14 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+# `changeover --help` lists the commands in these panels, in the order a study goes through them.
+TRY = "Try it"
+SET_UP = "Set up a study"
+PRODUCE = "Responses and signals"
+DECIDE = "Decide"
+LABEL = "Human labels"
+PIPELINE = "The whole pipeline"
+
 StudyOption = Annotated[Path, typer.Option("--study", help="The study file.", show_default=True)]
 
 

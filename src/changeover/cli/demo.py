@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from changeover.cli.app import app, console, progress_bars
+from changeover.cli.app import TRY, app, console, progress_bars
 from changeover.cli.run import StageProgress, write_report
 from changeover.errors import ChangeoverError
 
@@ -20,7 +20,11 @@ ROUNDS = 3
 LABELS_PER_ROUND = 300
 
 
-@app.command()
+@app.command(
+    rich_help_panel=TRY,
+    short_help="A study with a known truth, run end to end offline: the quickest look at "
+    "changeover.",
+)
 def demo(
     directory: Annotated[
         Path, typer.Argument(help="Folder for the demo study (created; re-used when run again).")

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from changeover.cli.app import app, console
+from changeover.cli.app import DECIDE, app, console
 from changeover.counts import counts_from_rows, read_counts, read_rows, write_counts
 from changeover.errors import ChangeoverError
 from changeover.io import replacing
 from changeover.study import load_study
 
 
-@app.command()
+@app.command(rich_help_panel=DECIDE)
 def counts(
     out: Annotated[Path, typer.Option(help="Where to write the counts (.csv or .parquet).")],
     rows: Annotated[
@@ -54,7 +54,7 @@ def counts(
         )
 
 
-@app.command()
+@app.command(rich_help_panel=DECIDE)
 def fit(
     counts: Annotated[
         Path,

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from changeover.annotate.queue import QueueEntry, add_to_queue, queued_keys
-from changeover.cli.app import app, console
+from changeover.cli.app import LABEL, app, console
 from changeover.errors import CalibrationError, ChangeoverError
 from changeover.io import replacing
 from changeover.study import Study, load_study
@@ -51,7 +51,12 @@ def _rows(workspace: Workspace, study: Study, dimension: str | None) -> pl.DataF
     return rows
 
 
-@app.command("next")
+@app.command(
+    "next",
+    rich_help_panel=LABEL,
+    short_help="Queue the responses whose human labels would most help settle the undecided "
+    "candidates.",
+)
 def next_command(
     budget: Annotated[int, typer.Option(help="How many labels to queue.", min=1)],
     dimension: Annotated[

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, TaskID
 
-from changeover.cli.app import StudyOption, app, console, progress_bars
+from changeover.cli.app import PIPELINE, StudyOption, app, console, progress_bars
 from changeover.cli.signals import RichScoreReporter
 from changeover.cli.workspace import RichReporter
 from changeover.errors import ChangeoverError
@@ -93,7 +93,7 @@ RefitOption = Annotated[
 ]
 
 
-@app.command()
+@app.command(rich_help_panel=PIPELINE)
 def run(
     study_path: StudyOption = Path("study.yaml"),
     out: Annotated[
@@ -148,7 +148,10 @@ def run(
     console.print(f"report written to {out}")
 
 
-@app.command()
+@app.command(
+    rich_help_panel=PIPELINE,
+    short_help="Write the report of the study's current state (report.html); re-uses the last fit.",
+)
 def report(
     study_path: StudyOption = Path("study.yaml"),
     out: Annotated[

@@ -12,13 +12,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from changeover.cli.app import (
-    StudyOption,
-    app,
-    console,
-    progress_bars,
-    split_names,
-)
+from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars, split_names
 from changeover.signals.scoring import ScoreSummary, SignalScore, score
 from changeover.study import load_study
 from changeover.workspace import open_workspace
@@ -101,7 +95,12 @@ def _notes(signal: SignalScore) -> list[str]:
     return notes
 
 
-@app.command(name="score")
+@app.command(
+    name="score",
+    rich_help_panel=PRODUCE,
+    short_help="Compute the study's signals (detectors and LLM judges) for every response; "
+    "resumable.",
+)
 def score_command(
     study_path: StudyOption = Path("study.yaml"),
     signals: Annotated[

@@ -14,6 +14,8 @@ from rich.progress import (
 from rich.table import Table
 
 from changeover.cli.app import (
+    PRODUCE,
+    SET_UP,
     StudyOption,
     app,
     console,
@@ -68,7 +70,7 @@ gates:
 """
 
 
-@app.command()
+@app.command(rich_help_panel=SET_UP)
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new study.")] = Path("."),
 ) -> None:
@@ -90,7 +92,7 @@ def init(
     )
 
 
-@app.command("import")
+@app.command("import", rich_help_panel=SET_UP)
 def import_table(
     table: Annotated[str, typer.Argument(help="What the file holds: items or responses.")],
     file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file.")],
@@ -109,7 +111,7 @@ def import_table(
     console.print(f"imported {result.added:,} {table} from {file}{unchanged}")
 
 
-@app.command()
+@app.command(rich_help_panel=SET_UP)
 def export(
     table: Annotated[
         str, typer.Argument(help="items, responses, signals, labels, runs, calls or rows.")
@@ -195,7 +197,7 @@ def _notes(model: ModelSummary) -> list[str]:
     return notes
 
 
-@app.command(name="generate")
+@app.command(name="generate", rich_help_panel=PRODUCE)
 def generate_command(
     study_path: StudyOption = Path("study.yaml"),
     models: Annotated[
