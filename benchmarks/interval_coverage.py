@@ -171,6 +171,7 @@ def run_scenario(scenario: Scenario, reps: int, error_reps: int, chunk: int, see
     widths: dict[str, list[float]] = {m: [] for m in methods}
     z_scores: list[float] = []  # (truth - posterior mean) / posterior sd of changeover's contrasts
     rate_hits: list[bool] = []
+    segment_hits: dict[str, list[bool]] = {"rates": [], "contrasts": []}  # per model x segment
     seconds: dict[str, float] = {"changeover": 0.0, "error model": 0.0}
     diagnostics: dict[str, dict[str, list[float]]] = {
         label: {"max_rhat": [], "divergences": []} for label in seconds
@@ -208,9 +209,15 @@ def run_scenario(scenario: Scenario, reps: int, error_reps: int, chunk: int, see
                 if engine == "calibration":
                     z = (sim.contrasts() - contrast.mean(0)) / contrast.std(0)
                     z_scores.extend(z.tolist())
-                if engine == "calibration":
                     rlo, rhi = _interval(overall)
                     rate_hits.extend(((rlo <= sim.overall) & (sim.overall <= rhi)).tolist())
+                    cells = draws.theta[block.key]  # [D, M, S]
+                    for kind, est, truth in (
+                        ("rates", cells, sim.theta),
+                        ("contrasts", cells[:, 1:] - cells[:, :1], sim.theta[1:] - sim.theta[:1]),
+                    ):
+                        slo, shi = _interval(est)
+                        segment_hits[kind].extend(((slo <= truth) & (truth <= shi)).ravel())
             print(f"  {label}: {min(start + size, count)}/{count} replications", flush=True)
 
     for sim, block in zip(sims, blocks, strict=True):
@@ -237,6 +244,8 @@ def run_scenario(scenario: Scenario, reps: int, error_reps: int, chunk: int, see
             "contrasts": len(hits[method]),
         }
     out["changeover_rate_coverage"] = float(np.mean(rate_hits))
+    for kind, segment_hit in segment_hits.items():
+        out[f"changeover_segment_{kind}_coverage"] = float(np.mean(segment_hit))
     # 1 when the posterior sd is the sampling sd; below 1 the intervals are wider than needed
     out["changeover_contrast_z_sd"] = float(np.std(z_scores))
     out["seconds"] = seconds
@@ -266,14 +275,17 @@ def to_markdown(results: list[dict]) -> str:
     lines.append("")
     lines.append(
         "| scenario | changeover: coverage of overall rates | changeover: sd of contrast z | "
+        "per segment: rates, contrasts | "
         "engine | fits | worst R-hat | fits with R-hat > 1.01 | divergences | seconds |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for label, d in r.get("diagnostics", {}).items():
             lines.append(
                 f"| {r['scenario']} | {r['changeover_rate_coverage']:.3f} | "
-                f"{r['changeover_contrast_z_sd']:.3f} | {label} | "
+                f"{r['changeover_contrast_z_sd']:.3f} | "
+                f"{r['changeover_segment_rates_coverage']:.3f}, "
+                f"{r['changeover_segment_contrasts_coverage']:.3f} | {label} | "
                 f"{d['fits']} | {d['worst_rhat']:.3f} | {d['fits_with_rhat_over_1.01']} | "
                 f"{d['divergences']} | {r['seconds'][label]:.0f} |"
             )
