@@ -156,6 +156,31 @@ def test_the_truth_has_the_designed_structure(demo: DemoStudy) -> None:
     )
 
 
+def test_the_responses_realise_the_designed_rates(demo: DemoStudy) -> None:
+    """The review of the responses agrees with the probabilities they were drawn with, within
+    sampling error; the designed rates are what the engine's intervals estimate."""
+    designed, found = demo.designed_rates(), demo.true_rates()
+    assert designed["correctness"]["all"]["cand-risky"]["segments"]["jp"] == 0.45
+    assert designed["refusal"]["refuse"][INCUMBENT]["overall"] == pytest.approx(0.92)
+    rows = _true(demo)
+    for dimension, groups in designed.items():
+        for group, models in groups.items():
+            for model, rate in models.items():
+                n = sum(
+                    r["model"] == model
+                    and r[dimension] != ""
+                    and (group == "all" or r["expected_behaviour"] == group)
+                    for r in rows
+                )
+                p = rate["overall"]
+                gap = found[dimension][group][model]["overall"] - p
+                assert abs(gap) < 4 * (p * (1 - p) / n) ** 0.5 + 0.005, (dimension, group, model)
+    total = sum(SEGMENTS.values())
+    correct = designed["correctness"]["all"][INCUMBENT]
+    weighted = sum(SEGMENTS[s] / total * correct["segments"][s] for s in SEGMENTS)
+    assert correct["overall"] == pytest.approx(weighted)
+
+
 def _signals(demo: DemoStudy) -> dict[str, list[tuple[str, str, int]]]:
     """Per dimension: (model, level, truth) for every response where the dimension applies."""
     study = load_study(demo.study)

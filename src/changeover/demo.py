@@ -48,6 +48,7 @@ __all__ = [
     "DemoRun",
     "build_demo",
     "review",
+    "designed_rates",
     "run_demo",
     "true_rates",
 ]
@@ -187,6 +188,10 @@ class DemoStudy:
     def true_rates(self) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
         """What a full human review would find; see `true_rates`."""
         return true_rates(self.truth)
+
+    def designed_rates(self) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+        """The probabilities the responses were drawn with; see `designed_rates`."""
+        return designed_rates()
 
 
 @dataclass
@@ -532,9 +537,6 @@ def true_rates(
     on should-answer items only). Overall = sum over regions of weight x rate, with the weights
     (default: the demo's traffic) normalised, as `changeover.calibrate.decide` does.
     """
-    weights = dict(weights if weights is not None else SEGMENTS)
-    total = sum(weights.values())
-    share = {s: w / total for s, w in weights.items()}
     sums: dict[tuple[str, str, str, str], list[int]] = {}
     with Path(truth).open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
@@ -545,11 +547,42 @@ def true_rates(
                 cell = sums.setdefault((dimension, group, row["model"], row["segment"]), [0, 0])
                 cell[0] += int(row[dimension])
                 cell[1] += 1
+    rates = {key: passed / n for key, (passed, n) in sums.items()}
+    return _weighted(rates, dict(weights if weights is not None else SEGMENTS))
+
+
+def designed_rates(
+    weights: dict[str, int] | dict[str, float] | None = None,
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """The designed rate per dimension, group and model, overall and per region, shaped as
+    `true_rates`: the probabilities every response's truth is drawn with (`DESIGN`).
+
+    This is what the engine's intervals estimate (the rate a model would show on unending
+    traffic); `true_rates` is what a review of the generated responses would find, which in a
+    small cell differs from it by sampling, often sitting at exactly 0 or 1.
+    """
+    rates: dict[tuple[str, str, str, str], float] = {}
+    for model, behaviour in DESIGN.items():
+        for segment in SEGMENTS:
+            rates["correctness", "all", model, segment] = behaviour.correctness[segment]
+            rates["refusal", "answer", model, segment] = behaviour.over_refusal
+            rates["refusal", "refuse", model, segment] = behaviour.refusal_recall
+            rates["style", "all", model, segment] = behaviour.style
+    return _weighted(rates, dict(weights if weights is not None else SEGMENTS))
+
+
+def _weighted(
+    rates: dict[tuple[str, str, str, str], float], weights: dict[str, int] | dict[str, float]
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Per-region rates nested by dimension, group and model, with their traffic-weighted
+    overall (over the regions present, weights normalised, as `changeover.calibrate.decide`)."""
+    total = sum(weights.values())
+    share = {s: w / total for s, w in weights.items()}
     out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for (dimension, group, model, segment), (passed, n) in sums.items():
+    for (dimension, group, model, segment), rate in rates.items():
         models = out.setdefault(dimension, {}).setdefault(group, {})
         entry: dict[str, Any] = models.setdefault(model, {"overall": 0.0, "segments": {}})
-        entry["segments"][segment] = passed / n
+        entry["segments"][segment] = rate
     for groups in out.values():
         for models in groups.values():
             for entry in models.values():
