@@ -42,15 +42,11 @@ Priors (weakly informative, on the logit scale unless stated):
         logistic regression coefficients and keeps 0.99 within 2 sd.
     a[m], psi ~ Normal(0, 1.5): a rate between about 0.05 and 0.95 a priori, flat enough on the
         probability scale not to pull estimates to 0.5.
-    scales of u, v, w (model, segment, cell shifts) ~ HalfNormal(2): a judge can read one model
-        a few logits apart from the others (on XSTest the refusal detector reads Llama-2 and
-        Mistral unlike the rest), and HalfNormal(1) pulled such a model's curve, and so its
-        rate, towards the others': per-target coverage on XSTest fell to 0.71-0.89 and the
-        demo's overall rates were covered 0.91 of the time; with 2, 0.80-0.97 and 0.94, for
-        intervals 0-8% wider (docs/engine.md). The error engine keeps HalfNormal(1).
+    scales of u, v, w (model, segment, cell shifts) ~ HalfNormal(1): differences of up to a
+        couple of logits between models or regions are plausible, larger ones need data.
     scales of x, z (segment- and cell-specific curve shape) ~ HalfNormal(0.5): a judge usually
         behaves alike across regions; the tighter prior lets the labels decide.
-    b, c scales and the model deviation scale of phi (error engine) ~ HalfNormal(1).
+    b, c scales and the model deviation scale of phi ~ HalfNormal(1).
     pi[m, s, :] ~ Dirichlet(1/K, ..., 1/K) (Perks): one pseudo-response per cell in total, so
         the level distribution follows the data even in small cells whatever K is.
 All random effects are non-centred (standard normals times their scale), which NUTS samples
@@ -88,10 +84,9 @@ class PriorScales(NamedTuple):
     """Prior scales, named as in the module docstring."""
 
     location: float = 1.5  # the error engine's a and psi
-    shift: float = 1.0  # the error engine's b, c and model deviation of phi
+    shift: float = 1.0
     shape: float = 0.5
     curve_location: float = 2.5  # the calibration curve's mu
-    curve_shift: float = 2.0  # the calibration curve's u, v, w
 
 
 class BlockArrays(NamedTuple):
@@ -147,9 +142,9 @@ def calibration_logits(
             "cell_level": (m, s, k),
         },
         {
-            "model_level": priors.curve_shift,
-            "segment": priors.curve_shift,
-            "cell": priors.curve_shift,
+            "model_level": priors.shift,
+            "segment": priors.shift,
+            "cell": priors.shift,
             "segment_level": priors.shape,
             "cell_level": priors.shape,
         },
@@ -203,7 +198,7 @@ def curve_effect_sizes(n_models: int, n_segments: int, n_levels: int) -> list[in
 
 def curve_scales(priors: PriorScales) -> np.ndarray:
     """Prior scale of each effect's standard deviation, in order."""
-    shift, shape = priors.curve_shift, priors.shape
+    shift, shape = priors.shift, priors.shape
     return np.array([shift, shift, shift, shape, shape], dtype=np.float32)
 
 
