@@ -67,11 +67,14 @@ def _study_text(study: Study) -> str | None:
 
 
 def _fingerprint(counts: pl.DataFrame, study_text: str | None, settings: FitSettings) -> str:
+    from changeover.calibrate.model import PriorScales
+
     digest = hashlib.sha256()
     digest.update(counts.sort(pl.all()).write_csv().encode())
     digest.update((study_text or "").encode())
     digest.update(json.dumps(asdict(settings), sort_keys=True).encode())
     digest.update(version("changeover").encode())
+    digest.update(repr(PriorScales()).encode())  # new default priors mean a new fit
     return digest.hexdigest()
 
 
