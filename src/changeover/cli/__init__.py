@@ -42,7 +42,7 @@ COMMAND_ORDER = (
 
 
 def _command_name(info: typer.models.CommandInfo) -> str:
-    return info.name or info.callback.__name__.replace("_", "-")
+    return info.name or getattr(info.callback, "__name__", "").replace("_", "-")
 
 
 app.registered_commands.sort(
