@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from changeover.cli import COMMAND_ORDER, app
+from changeover.cli import COMMAND_ORDER, app, command_name
 from tests.fakes.studies import run_cli as run
 
 LISTED = [
@@ -20,7 +20,7 @@ LISTED = [
 def test_every_command_is_placed_and_documented() -> None:
     infos = [*app.registered_commands, *app.registered_groups]
     assert all(info.rich_help_panel for info in infos), "a command without a help panel"
-    names = [info.name or info.callback.__name__ for info in app.registered_commands]
+    names = [command_name(info) for info in app.registered_commands]
     assert names == list(COMMAND_ORDER), "add a new command to changeover.cli.COMMAND_ORDER"
 
 

@@ -41,14 +41,15 @@ COMMAND_ORDER = (
 )
 
 
-def _command_name(info: typer.models.CommandInfo) -> str:
+def command_name(info: typer.models.CommandInfo) -> str:
+    """The name a user types for a registered command."""
     return info.name or getattr(info.callback, "__name__", "").replace("_", "-")
 
 
 app.registered_commands.sort(
     key=lambda info: (
         COMMAND_ORDER.index(name)
-        if (name := _command_name(info)) in COMMAND_ORDER
+        if (name := command_name(info)) in COMMAND_ORDER
         else len(COMMAND_ORDER)
     )
 )
