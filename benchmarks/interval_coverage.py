@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from changeover.calibrate.blocks import Block  # noqa: E402
-from changeover.calibrate.fit import sample_posterior  # noqa: E402
+from changeover.calibrate.sampler import sample_posterior  # noqa: E402
 from changeover.calibrate.simulate import Scenario, simulate  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

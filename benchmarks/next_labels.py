@@ -47,8 +47,10 @@ from scipy.special import expit, logit  # noqa: E402
 
 from changeover.calibrate.blocks import Block  # noqa: E402
 from changeover.calibrate.decide import Result, decide  # noqa: E402
-from changeover.calibrate.fit import Diagnostics, Draws, sample_posterior  # noqa: E402
+from changeover.calibrate.diagnostics import Diagnostics  # noqa: E402
 from changeover.calibrate.next import plan_next, stratified_start, stratum_q  # noqa: E402
+from changeover.calibrate.posterior import Draws
+from changeover.calibrate.sampler import sample_posterior  # noqa: E402
 from changeover.study import Study, parse_study  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -52,8 +52,9 @@ import polars as pl  # noqa: E402
 from numpyro import handlers  # noqa: E402
 
 from changeover.calibrate.blocks import Block, blocks_from_counts  # noqa: E402
-from changeover.calibrate.fit import sample_posterior  # noqa: E402
-from changeover.calibrate.model import PriorScales, calibration_logits  # noqa: E402
+from changeover.calibrate.model import calibration_logits  # noqa: E402
+from changeover.calibrate.sampler import sample_posterior  # noqa: E402
+from changeover.calibrate.settings import PriorScales  # noqa: E402
 from changeover.signals.reference import bin_values, reference_scores, split_references  # noqa: E402
 from changeover.signals.refusal import detect_refusals  # noqa: E402
 

@@ -14,20 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from changeover.generate import (
+from changeover.calls import (
     Caller,
     LatencyHistogram,
     RateLimiter,
-    build_request,
     cache_key,
     call_many,
     call_model,
-    generate,
 )
+from changeover.generate import build_request, generate
 from changeover.io import import_items
 from changeover.providers import Message, ModelSettings, Request, make_provider
+from changeover.records import Item
 from changeover.study import load_study
-from changeover.workspace import Item, WorkspaceError, open_workspace
+from changeover.workspace import WorkspaceError, open_workspace
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.studies import CHANGEOVER, study_with_items, write_items, write_study
 
@@ -228,7 +228,7 @@ def test_call_many_is_the_judges_entry_point(server: FakeLLMServer, tmp_path: Pa
     async def run() -> list[str]:
         with open_workspace(tmp_path / "w.db", create=True) as workspace:
             provider = make_provider("judge", settings, base=tmp_path)
-            caller = Caller("judge", settings, provider, workspace=workspace)
+            caller = Caller("judge", settings, provider, cache=workspace)
             try:
                 seen: list[int] = []
                 results = await call_many(caller, requests, on_result=lambda i, r: seen.append(i))
@@ -249,7 +249,7 @@ def test_call_model_runs_one_model_from_its_settings(server: FakeLLMServer, tmp_
     requests = [Request((Message("system", "Grade."), Message("user", f"r{i}"))) for i in range(3)]
     with open_workspace(tmp_path / "w.db", create=True) as workspace:
         results = asyncio.run(
-            call_model("judge", settings, requests, workspace=workspace, base=tmp_path)
+            call_model("judge", settings, requests, cache=workspace, base=tmp_path)
         )
         assert [r.completion.text for r in results if r.completion] == [
             "echo: r0",

@@ -9,15 +9,8 @@ import pytest
 
 from changeover.counts import counts_from_rows
 from changeover.errors import InputError
-from changeover.workspace import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    TABLES,
-    Item,
-    ResponseRecord,
-    WorkspaceError,
-    open_workspace,
-)
+from changeover.records import Item, ResponseRecord
+from changeover.workspace import MIGRATIONS, SCHEMA_VERSION, TABLES, WorkspaceError, open_workspace
 
 
 def test_a_new_workspace_has_every_table_in_wal_mode(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from changeover.calibrate.blocks import COUNTS_COLUMNS
 from changeover.errors import InputError
 from changeover.io import replacing
 from changeover.study import Study
@@ -30,7 +31,6 @@ __all__ = [
     "write_counts",
 ]
 
-COUNTS_COLUMNS = ("dimension", "model", "segment", "group", "level", "human", "n")
 ROWS_COLUMNS = ("item_id", "model", "segment", "group", "dimension", "level", "human")
 _KEYS = ("dimension", "model", "segment", "group", "level", "human")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from changeover.calibrate.settings import FitSettings
 from changeover.demo_text import (
     BANNED_PHRASES,
     MAX_WORDS,
@@ -609,7 +610,7 @@ def run_demo(
     *,
     items: int = 1500,
     seed: int = 0,
-    settings: Any = None,
+    settings: FitSettings | None = None,
     rounds: int = 3,
     labels_per_round: int = 300,
     generate_reporter: Any = None,
@@ -618,12 +619,12 @@ def run_demo(
 ) -> DemoRun:
     """Build the demo and run the pipeline on it; while a candidate is undecided (at most
     `rounds` times), label the responses `changeover next` picks (`review`) and fit again."""
-    from changeover.run import FitSettings, next_responses, run
+    from changeover.run import next_responses, run
     from changeover.study import load_study
     from changeover.workspace import open_workspace
 
     if settings is None:
-        settings = FitSettings(seed=seed, budget=labels_per_round)
+        settings = FitSettings(seed=seed)
     demo = build_demo(directory, items=items, seed=seed)
     study = load_study(demo.study)
     truth = demo.true_rates()
@@ -637,6 +638,7 @@ def run_demo(
             items=demo.items,
             labels=labels,
             settings=settings,
+            budget=labels_per_round,
             truth=truth,
             generate_reporter=generate_reporter,
             score_reporter=score_reporter,

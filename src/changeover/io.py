@@ -20,8 +20,9 @@ from typing import Any
 import polars as pl
 
 from changeover.errors import InputError
+from changeover.records import Item, ResponseRecord
 from changeover.study import Study
-from changeover.workspace import TABLES, ImportResult, Item, ResponseRecord, Workspace
+from changeover.workspace import TABLES, ImportResult, Workspace
 
 __all__ = [
     "ITEM_COLUMNS",

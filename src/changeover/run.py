@@ -22,28 +22,17 @@ import polars as pl
 from changeover.annotate.agreement import agreement
 from changeover.annotate.labels import read_labels
 from changeover.annotate.queue import queued_keys
+from changeover.calibrate.settings import FitSettings, PriorScales
 from changeover.counts import counts_from_rows
 from changeover.errors import ChangeoverError
 from changeover.generate import GenerateSummary, Reporter, generate
 from changeover.io import replacing
 from changeover.report.document import Rates, build_document
-from changeover.signals.scoring import ScoreReporter, ScoreSummary, score
+from changeover.score import ScoreReporter, ScoreSummary, score
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
 
-__all__ = ["Analysis", "FitSettings", "analyse", "fit_cache_path", "next_responses", "run"]
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    """How the posterior is sampled and how many labels the report plans next."""
-
-    seed: int = 0
-    num_samples: int = 1000
-    num_warmup: int = 500
-    num_chains: int = 2
-    interval: float = 0.95
-    budget: int = 100
+__all__ = ["Analysis", "analyse", "fit_cache_path", "next_responses", "run"]
 
 
 @dataclass
@@ -66,13 +55,13 @@ def _study_text(study: Study) -> str | None:
     return study.path.read_text(encoding="utf-8")
 
 
-def _fingerprint(counts: pl.DataFrame, study_text: str | None, settings: FitSettings) -> str:
-    from changeover.calibrate.model import PriorScales
-
+def _fingerprint(
+    counts: pl.DataFrame, study_text: str | None, settings: FitSettings, budget: int
+) -> str:
     digest = hashlib.sha256()
     digest.update(counts.sort(pl.all()).write_csv().encode())
     digest.update((study_text or "").encode())
-    digest.update(json.dumps(asdict(settings), sort_keys=True).encode())
+    digest.update(json.dumps([asdict(settings), budget], sort_keys=True).encode())
     digest.update(version("changeover").encode())
     digest.update(repr(PriorScales()).encode())  # new default priors mean a new fit
     return digest.hexdigest()
@@ -95,6 +84,7 @@ def analyse(
     workspace: Workspace,
     *,
     settings: FitSettings = FitSettings(),
+    budget: int = 100,
     truth: Rates | None = None,
     refit: bool = False,
 ) -> Analysis:
@@ -110,7 +100,7 @@ def analyse(
     rows = _scored_rows(workspace, study)
     counts, _ = counts_from_rows(rows, source=str(workspace.path))
     study_text = _study_text(study)
-    key = _fingerprint(counts, study_text, settings)
+    key = _fingerprint(counts, study_text, settings, budget)
     cache = fit_cache_path(study)
     if not refit and cache.exists():
         try:
@@ -124,28 +114,25 @@ def analyse(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fit(
-            study,
-            counts,
-            interval=settings.interval,
-            num_samples=settings.num_samples,
-            num_warmup=settings.num_warmup,
-            num_chains=settings.num_chains,
-            seed=settings.seed,
-        )
+        result = fit(study, counts, **asdict(settings))
     assert result.draws is not None
     blocks = result.draws.blocks
     notes = [str(w.message) for w in caught]
     result.warnings = list(dict.fromkeys([*result.warnings, *notes]))
     available = available_per_stratum(blocks, unlabelled_responses(rows, queued_keys(workspace)))
-    plan = plan_next(study, result, settings.budget, available=available)
+    plan = plan_next(study, result, budget, available=available)
     document = build_document(
         study,
         result,
         blocks,
         agreement=agreement(read_labels(workspace)),
         plan=plan,
-        fit={**asdict(settings), "fingerprint": key, "seconds": result.diagnostics.seconds},
+        fit={
+            **asdict(settings),
+            "budget": budget,
+            "fingerprint": key,
+            "seconds": result.diagnostics.seconds,
+        },
         truth=truth,
         study_text=study_text,
     )
@@ -178,6 +165,7 @@ def run(
     items: Path | None = None,
     labels: Sequence[Path] = (),
     settings: FitSettings = FitSettings(),
+    budget: int = 100,
     truth: Rates | None = None,
     generate_reporter: Reporter | None = None,
     score_reporter: ScoreReporter | None = None,
@@ -206,6 +194,8 @@ def run(
         on_stage("score")
         scored = score(study, workspace, reporter=score_reporter)
         on_stage("fit")
-        analysis = analyse(study, workspace, settings=settings, truth=truth, refit=refit)
+        analysis = analyse(
+            study, workspace, settings=settings, budget=budget, truth=truth, refit=refit
+        )
     on_stage("done")
     return generated, scored, analysis

@@ -6,6 +6,7 @@ trust it. Unknown keys are errors (a typo in a gate must not silently disable it
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from changeover.errors import StudyError
 from changeover.providers.settings import ModelSettings
-from changeover.signals.settings import SignalsSettings, StyleGuide, check_signals
+from changeover.signals.rubric import load_template
+from changeover.signals.settings import (
+    MAX_LEVELS,
+    JudgeSignal,
+    SignalsSettings,
+    StyleGuide,
+    StyleSignal,
+)
 
 __all__ = ["Decision", "Gate", "Study", "load_study", "parse_study"]
 
@@ -110,7 +118,7 @@ class Study(BaseModel):
                         f"models: '{model}' is named as incumbent or candidate but has no entry "
                         f"under models; add one (known: {sorted(self.models)})"
                     )
-        check_signals(self)
+        _check_signals(self)
         return self
 
     @property
@@ -140,6 +148,100 @@ class Study(BaseModel):
         """A path from the study file, taken relative to the study file's folder."""
         base = self.path.parent if self.path is not None else Path.cwd()
         return base / relative
+
+
+def _check_signals(study: Study) -> None:
+    """Cross-checks between signals and the rest of the study; raise ValueError naming the key."""
+    guide = study.style_guide
+    if guide is not None and guide.languages is not None:
+        for segment in guide.languages:
+            if segment != "*" and segment not in study.segments:
+                raise ValueError(
+                    f"style_guide.languages.{segment}: '{segment}' is not a segment of the study "
+                    f"(segments: {', '.join(study.segments)}); fix the name or use '*' for all"
+                )
+        missing = [s for s in study.segments if guide.languages_for(s) is None]
+        if missing:
+            raise ValueError(
+                f"style_guide.languages: no language for segment(s) {', '.join(missing)}; "
+                "list them or add a '*' entry for every other segment"
+            )
+    if study.signals is None:
+        return
+    for name, signal in study.signals.items():
+        where = f"signals.{name}"
+        if study.dimensions is not None and signal.dimension not in study.dimensions:
+            raise ValueError(
+                f"{where}.dimension: '{signal.dimension}' is not among dimensions "
+                f"{study.dimensions}; add it there or fix the signal"
+            )
+        if isinstance(signal, StyleSignal):
+            if guide is None:
+                raise ValueError(
+                    f"{where}: a style signal checks the rules of the style guide, and the study "
+                    "has no style_guide section; add one (e.g. style_guide: {max_words: 200})"
+                )
+            configured = guide.configured_checks
+            if not configured:
+                raise ValueError(
+                    f"{where}: style_guide sets no rule to check (max_words, min_words, "
+                    "banned_phrases, required_phrases, markdown: false, languages, sign_off); "
+                    "add one"
+                )
+            for i, check in enumerate(signal.checks or ()):
+                if check not in configured:
+                    raise ValueError(
+                        f"{where}.checks[{i}]: '{check}' is not set in style_guide "
+                        f"(set: {', '.join(configured)}); set it or drop the check"
+                    )
+        if isinstance(signal, JudgeSignal):
+            _check_judge(study, where, signal)
+    for dimension in study.signals.dimensions:
+        signals = study.signals.for_dimension(dimension)
+        total = math.prod(len(s.levels) for s in signals.values())
+        if total > MAX_LEVELS:
+            raise ValueError(
+                f"signals: dimension '{dimension}' combines {', '.join(signals)} into {total} "
+                f"levels (the cross product), more than {MAX_LEVELS}; use fewer bins or signals"
+            )
+
+
+def _check_judge(study: Study, where: str, signal: JudgeSignal) -> None:
+    models = study.models
+    if models is None:
+        raise ValueError(
+            f"{where}.model: the study has no models: section; add the judging model "
+            f"'{signal.model}' there (see docs/generate.md)"
+        )
+    if signal.model not in models:
+        raise ValueError(
+            f"{where}.model: unknown model '{signal.model}'; the study's models are "
+            f"{', '.join(models)}"
+        )
+    if models[signal.model].provider == "replay":
+        raise ValueError(
+            f"{where}.model: '{signal.model}' replays recorded responses (provider replay) and "
+            "cannot judge; name a model served by openai or anthropic"
+        )
+    if signal.rubric == "style":
+        guide = study.style_guide
+        if guide is None:
+            raise ValueError(
+                f"{where}: a style judge grades adherence to the style guide, and the study has "
+                "no style_guide section; add one (e.g. style_guide: {text: 'Friendly, brief.'})"
+            )
+        if not guide.text and not guide.configured_checks:
+            raise ValueError(
+                f"{where}: style_guide has neither text nor rules for the judge to apply; add "
+                "style_guide.text (the house style in prose)"
+            )
+    if signal.template is not None and Path(signal.template).is_absolute():
+        # A relative path is relative to the study file, which validation does not know:
+        # `changeover score` checks it before any call.
+        try:
+            load_template(Path(signal.template))
+        except ValueError as error:
+            raise ValueError(f"{where}.template: {error}") from None
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

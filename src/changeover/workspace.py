@@ -24,39 +24,35 @@ process killed at any moment leaves every committed row intact and nothing half-
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import polars as pl
 
+from changeover.calls import CachedCall
 from changeover.errors import ChangeoverError, InputError
+from changeover.records import Item, ResponseRecord, SignalRecord
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "TABLES",
-    "CachedCall",
+    "BatchWriter",
     "GeneratedResponse",
     "ImportResult",
-    "Item",
     "PendingItem",
-    "ResponseRecord",
-    "ResponseSource",
     "ScoringTarget",
-    "SignalRecord",
     "Workspace",
     "WorkspaceError",
     "open_workspace",
 ]
-
-ExpectedBehaviour = Literal["answer", "refuse"]
-ResponseSource = Literal["generate", "import", "replay"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema.
@@ -234,49 +230,6 @@ def now() -> str:
 
 
 @dataclass(frozen=True)
-class Item:
-    """One prompt of the study's prompt set."""
-
-    item_id: str
-    prompt: str
-    segment: str
-    reference: str | None = None
-    expected_behaviour: ExpectedBehaviour = "answer"
-    system: str | None = None
-    context: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ResponseRecord:
-    """One model's answer to one item, or the error that stopped it."""
-
-    item_id: str
-    model: str
-    response: str | None
-    error: str | None = None
-    source: ResponseSource = "generate"
-    finish_reason: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    latency_s: float | None = None
-    cost: float | None = None
-    attempts: int | None = None
-    cache_key: str | None = None
-
-
-@dataclass(frozen=True)
-class CachedCall:
-    """A provider answer from the request cache."""
-
-    text: str
-    finish_reason: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    latency_s: float | None
-
-
-@dataclass(frozen=True)
 class GeneratedResponse:
     """A response from generation, with the fresh provider answer to cache (None when the
     answer came from the cache or the provider is not cached)."""
@@ -314,19 +267,6 @@ class ScoringTarget:
     response: str
 
 
-@dataclass(frozen=True)
-class SignalRecord:
-    """One response scored by one signal (a row of the `signals` table)."""
-
-    item_id: str
-    model: str
-    signal: str
-    dimension: str
-    value: float | None
-    level: str
-    detail: str | None = None
-
-
 def _item_from_row(row: sqlite3.Row) -> Item:
     return Item(
         item_id=row["item_id"],
@@ -338,6 +278,54 @@ def _item_from_row(row: sqlite3.Row) -> Item:
         context=row["context"],
         metadata=json.loads(row["metadata"]),
     )
+
+
+_T = TypeVar("_T")
+
+
+class BatchWriter(Generic[_T]):
+    """Stores records the moment they arrive: all those received in one turn of the event loop
+    go in one transaction at the start of the next turn, before any wait for I/O. (One
+    transaction per record costs more CPU than the SDK call at hundreds per second.) Generation
+    and the judges both write through it.
+
+    `store` writes a batch in one transaction; `what` and `stage` name the records and the
+    command to re-run in the error a failed write raises."""
+
+    def __init__(
+        self, workspace: Workspace, store: Callable[[list[_T]], None], *, what: str, stage: str
+    ) -> None:
+        self._workspace = workspace
+        self._store = store
+        self._what = what
+        self._stage = stage
+        self._pending: list[_T] = []
+        self._is_scheduled = False
+        self._error: BaseException | None = None
+
+    def add(self, entry: _T) -> None:
+        self._pending.append(entry)
+        if not self._is_scheduled:
+            self._is_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._is_scheduled = False
+        if not self._pending or self._error is not None:
+            return
+        entries, self._pending = self._pending, []
+        try:
+            self._store(entries)
+        except Exception as error:  # noqa: BLE001  (re-raised by check(), in the run's task)
+            self._error = error
+
+    def check(self) -> None:
+        """Raise the error of a failed write (a full disk, a locked file) in the caller."""
+        if self._error is not None:
+            raise WorkspaceError(
+                f"{self._workspace.path}: cannot store {self._what} ({self._error}); what was "
+                f"stored is safe, fix the cause and re-run {self._stage} to resume"
+            ) from self._error
 
 
 class Workspace:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from changeover.records import Item, ResponseRecord
 from changeover.study import Study, load_study
-from changeover.workspace import Item, ResponseRecord, Workspace, open_workspace
+from changeover.workspace import Workspace, open_workspace
 
 SEGMENTS = ("na", "emea", "apac")
 MODELS = ("legacy", "cand-a", "cand-b")

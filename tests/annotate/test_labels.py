@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from changeover.annotate import (
-    LabelRecord,
     add_annotator,
     agreement,
     authenticate,
@@ -18,6 +17,7 @@ from changeover.annotate import (
 )
 from changeover.annotate.agreement import cohen_kappa, krippendorff_alpha
 from changeover.errors import InputError
+from changeover.records import LabelRecord
 from changeover.study import Study
 from changeover.workspace import Workspace
 

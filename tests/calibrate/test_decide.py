@@ -8,7 +8,8 @@ import pytest
 from changeover import StudyError, parse_study
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import decide
-from changeover.calibrate.fit import Diagnostics, Draws
+from changeover.calibrate.diagnostics import Diagnostics
+from changeover.calibrate.posterior import Draws
 
 D = 4000
 

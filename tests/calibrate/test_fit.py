@@ -9,7 +9,7 @@ import pytest
 
 from changeover import CalibrationError
 from changeover.calibrate import fit
-from changeover.calibrate.fit import sample_posterior
+from changeover.calibrate.sampler import sample_posterior
 from changeover.calibrate.simulate import Scenario, simulate
 
 FAST = {"num_warmup": 300, "num_samples": 300}
@@ -119,7 +119,7 @@ def test_a_single_level_signal_is_refused() -> None:
 def test_rhat_and_ess_agree_with_arviz() -> None:
     import arviz as az
 
-    from changeover.calibrate.fit import bulk_ess, rank_rhat
+    from changeover.calibrate.diagnostics import bulk_ess, rank_rhat
 
     rng = np.random.default_rng(0)
     good = rng.normal(size=(2, 500, 3))

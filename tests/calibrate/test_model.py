@@ -14,8 +14,8 @@ from numpyro.infer import Predictive
 from scipy import stats
 
 from changeover.calibrate.blocks import Block
-from changeover.calibrate.fit import LEVEL_PRIOR_TOTAL, sample_posterior
 from changeover.calibrate.model import BlockArrays, calibration_model
+from changeover.calibrate.sampler import LEVEL_PRIOR_TOTAL, sample_posterior
 
 REPLICATIONS = 40
 M, S, K = 2, 2, 3

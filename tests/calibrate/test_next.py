@@ -11,7 +11,7 @@ import pytest
 
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Result, decide
-from changeover.calibrate.fit import Diagnostics, Draws
+from changeover.calibrate.diagnostics import Diagnostics
 from changeover.calibrate.next import (
     NextPlan,
     StratumPick,
@@ -20,6 +20,7 @@ from changeover.calibrate.next import (
     stratified_start,
     stratum_q,
 )
+from changeover.calibrate.posterior import Draws
 from changeover.study import Study, parse_study
 
 MODELS = ("legacy", "cand")

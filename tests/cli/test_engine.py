@@ -103,8 +103,9 @@ def test_counts_command_rejects_bad_rows(tmp_path: Path, bad: str) -> None:
 
 def test_counts_from_the_workspace_then_fit(tmp_path: Path) -> None:
     """Items, responses, signal levels and labels in the workspace -> counts -> a fit."""
-    from changeover.annotate.labels import LabelRecord, add_labels
-    from changeover.workspace import Item, ResponseRecord, SignalRecord, open_workspace
+    from changeover.annotate.labels import add_labels
+    from changeover.records import Item, LabelRecord, ResponseRecord, SignalRecord
+    from changeover.workspace import open_workspace
 
     study = tmp_path / "study.yaml"
     study.write_text(

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from changeover.annotate import queue_status, record_labels
-from changeover.workspace import Item, ResponseRecord, SignalRecord, open_workspace
+from changeover.records import Item, ResponseRecord, SignalRecord
+from changeover.workspace import open_workspace
 from tests.fakes.studies import run_cli as run
 
 STUDY = """\

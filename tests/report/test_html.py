@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from changeover.calibrate.settings import FitSettings
 from changeover.report.html import render_html
-from changeover.run import FitSettings, analyse
+from changeover.run import analyse
 from changeover.study import load_study
 from changeover.workspace import open_workspace
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, playwright_or_fail
@@ -25,7 +26,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from changeover.annotate.exchange import import_labels
     from changeover.generate import generate
     from changeover.io import import_items
-    from changeover.signals.scoring import score
+    from changeover.score import score
 
     folder = tmp_path_factory.mktemp("report")
     study = load_study(write_pipeline_study(folder))
@@ -34,8 +35,8 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         generate(study, workspace)
         score(study, workspace)
         import_labels(workspace, folder / "labels.csv", study)
-        settings = FitSettings(num_samples=300, num_warmup=300, budget=20)
-        return analyse(study, workspace, settings=settings).document
+        settings = FitSettings(num_samples=300, num_warmup=300)
+        return analyse(study, workspace, settings=settings, budget=20).document
 
 
 def test_report_renders_in_chromium_with_verdicts_plots_and_tables(

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from changeover.io import import_items, import_responses
+from changeover.score import score
 from changeover.signals.judge import (
     JudgeInput,
     build_judge_request,
@@ -20,9 +21,7 @@ from changeover.signals.judge import (
     neutralise,
     parse_judgement,
     render_rubric,
-    style_rules,
 )
-from changeover.signals.scoring import score
 from changeover.signals.settings import JudgeSignal, StyleGuide
 from changeover.study import load_study
 from changeover.workspace import open_workspace
@@ -153,7 +152,7 @@ def test_rubrics_render_their_scale_and_the_style_guide() -> None:
     system = render_rubric(STYLE, style_guide=guide, segment="emea")
     assert "Warm and brief." in system and "At most 80 words." in system
     assert "de, fr" in system and '"The Acme team"' in system
-    assert style_rules(guide, "na") == [
+    assert guide.rules("na") == [
         "At most 80 words.",
         "No markdown: no headings, bold, bullet lists, code, links or tables.",
         'End with the sign-off "The Acme team".',

@@ -5,7 +5,6 @@ annotators, and label import/export (CSV, Label Studio). The app lives in
 from changeover.annotate.agreement import DimensionAgreement, agreement
 from changeover.annotate.exchange import LabelFormat, export_labels, import_labels
 from changeover.annotate.labels import (
-    LabelRecord,
     RecordResult,
     UndoResult,
     read_labels,
@@ -33,6 +32,7 @@ from changeover.annotate.tokens import (
     list_annotators,
     revoke_annotator,
 )
+from changeover.records import LabelRecord
 
 __all__ = [
     "Annotator",

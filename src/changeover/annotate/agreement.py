@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import krippendorff
 import numpy as np
 
-from changeover.annotate.labels import LabelRecord
+from changeover.records import LabelRecord
 
 __all__ = ["DimensionAgreement", "agreement", "cohen_kappa", "krippendorff_alpha"]
 

@@ -61,32 +61,6 @@ def question(dimension: str) -> str:
     return QUESTIONS.get(dimension, f"Does the response pass '{dimension}'?")
 
 
-def style_rules(guide: StyleGuide | None) -> list[str]:
-    """The style guide's rules as sentences for annotators."""
-    if guide is None:
-        return []
-    rules = []
-    if guide.max_words:
-        rules.append(f"At most {guide.max_words} words.")
-    if guide.min_words:
-        rules.append(f"At least {guide.min_words} words.")
-    if guide.banned_phrases:
-        rules.append("Never: " + "; ".join(f"“{p}”" for p in guide.banned_phrases) + ".")
-    if guide.required_phrases:
-        rules.append("Always: " + "; ".join(f"“{p}”" for p in guide.required_phrases) + ".")
-    if guide.markdown is False:
-        rules.append("Plain text, no Markdown.")
-    elif guide.markdown is True:
-        rules.append("Markdown is welcome.")
-    if guide.languages:
-        for segment, codes in guide.languages.items():
-            where = "other segments" if segment == "*" else f"segment {segment}"
-            rules.append(f"Language in {where}: {', '.join(codes)}.")
-    if guide.sign_off:
-        rules.append(f"Sign off with “{guide.sign_off}”.")
-    return rules
-
-
 def create_app(
     workspace_path: Path,
     *,
@@ -100,7 +74,7 @@ def create_app(
     )
     templates = Jinja2Templates(env=environment)
     templates.env.globals.update(question=question)
-    rules = style_rules(style_guide)
+    rules = style_guide.rules() if style_guide is not None else []
     guide_text = style_guide.text if style_guide is not None else None
 
     @asynccontextmanager

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 from changeover.annotate.label_studio import labels_from_tasks, tasks_from_labels
-from changeover.annotate.labels import LabelRecord, add_labels, read_labels
+from changeover.annotate.labels import add_labels, read_labels
 from changeover.annotate.queue import default_dimensions
 from changeover.errors import InputError
 from changeover.io import replacing
+from changeover.records import LabelRecord
 from changeover.study import Study
 from changeover.workspace import ImportResult, Workspace
 

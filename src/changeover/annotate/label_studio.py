@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from changeover.annotate.labels import LabelRecord
 from changeover.errors import InputError
+from changeover.records import LabelRecord
 
 __all__ = ["LABELING_CONFIG", "labels_from_tasks", "tasks_from_labels"]
 

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from changeover.errors import InputError
+from changeover.records import LabelRecord
 from changeover.workspace import ImportResult, Workspace, now
 
 __all__ = [
-    "LabelRecord",
     "RecordResult",
     "UndoResult",
     "add_labels",
@@ -22,20 +22,6 @@ __all__ = [
     "skip_response",
     "undo_last",
 ]
-
-
-@dataclass(frozen=True)
-class LabelRecord:
-    """One human verdict: `label` is 1 when the response passes the dimension's question
-    (correct; refused; adheres to the style guide), 0 when not."""
-
-    item_id: str
-    model: str
-    dimension: str
-    annotator: str
-    label: int
-    time: str | None = None
-    note: str | None = None
 
 
 @dataclass(frozen=True)

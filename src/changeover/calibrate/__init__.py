@@ -1,4 +1,7 @@
-"""The calibration engine: counts in, calibrated rates, contrasts and verdicts out."""
+"""The calibration engine: counts in, calibrated rates, contrasts and verdicts out.
+
+Importing the package is light; the sampler (JAX, NumPyro) is loaded by the first `fit`.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,25 @@ from pathlib import Path
 
 import polars as pl
 
-from changeover.calibrate.blocks import Block, blocks_from_counts
+from changeover.calibrate.blocks import COUNTS_COLUMNS, Block, blocks_from_counts
 from changeover.calibrate.decide import Result, check_gates, decide
-from changeover.calibrate.fit import Diagnostics, Draws, sample_posterior
-from changeover.calibrate.model import Engine, PriorScales
-from changeover.counts import read_counts
+from changeover.calibrate.diagnostics import Diagnostics
+from changeover.calibrate.posterior import Draws
+from changeover.calibrate.settings import Engine, FitSettings, PriorScales
 from changeover.errors import CalibrationError
 from changeover.study import Study, load_study
 
-__all__ = ["Block", "Diagnostics", "Draws", "Engine", "PriorScales", "Result", "fit"]
+__all__ = [
+    "COUNTS_COLUMNS",
+    "Block",
+    "Diagnostics",
+    "Draws",
+    "Engine",
+    "FitSettings",
+    "PriorScales",
+    "Result",
+    "fit",
+]
 
 
 def _check_labels(blocks: list[Block], allow_uncalibrated: bool) -> list[str]:
@@ -52,7 +65,7 @@ def _check_labels(blocks: list[Block], allow_uncalibrated: bool) -> list[str]:
 
 def fit(
     study: Study | str | Path,
-    counts: pl.DataFrame | str | Path,
+    counts: pl.DataFrame,
     *,
     engine: Engine = "calibration",
     interval: float = 0.95,
@@ -65,12 +78,10 @@ def fit(
 ) -> Result:
     """Fit the calibration model to a counts table and decide every candidate.
 
-    `counts` is a validated table (see `changeover.read_counts`) or a path to one.
+    `counts` is a validated table (`changeover.read_counts` reads and checks a file).
     """
     if not isinstance(study, Study):
         study = load_study(study)
-    if not isinstance(counts, pl.DataFrame):
-        counts = read_counts(counts, study)
     if not 0 < interval < 1:
         raise CalibrationError(f"interval must be between 0 and 1 (got {interval})")
     with warnings.catch_warnings(record=True) as caught:
@@ -81,6 +92,8 @@ def fit(
         raise CalibrationError("the counts table is empty; nothing to fit")
     check_gates(study, blocks)
     notes += _check_labels(blocks, allow_uncalibrated)
+    from changeover.calibrate.sampler import sample_posterior
+
     draws = sample_posterior(
         blocks,
         study.weights,

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-__all__ = ["Block", "blocks_from_counts", "level_order"]
+__all__ = ["COUNTS_COLUMNS", "Block", "blocks_from_counts", "level_order"]
+
+#: The engine's input: one row per cell and the number of responses in it (DESIGN.md, "Counts").
+COUNTS_COLUMNS = ("dimension", "model", "segment", "group", "level", "human", "n")
 
 
 @dataclass(frozen=True)

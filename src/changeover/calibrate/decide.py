@@ -13,7 +13,8 @@ from typing import Any, Literal
 import numpy as np
 
 from changeover.calibrate.blocks import Block
-from changeover.calibrate.fit import Diagnostics, Draws
+from changeover.calibrate.diagnostics import Diagnostics
+from changeover.calibrate.posterior import Draws
 from changeover.errors import StudyError
 from changeover.study import Gate, Study
 

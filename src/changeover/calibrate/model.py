@@ -56,7 +56,7 @@ signed scales (see there).
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,9 +65,9 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 
+from changeover.calibrate.settings import PriorScales
+
 __all__ = [
-    "Engine",
-    "PriorScales",
     "BlockArrays",
     "calibration_curve",
     "calibration_model",
@@ -76,17 +76,6 @@ __all__ = [
     "calibration_sampled",
     "error_model",
 ]
-
-Engine = Literal["calibration", "error"]
-
-
-class PriorScales(NamedTuple):
-    """Prior scales, named as in the module docstring."""
-
-    location: float = 1.5  # the error engine's a and psi
-    shift: float = 1.0
-    shape: float = 0.5
-    curve_location: float = 2.5  # the calibration curve's mu
 
 
 class BlockArrays(NamedTuple):

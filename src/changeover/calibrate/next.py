@@ -58,7 +58,7 @@ from scipy.special import ndtr, ndtri
 
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Result
-from changeover.calibrate.fit import Draws
+from changeover.calibrate.posterior import Draws
 from changeover.study import Study
 
 __all__ = [

@@ -16,8 +16,7 @@ import polars as pl
 from scipy.special import expit, logit
 from scipy.stats import norm
 
-from changeover.calibrate.blocks import Block, blocks_from_counts
-from changeover.counts import COUNTS_COLUMNS
+from changeover.calibrate.blocks import COUNTS_COLUMNS, Block, blocks_from_counts
 from changeover.study import Study, parse_study
 
 __all__ = ["Scenario", "Simulated", "simulate"]

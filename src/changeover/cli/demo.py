@@ -38,9 +38,9 @@ def demo(
     regions, "human" labels on a sample) and run the whole pipeline on it, offline; while a
     candidate is undecided, label what `changeover next` picks (simulated annotators) and fit
     again. Ends with the verdicts, the estimates beside the true rates, and report.html."""
+    from changeover.calibrate.settings import FitSettings
     from changeover.demo import CANDIDATES, INCUMBENT, SEGMENTS, run_demo
     from changeover.report.terminal import print_summary, print_truth
-    from changeover.run import FitSettings
 
     started = time.monotonic()
     marker = directory / "demo.json"
@@ -57,9 +57,7 @@ def demo(
         )
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(wanted), encoding="utf-8")
-    settings = FitSettings(
-        seed=seed, num_samples=num_samples, num_warmup=num_warmup, budget=LABELS_PER_ROUND
-    )
+    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup)
     console.print(
         f"demo study in {directory}: {items:,} support questions in {len(SEGMENTS)} regions; "
         f"incumbent {INCUMBENT}, candidates {', '.join(CANDIDATES)}",

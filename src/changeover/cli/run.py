@@ -117,13 +117,13 @@ def run(
     ] = None,
 ) -> None:
     """The whole pipeline: generate → score → counts → fit → report, skipping what is done."""
+    from changeover.calibrate.settings import FitSettings
     from changeover.report.terminal import print_summary
-    from changeover.run import FitSettings
     from changeover.run import run as run_pipeline
 
     study = load_study(study_path)
     out = _default_out(study, _check_format(fmt), out)
-    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup, budget=budget)
+    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup)
     with progress_bars(label_width=20, status=True) as progress:
         stages = StageProgress(progress)
         generated, scored, analysis = run_pipeline(
@@ -131,6 +131,7 @@ def run(
             items=items,
             labels=labels or [],
             settings=settings,
+            budget=budget,
             generate_reporter=stages,
             score_reporter=stages,
             on_stage=stages.on_stage,
@@ -167,17 +168,18 @@ def report(
 ) -> None:
     """Write the report of the study's current state: verdicts, gates, calibration, labels,
     what to label next, diagnostics. Re-uses the last fit when nothing changed."""
-    from changeover.run import FitSettings, analyse
+    from changeover.calibrate.settings import FitSettings
+    from changeover.run import analyse
     from changeover.workspace import open_workspace
 
     study = load_study(study_path)
     out = _default_out(study, _check_format(fmt), out)
-    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup, budget=budget)
+    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup)
     with (
         open_workspace(study.workspace_path) as workspace,
         console.status("counting and fitting (NUTS)…"),
     ):
-        analysis = analyse(study, workspace, settings=settings, refit=refit)
+        analysis = analyse(study, workspace, settings=settings, budget=budget, refit=refit)
     write_report(analysis.document, out, fmt)
     verdicts = ", ".join(
         f"{name} {c['verdict']}" for name, c in analysis.document["result"]["candidates"].items()

@@ -13,7 +13,7 @@ from rich.progress import (
 from rich.table import Table
 
 from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars, split_names
-from changeover.signals.scoring import ScoreSummary, SignalScore, score
+from changeover.score import ScoreSummary, SignalScore, score
 from changeover.study import load_study
 from changeover.workspace import open_workspace
 

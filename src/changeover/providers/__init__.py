@@ -8,6 +8,7 @@ key is handed to the SDK client and kept nowhere else.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from changeover.errors import ChangeoverError, StudyError
@@ -21,6 +22,7 @@ from changeover.providers.base import (
     Request,
 )
 from changeover.providers.settings import ModelSettings
+from changeover.records import ResponseRecord
 
 __all__ = [
     "RETRYABLE",
@@ -58,19 +60,22 @@ def make_provider(
     settings: ModelSettings,
     *,
     base: Path,
-    item_ids: set[str] | None = None,
+    recorded: Sequence[ResponseRecord] | None = None,
 ) -> Provider:
-    """The provider for the model called `name` in the study; `base` resolves relative files."""
+    """The provider for the model called `name` in the study; `base` resolves relative files.
+
+    A replay model serves `recorded`, the responses its file holds (read by the caller, which
+    validates them against the workspace's items)."""
     if settings.provider == "replay":
-        from changeover.io import read_responses
         from changeover.providers.replay import ReplayProvider
 
         assert settings.file is not None
-        path = base / settings.file
-        records = read_responses(
-            path, models=None, item_ids=item_ids or set(), model=name, source="replay"
-        )
-        return ReplayProvider(records, path=path)
+        if recorded is None:
+            raise StudyError(
+                f"models.{name}: replays recorded responses (provider replay) and cannot be "
+                "called here; name a model served by openai or anthropic"
+            )
+        return ReplayProvider(recorded, path=base / settings.file)
     key = api_key_for(name, settings)
     package = _PACKAGES[settings.provider]
     if settings.processes > 1:

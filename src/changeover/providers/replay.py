@@ -6,10 +6,11 @@ The file is a responses file (CSV, JSONL or Parquet) with `item_id, response` an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from changeover.providers.base import CallError, Completion, Provider, Request
-from changeover.workspace import ResponseRecord
+from changeover.records import ResponseRecord
 
 __all__ = ["ReplayProvider"]
 
@@ -17,7 +18,7 @@ __all__ = ["ReplayProvider"]
 class ReplayProvider(Provider):
     is_cacheable = False
 
-    def __init__(self, records: list[ResponseRecord], *, path: Path) -> None:
+    def __init__(self, records: Sequence[ResponseRecord], *, path: Path) -> None:
         self._by_item = {record.item_id: record for record in records}
         self._path = path
 

@@ -13,12 +13,9 @@ LLM judges (`judge.py`): a model of the study grades each response by a rubric (
 refusal, style) → `correct`/`incorrect` or `1`..`5`, `complied`/`partial`/`refused`,
 `adheres`/`violates`, plus `unparseable` and `error`.
 
-Each returns `SignalResult(value, level, detail)`. `score` (`changeover.signals.scoring`,
-loaded on first use: it needs the generation machinery) computes every signal of a study for
-every response of the workspace.
+Each returns `SignalResult(value, level, detail)`. The stage `changeover.score` computes every
+signal of a study for every response of the workspace.
 """
-
-from typing import TYPE_CHECKING, Any
 
 from changeover.signals.compute import combine_levels, compute_signal
 from changeover.signals.judge import (
@@ -49,7 +46,6 @@ from changeover.signals.settings import (
     SignalsSettings,
     StyleGuide,
     StyleSignal,
-    check_signals,
 )
 from changeover.signals.style import (
     StyleViolation,
@@ -59,20 +55,6 @@ from changeover.signals.style import (
     style_violations,
 )
 
-if TYPE_CHECKING:
-    from changeover.signals.scoring import ScoreSummary, score, score_responses
-
-
-def __getattr__(name: str) -> Any:
-    # scoring.py imports the generation machinery, which imports the study, which imports these
-    # settings: loaded on first use to keep the import graph acyclic.
-    if name in ("score", "score_responses", "ScoreSummary"):
-        from changeover.signals import scoring
-
-        return getattr(scoring, name)
-    raise AttributeError(f"module 'changeover.signals' has no attribute '{name}'")
-
-
 __all__ = [
     "JudgeInput",
     "JudgeSignal",
@@ -81,7 +63,6 @@ __all__ = [
     "RefusalDetector",
     "RefusalPatterns",
     "RefusalSignal",
-    "ScoreSummary",
     "SignalResult",
     "SignalsSettings",
     "StyleGuide",
@@ -89,7 +70,6 @@ __all__ = [
     "StyleViolation",
     "bin_values",
     "build_judge_request",
-    "check_signals",
     "check_style",
     "check_styles",
     "combine_levels",
@@ -104,10 +84,8 @@ __all__ = [
     "quantile_levels",
     "reference_scores",
     "render_rubric",
-    "score",
     "score_reference",
     "score_references",
-    "score_responses",
     "split_references",
     "style_violations",
 ]

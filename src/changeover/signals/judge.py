@@ -12,7 +12,7 @@ The judge is asked for one JSON object. `parse_judgement` is tolerant: it finds 
 inside code fences or among other text, reads keys and values case-insensitively and accepts a
 few synonyms; an answer with no recognisable verdict (a refusal to judge, prose, garbage)
 becomes the level `unparseable` with the raw answer kept as the detail, and a failed call the
-level `error`. Judge calls go through `changeover.generate.call_many`: cache, rate limits,
+level `error`. Judge calls go through `changeover.calls.call_many`: cache, rate limits,
 retries, in-flight deduplication and cost are those of generation.
 """
 
@@ -23,37 +23,28 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
+from changeover.calls import Caller, CallResult, call_many
 from changeover.providers.base import CallError, Message, Request, short
 from changeover.signals.result import SignalResult
+from changeover.signals.rubric import builtin_template
 from changeover.signals.settings import JudgeSignal, StyleGuide
-
-if TYPE_CHECKING:
-    from changeover.generate import Caller, CallResult
 
 __all__ = [
     "FENCED_PARTS",
     "JudgeInput",
-    "builtin_source",
-    "builtin_template",
     "build_judge_request",
     "fence_id",
     "judge_failure",
     "judge_requests",
     "judge_responses",
     "judgement",
-    "load_template",
     "neutralise",
     "parse_judgement",
     "render_rubric",
-    "style_rules",
 ]
 
 #: The parts of the material, each fenced by its own tags, in the order they are sent.
@@ -107,89 +98,7 @@ class JudgeInput:
     segment: str | None = None
 
 
-# -- rubric templates ---------------------------------------------------------------------------
-
-
-def _environment() -> SandboxedEnvironment:
-    # Sandboxed: a study's template is a file from the user, rendered with plain data only.
-    return SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
-    )
-
-
-_SAMPLE_CONTEXT: dict[str, Any] = {
-    "rubric": "correctness",
-    "scale": "binary",
-    "verdicts": ("correct", "incorrect"),
-    "refusal_levels": ("partial", "refused"),
-    "style_guide": "Be brief.",
-    "style_rules": ["At most 200 words."],
-}
-
-
-def load_template(path: Path) -> jinja2.Template:
-    """A study's rubric template (Jinja), checked by rendering it once; ValueError says why not.
-
-    The template may use `rubric`, `scale`, `verdicts`, `refusal_levels`, `style_guide` (the
-    guide's text or None) and `style_rules` (one line per rule of the guide).
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(
-            f"file {path} not found; fix the path (relative to the study file)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read {path} ({error})") from None
-    try:
-        template = _environment().from_string(text)
-        rendered = template.render(**_SAMPLE_CONTEXT)
-    except jinja2.TemplateSyntaxError as error:
-        raise ValueError(
-            f"{path}: line {error.lineno}: {error.message}; fix the Jinja syntax"
-        ) from None
-    except jinja2.TemplateError as error:
-        raise ValueError(
-            f"{path}: {error}; a rubric template may use {', '.join(_SAMPLE_CONTEXT)}"
-        ) from None
-    if not rendered.strip():
-        raise ValueError(f"{path}: the template renders to nothing; write the rubric in it")
-    return template
-
-
-@cache
-def builtin_source(rubric: str) -> str:
-    """The text of the rubric template shipped with changeover (`signals/rubrics/<rubric>.j2`)."""
-    return (resources.files("changeover.signals") / "rubrics" / f"{rubric}.j2").read_text("utf-8")
-
-
-@cache
-def builtin_template(rubric: str) -> jinja2.Template:
-    """The rubric shipped with changeover (`signals/rubrics/<rubric>.j2`)."""
-    return _environment().from_string(builtin_source(rubric))
-
-
-def style_rules(guide: StyleGuide | None, segment: str | None = None) -> list[str]:
-    """The style guide's rules as lines a judge can apply (the languages of `segment`)."""
-    if guide is None:
-        return []
-    rules: list[str] = []
-    if guide.max_words is not None:
-        rules.append(f"At most {guide.max_words} words.")
-    if guide.min_words is not None:
-        rules.append(f"At least {guide.min_words} words.")
-    if guide.banned_phrases:
-        rules.append("Never use: " + "; ".join(f'"{p}"' for p in guide.banned_phrases) + ".")
-    if guide.required_phrases:
-        rules.append("Always include: " + "; ".join(f'"{p}"' for p in guide.required_phrases) + ".")
-    if guide.markdown is False:
-        rules.append("No markdown: no headings, bold, bullet lists, code, links or tables.")
-    languages = guide.languages_for(segment)
-    if languages:
-        rules.append(f"Write in one of these languages (ISO 639-1): {', '.join(languages)}.")
-    if guide.sign_off is not None:
-        rules.append(f'End with the sign-off "{guide.sign_off}".')
-    return rules
+# -- rubrics --------------------------------------------------------------------------------------
 
 
 def render_rubric(
@@ -207,7 +116,7 @@ def render_rubric(
         verdicts=signal.verdicts,
         refusal_levels=signal.counts_as_refusal,
         style_guide=style_guide.text if style_guide is not None else None,
-        style_rules=style_rules(style_guide, segment),
+        style_rules=style_guide.rules(segment) if style_guide is not None else [],
     ).strip()
 
 
@@ -402,8 +311,6 @@ async def judge_responses(
     retries and in-flight deduplication apply. `on_result(index, level, call)` is called as each
     finishes (for progress and incremental writes).
     """
-    from changeover.generate import call_many
-
     requests = judge_requests(signal, items, template=template, style_guide=style_guide)
     levels: list[SignalResult | None] = [None] * len(requests)
 

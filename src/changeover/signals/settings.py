@@ -27,8 +27,7 @@ import math
 import re
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -42,9 +41,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-if TYPE_CHECKING:
-    from changeover.study import Study
 
 __all__ = [
     "MAX_LEVELS",
@@ -63,7 +59,6 @@ __all__ = [
     "StyleCheck",
     "StyleGuide",
     "StyleSignal",
-    "check_signals",
 ]
 
 #: Most levels one dimension may have once its signals are combined (cross product of levels).
@@ -572,6 +567,35 @@ class StyleGuide(BaseModel):
         }
         return tuple(check for check in STYLE_CHECKS if present[check])
 
+    def rules(self, segment: str | None = None) -> list[str]:
+        """The rules as sentences, the one wording that judges and annotators both read: the
+        languages of `segment`, or of every segment when none is given."""
+        rules: list[str] = []
+        if self.max_words is not None:
+            rules.append(f"At most {self.max_words} words.")
+        if self.min_words is not None:
+            rules.append(f"At least {self.min_words} words.")
+        if self.banned_phrases:
+            rules.append("Never use: " + "; ".join(f'"{p}"' for p in self.banned_phrases) + ".")
+        if self.required_phrases:
+            phrases = "; ".join(f'"{p}"' for p in self.required_phrases)
+            rules.append(f"Always include: {phrases}.")
+        if self.markdown is False:
+            rules.append("No markdown: no headings, bold, bullet lists, code, links or tables.")
+        if segment is not None:
+            languages = self.languages_for(segment)
+            if languages:
+                rules.append(
+                    f"Write in one of these languages (ISO 639-1): {', '.join(languages)}."
+                )
+        elif self.languages:
+            for where, codes in self.languages.items():
+                place = "any other segment" if where == "*" else f"segment {where}"
+                rules.append(f"In {place}, write in (ISO 639-1): {', '.join(codes)}.")
+        if self.sign_off is not None:
+            rules.append(f'End with the sign-off "{self.sign_off}".')
+        return rules
+
     def languages_for(self, segment: str | None) -> tuple[str, ...] | None:
         """The allowed languages of a segment, or None when the guide sets none for it."""
         if self.languages is None:
@@ -579,99 +603,3 @@ class StyleGuide(BaseModel):
         if segment is not None and segment in self.languages:
             return self.languages[segment]
         return self.languages.get("*")
-
-
-def check_signals(study: Study) -> None:
-    """Cross-checks between signals and the rest of the study; raise ValueError naming the key."""
-    guide = study.style_guide
-    if guide is not None and guide.languages is not None:
-        for segment in guide.languages:
-            if segment != "*" and segment not in study.segments:
-                raise ValueError(
-                    f"style_guide.languages.{segment}: '{segment}' is not a segment of the study "
-                    f"(segments: {', '.join(study.segments)}); fix the name or use '*' for all"
-                )
-        missing = [s for s in study.segments if guide.languages_for(s) is None]
-        if missing:
-            raise ValueError(
-                f"style_guide.languages: no language for segment(s) {', '.join(missing)}; "
-                "list them or add a '*' entry for every other segment"
-            )
-    if study.signals is None:
-        return
-    for name, signal in study.signals.items():
-        where = f"signals.{name}"
-        if study.dimensions is not None and signal.dimension not in study.dimensions:
-            raise ValueError(
-                f"{where}.dimension: '{signal.dimension}' is not among dimensions "
-                f"{study.dimensions}; add it there or fix the signal"
-            )
-        if isinstance(signal, StyleSignal):
-            if guide is None:
-                raise ValueError(
-                    f"{where}: a style signal checks the rules of the style guide, and the study "
-                    "has no style_guide section; add one (e.g. style_guide: {max_words: 200})"
-                )
-            configured = guide.configured_checks
-            if not configured:
-                raise ValueError(
-                    f"{where}: style_guide sets no rule to check (max_words, min_words, "
-                    "banned_phrases, required_phrases, markdown: false, languages, sign_off); "
-                    "add one"
-                )
-            for i, check in enumerate(signal.checks or ()):
-                if check not in configured:
-                    raise ValueError(
-                        f"{where}.checks[{i}]: '{check}' is not set in style_guide "
-                        f"(set: {', '.join(configured)}); set it or drop the check"
-                    )
-        if isinstance(signal, JudgeSignal):
-            _check_judge(study, where, signal)
-    for dimension in study.signals.dimensions:
-        signals = study.signals.for_dimension(dimension)
-        total = math.prod(len(s.levels) for s in signals.values())
-        if total > MAX_LEVELS:
-            raise ValueError(
-                f"signals: dimension '{dimension}' combines {', '.join(signals)} into {total} "
-                f"levels (the cross product), more than {MAX_LEVELS}; use fewer bins or signals"
-            )
-
-
-def _check_judge(study: Study, where: str, signal: JudgeSignal) -> None:
-    models = study.models
-    if models is None:
-        raise ValueError(
-            f"{where}.model: the study has no models: section; add the judging model "
-            f"'{signal.model}' there (see docs/generate.md)"
-        )
-    if signal.model not in models:
-        raise ValueError(
-            f"{where}.model: unknown model '{signal.model}'; the study's models are "
-            f"{', '.join(models)}"
-        )
-    if models[signal.model].provider == "replay":
-        raise ValueError(
-            f"{where}.model: '{signal.model}' replays recorded responses (provider replay) and "
-            "cannot judge; name a model served by openai or anthropic"
-        )
-    if signal.rubric == "style":
-        guide = study.style_guide
-        if guide is None:
-            raise ValueError(
-                f"{where}: a style judge grades adherence to the style guide, and the study has "
-                "no style_guide section; add one (e.g. style_guide: {text: 'Friendly, brief.'})"
-            )
-        if not guide.text and not guide.configured_checks:
-            raise ValueError(
-                f"{where}: style_guide has neither text nor rules for the judge to apply; add "
-                "style_guide.text (the house style in prose)"
-            )
-    if signal.template is not None and Path(signal.template).is_absolute():
-        # A relative path is relative to the study file, which validation does not know:
-        # `changeover score` checks it before any call.
-        from changeover.signals.judge import load_template
-
-        try:
-            load_template(Path(signal.template))
-        except ValueError as error:
-            raise ValueError(f"{where}.template: {error}") from None

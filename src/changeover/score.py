@@ -27,15 +27,17 @@ from typing import Any, Literal, Protocol
 import jinja2
 import polars as pl
 
+from changeover.calls import Caller, CallResult
 from changeover.errors import InputError, StudyError
-from changeover.generate import BatchWriter, Caller, CallResult
 from changeover.providers import make_provider
+from changeover.records import SignalRecord
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
-from changeover.signals.judge import JudgeInput, builtin_source, judge_responses, load_template
+from changeover.signals.judge import JudgeInput, judge_responses
 from changeover.signals.result import SignalResult
+from changeover.signals.rubric import builtin_source, load_template
 from changeover.signals.settings import AnySignal, JudgeSignal, ReferenceSignal
 from changeover.study import Study
-from changeover.workspace import ScoringTarget, SignalRecord, Workspace
+from changeover.workspace import BatchWriter, ScoringTarget, Workspace
 
 __all__ = [
     "ScoreReporter",
@@ -432,7 +434,7 @@ async def score_responses(
             for model, provider in providers.items():
                 assert study.models is not None
                 callers[model] = Caller(
-                    model, study.models[model], provider, workspace=workspace, run_id=run_id
+                    model, study.models[model], provider, cache=workspace, run_id=run_id
                 )
             for name in names:
                 signal = study.signals[name]

@@ -1,4 +1,4 @@
-"""Running the sampler: NUTS over all blocks at once, diagnostics on every fit.
+"""The sampler: NUTS over all blocks at once, diagnostics on every fit.
 
 Compute first, render elsewhere: this module returns draws and diagnostics, never prints.
 """
@@ -8,92 +8,34 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import jax.scipy.optimize
 import numpy as np
-from numpyro.diagnostics import effective_sample_size, gelman_rubin
 from numpyro.infer import MCMC, NUTS, init_to_median, init_to_value
 from numpyro.infer.util import initialize_model
-from scipy.special import ndtri
 
 from changeover.calibrate.blocks import Block
+from changeover.calibrate.diagnostics import Diagnostics, bulk_ess, rank_rhat
 from changeover.calibrate.model import (
     BlockArrays,
-    Engine,
-    PriorScales,
     calibration_curve,
     calibration_sampled,
     curve_effect_sizes,
     curve_scales,
     error_model,
 )
+from changeover.calibrate.posterior import Draws
+from changeover.calibrate.settings import Engine, PriorScales
 from changeover.errors import CalibrationError
 
-__all__ = ["Diagnostics", "Draws", "sample_posterior"]
+__all__ = ["Draws", "sample_posterior", "use_compilation_cache"]
 
 LEVEL_PRIOR_TOTAL = 1.0  # Perks: Dirichlet(1/K, ..., 1/K)
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    """Convergence of the sampler; a fit with max R-hat > 1.01 or divergences is not trusted."""
-
-    max_rhat: float
-    min_ess_bulk: float
-    divergences: int
-    num_chains: int
-    num_samples: int
-    seconds: float = 0.0
-    steps_per_draw: float = 0.0  # mean NUTS leapfrog steps per draw (the cost of one draw)
-
-    @property
-    def is_converged(self) -> bool:
-        return self.max_rhat <= 1.01 and self.divergences == 0
-
-    def problems(self) -> list[str]:
-        out = []
-        if not self.max_rhat <= 1.01:
-            out.append(f"max R-hat {self.max_rhat:.3f} > 1.01: chains disagree")
-        if self.divergences:
-            out.append(f"{self.divergences} divergent transitions")
-        if self.min_ess_bulk < 100 * self.num_chains:
-            out.append(f"min bulk ESS {self.min_ess_bulk:.0f} is low")
-        return out
-
-
-@dataclass
-class Draws:
-    """Posterior draws per block, flattened over chains: theta [D, M, S], judge [D, M, K].
-
-    `posterior` holds every variable by chain and draw; `inference_data` wraps it as an ArviZ
-    InferenceData (built on first use: importing ArviZ takes seconds, and a fit does not need
-    it unless the posterior is saved).
-    """
-
-    blocks: list[Block]
-    theta: dict[tuple[str, str], np.ndarray]
-    level_given_pass: dict[tuple[str, str], np.ndarray]
-    level_given_fail: dict[tuple[str, str], np.ndarray]
-    diagnostics: Diagnostics
-    posterior: dict[str, np.ndarray] | None = field(repr=False, default=None)
-    _idata: Any = field(repr=False, default=None, init=False)
-
-    @property
-    def inference_data(self) -> Any:
-        if self.posterior is None:
-            return None
-        if self._idata is None:
-            import arviz as az
-
-            self._idata = az.from_dict(posterior=self.posterior)
-        return self._idata
 
 
 def _joint_model(engine: Engine, priors: PriorScales, data: BlockArrays) -> None:
@@ -217,37 +159,6 @@ def _curve_init(
     centre = np.concatenate([np.zeros(k), sd, np.zeros(sum(curve_effect_sizes(m, s, k)))])
     jitter = 0.1 * jax.random.normal(rng_key, (num_chains, b, centre.size))
     return {"x": jnp.asarray(centre, dtype=jitter.dtype) + jitter}
-
-
-def _z_scale(x: np.ndarray) -> np.ndarray:
-    """Rank-normalise over chains and draws (axes 0 and 1), per variable (Vehtari et al. 2021)."""
-    c, n = x.shape[:2]
-    flat = x.reshape(c * n, -1)
-    ranks = np.empty_like(flat)
-    order = np.argsort(flat, axis=0, kind="stable")
-    np.put_along_axis(ranks, order, np.arange(1, c * n + 1, dtype=float)[:, None], axis=0)
-    z = ndtri((ranks - 0.375) / (c * n + 0.25))
-    return np.asarray(z).reshape(x.shape)
-
-
-def _split(x: np.ndarray) -> np.ndarray:
-    """Each chain's first and second halves as two chains: [C, N, ...] -> [2C, N // 2, ...]."""
-    half = x.shape[1] // 2
-    return np.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
-
-
-def rank_rhat(x: np.ndarray) -> np.ndarray:
-    """Rank-normalised split R-hat, the larger of bulk and tail (as ArviZ's `rhat`): [C, N, ...]."""
-    split = _split(np.asarray(x, dtype=float))
-    folded = np.abs(split - np.median(split, axis=(0, 1)))
-    bulk = gelman_rubin(_z_scale(split))
-    tail = gelman_rubin(_z_scale(folded))
-    return np.maximum(bulk, tail)
-
-
-def bulk_ess(x: np.ndarray) -> np.ndarray:
-    """Bulk effective sample size (rank-normalised split chains, as ArviZ's `ess`): [C, N, ...]."""
-    return np.asarray(effective_sample_size(_z_scale(_split(np.asarray(x, dtype=float)))))
 
 
 def _level_shares(rng: np.random.Generator, n_all: np.ndarray, num_draws: int) -> np.ndarray:

@@ -14,9 +14,10 @@ import yaml
 
 from changeover.errors import InputError, StudyError
 from changeover.io import import_items, import_responses
-from changeover.signals.scoring import score, score_responses
+from changeover.records import Item, ResponseRecord
+from changeover.score import score, score_responses
 from changeover.study import Study, load_study
-from changeover.workspace import Item, ResponseRecord, Workspace, open_workspace
+from changeover.workspace import Workspace, open_workspace
 from tests.fakes.judge import fake_judge
 from tests.fakes.llm_server import FakeLLMServer
 
