@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from changeover.annotate.agreement import agreement
+from changeover.agreement import agreement
 from changeover.annotate.labels import read_labels
 from changeover.annotate.queue import queued_keys
 from changeover.calibrate.settings import FitSettings, PriorScales

@@ -1,8 +1,7 @@
-"""Human labels: the label queue, annotator tokens, the annotation web app, agreement between
-annotators, and label import/export (CSV, Label Studio). The app lives in
-`changeover.annotate.app` (it needs FastAPI); everything here works without it."""
+"""Human labels: the label queue, annotator tokens, the annotation web app, and label
+import/export (CSV, Label Studio). The app lives in `changeover.annotate.app` (it needs FastAPI);
+everything here works without it."""
 
-from changeover.annotate.agreement import DimensionAgreement, agreement
 from changeover.annotate.exchange import LabelFormat, export_labels, import_labels
 from changeover.annotate.labels import (
     RecordResult,
@@ -32,13 +31,10 @@ from changeover.annotate.tokens import (
     list_annotators,
     revoke_annotator,
 )
-from changeover.records import LabelRecord
 
 __all__ = [
     "Annotator",
-    "DimensionAgreement",
     "LabelFormat",
-    "LabelRecord",
     "QueueEntry",
     "QueueResult",
     "QueueStatus",
@@ -47,7 +43,6 @@ __all__ = [
     "UndoResult",
     "add_annotator",
     "add_to_queue",
-    "agreement",
     "authenticate",
     "clear_queue",
     "default_dimensions",

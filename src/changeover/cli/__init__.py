@@ -15,7 +15,22 @@ os.environ.setdefault(
 )
 
 # Importing a command module registers its commands on `app`.
-from changeover.cli import annotate, demo, engine, run, signals, workspace  # noqa: E402,F401
+from changeover.cli import (  # noqa: E402,F401
+    agreement,
+    annotate,
+    annotators,
+    counts,
+    demo,
+    fit,
+    generate,
+    import_export,
+    init,
+    labels,
+    queue,
+    report,
+    run,
+    score,
+)
 from changeover.cli import next as next_command  # noqa: E402,F401
 from changeover.cli.app import app, err_console  # noqa: E402
 from changeover.errors import ChangeoverError  # noqa: E402

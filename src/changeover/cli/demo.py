@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from changeover.cli.app import TRY, app, console, progress_bars
-from changeover.cli.run import StageProgress, write_report
+from changeover.cli.report import write_report
+from changeover.cli.run import StageProgress
 from changeover.errors import ChangeoverError
 
 # When a candidate is undecided after the first labels, the demo plays up to ROUNDS rounds of

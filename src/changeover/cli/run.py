@@ -1,8 +1,7 @@
-"""End-to-end commands: `run` (the whole pipeline), `report` (the HTML / Markdown / JSON report)."""
+"""`changeover run`: the whole pipeline, with one progress display."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,13 +9,19 @@ import typer
 from rich.progress import Progress, TaskID
 
 from changeover.cli.app import PIPELINE, StudyOption, app, console, progress_bars
-from changeover.cli.signals import RichScoreReporter
-from changeover.cli.workspace import RichReporter
-from changeover.errors import ChangeoverError
-from changeover.io import replacing
-from changeover.study import Study, load_study
-
-FORMATS = ("html", "json", "md")
+from changeover.cli.generate import RichReporter
+from changeover.cli.report import (
+    BudgetOption,
+    RefitOption,
+    SamplesOption,
+    SeedOption,
+    WarmupOption,
+    check_format,
+    default_out,
+    write_report,
+)
+from changeover.cli.score import RichScoreReporter
+from changeover.study import load_study
 
 
 class StageProgress:
@@ -52,47 +57,6 @@ class StageProgress:
         self._score.advance(signal, n)
 
 
-def write_report(document: dict[str, Any], out: Path, fmt: str) -> None:
-    """Render the document in `fmt` and write it to `out` (temp file, then rename)."""
-    if fmt == "json":
-        text = json.dumps(document, indent=2)
-    elif fmt == "md":
-        from changeover.report.markdown import render_markdown
-
-        text = render_markdown(document)
-    else:
-        from changeover.report.html import render_html
-
-        text = render_html(document)
-    with replacing(out) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def _check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise ChangeoverError(f"--format: unknown format '{fmt}'; use html, json or md")
-    return fmt
-
-
-def _default_out(study: Study, fmt: str, out: Path | None) -> Path:
-    if out is None:
-        out = study.resolve(f"report.{fmt}")
-    if not out.parent.exists():
-        raise ChangeoverError(f"--out {out}: folder {out.parent} does not exist; create it first")
-    return out
-
-
-SeedOption = Annotated[int, typer.Option(help="Random seed; the same seed gives the same fit.")]
-SamplesOption = Annotated[int, typer.Option(help="Posterior draws per chain.", min=100)]
-WarmupOption = Annotated[int, typer.Option(help="Warm-up iterations per chain.", min=100)]
-BudgetOption = Annotated[
-    int, typer.Option(help="How many labels the report proposes to label next.", min=1)
-]
-RefitOption = Annotated[
-    bool, typer.Option("--refit", help="Sample again even when nothing changed since last fit.")
-]
-
-
 @app.command(rich_help_panel=PIPELINE)
 def run(
     study_path: StudyOption = Path("study.yaml"),
@@ -122,7 +86,7 @@ def run(
     from changeover.run import run as run_pipeline
 
     study = load_study(study_path)
-    out = _default_out(study, _check_format(fmt), out)
+    out = default_out(study, check_format(fmt), out)
     settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup)
     with progress_bars(label_width=20, status=True) as progress:
         stages = StageProgress(progress)
@@ -147,42 +111,3 @@ def run(
     print_summary(analysis.document["result"], console)
     write_report(analysis.document, out, fmt)
     console.print(f"report written to {out}")
-
-
-@app.command(
-    rich_help_panel=PIPELINE,
-    short_help="Write the report of the study's current state (report.html); re-uses the last fit.",
-)
-def report(
-    study_path: StudyOption = Path("study.yaml"),
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Where to write it (default: report.<format> beside the study)."),
-    ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="html, json or md.")] = "html",
-    seed: SeedOption = 0,
-    num_samples: SamplesOption = 1000,
-    num_warmup: WarmupOption = 500,
-    budget: BudgetOption = 100,
-    refit: RefitOption = False,
-) -> None:
-    """Write the report of the study's current state: verdicts, gates, calibration, labels,
-    what to label next, diagnostics. Re-uses the last fit when nothing changed."""
-    from changeover.calibrate.settings import FitSettings
-    from changeover.run import analyse
-    from changeover.workspace import open_workspace
-
-    study = load_study(study_path)
-    out = _default_out(study, _check_format(fmt), out)
-    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup)
-    with (
-        open_workspace(study.workspace_path) as workspace,
-        console.status("counting and fitting (NUTS)…"),
-    ):
-        analysis = analyse(study, workspace, settings=settings, budget=budget, refit=refit)
-    write_report(analysis.document, out, fmt)
-    verdicts = ", ".join(
-        f"{name} {c['verdict']}" for name, c in analysis.document["result"]["candidates"].items()
-    )
-    reused = " (fit re-used: nothing changed)" if analysis.reused else ""
-    console.print(f"{verdicts}{reused}\nreport written to {out}", highlight=False)

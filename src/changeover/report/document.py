@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from changeover.annotate.agreement import DimensionAgreement
+from changeover.agreement import DimensionAgreement
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Result
 from changeover.calibrate.next import NextPlan

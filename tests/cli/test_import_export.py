@@ -1,5 +1,5 @@
-"""The workspace commands end to end: init, import, export, generate (exit status, one-line
-errors, nothing half-written)."""
+"""`changeover import`, `generate` and `export` end to end (exit status, one-line errors, nothing
+half-written)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from changeover.study import load_study
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.studies import run_cli as run
 from tests.fakes.studies import write_items, write_study
@@ -19,23 +18,6 @@ from tests.fakes.studies import write_items, write_study
 def server() -> Iterator[FakeLLMServer]:
     with FakeLLMServer() as running:
         yield running
-
-
-def test_init_writes_a_valid_commented_study_and_workspace(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    folder = tmp_path / "study"
-    assert run(["init", str(folder)], monkeypatch) == 0
-    study = load_study(folder / "study.yaml")
-    assert study.models is not None and set(study.models) == {"legacy", "cand-a"}
-    assert "# " in (folder / "study.yaml").read_text()
-    assert (folder / "changeover.db").exists()
-    before = (folder / "study.yaml").read_text()
-    capsys.readouterr()
-    assert run(["init", str(folder)], monkeypatch) == 2
-    err = capsys.readouterr().err
-    assert "a study file is already there" in err and len(err.strip().splitlines()) == 1
-    assert (folder / "study.yaml").read_text() == before
 
 
 def _study(tmp_path: Path, server: FakeLLMServer) -> Path:

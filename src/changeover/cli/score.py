@@ -1,4 +1,4 @@
-"""Signal commands: score."""
+"""`changeover score`: compute the automated signals, with progress and a summary."""
 
 from __future__ import annotations
 

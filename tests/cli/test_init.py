@@ -1,0 +1,27 @@
+"""`changeover init` end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from changeover.study import load_study
+from tests.fakes.studies import run_cli as run
+
+
+def test_init_writes_a_valid_commented_study_and_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "study"
+    assert run(["init", str(folder)], monkeypatch) == 0
+    study = load_study(folder / "study.yaml")
+    assert study.models is not None and set(study.models) == {"legacy", "cand-a"}
+    assert "# " in (folder / "study.yaml").read_text()
+    assert (folder / "changeover.db").exists()
+    before = (folder / "study.yaml").read_text()
+    capsys.readouterr()
+    assert run(["init", str(folder)], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "a study file is already there" in err and len(err.strip().splitlines()) == 1
+    assert (folder / "study.yaml").read_text() == before
