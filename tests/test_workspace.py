@@ -141,3 +141,18 @@ def test_rows_need_one_signal_per_dimension(tmp_path: Path) -> None:
             workspace.rows()
         rows = workspace.rows(signal_for={"correctness": "overlap"})
         assert rows["level"].to_list() == ["high"]
+
+
+def test_a_recorded_run_ends_finished_failed_or_interrupted(tmp_path: Path) -> None:
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        with workspace.recorded_run("import", {"file": "a.csv"}) as run:
+            run.detail["added"] = 3
+        with pytest.raises(InputError), workspace.recorded_run("import") as run:
+            raise InputError("a.csv: line 2: bad")
+        with pytest.raises(KeyboardInterrupt), workspace.recorded_run("generate"):
+            raise KeyboardInterrupt
+        runs = workspace.frame("runs").to_dicts()
+    assert [r["status"] for r in runs] == ["finished", "failed", "interrupted"]
+    assert all(r["finished_at"] for r in runs)
+    assert '"added": 3' in runs[0]["detail"] and '"file": "a.csv"' in runs[0]["detail"]
+    assert "line 2: bad" in runs[1]["detail"]

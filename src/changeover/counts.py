@@ -16,7 +16,7 @@ import polars as pl
 
 from changeover.calibrate.blocks import COUNTS_COLUMNS
 from changeover.errors import InputError
-from changeover.io import replacing
+from changeover.files import read_frame, replacing
 from changeover.study import Study
 
 __all__ = [
@@ -53,26 +53,6 @@ FROM responses
 GROUP BY ALL
 ORDER BY ALL
 """
-
-
-def _read_table(path: Path, *, kind: str) -> pl.DataFrame:
-    """Read CSV, JSONL or Parquet with every column as text, so that values are checked by us."""
-    if not path.exists():
-        raise InputError(f"{path}: {kind} file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pl.read_csv(path, infer_schema=False)
-        if suffix == ".parquet":
-            frame = pl.read_parquet(path)
-            return frame.with_columns(pl.all().cast(pl.String))
-        if suffix in {".jsonl", ".ndjson"}:
-            frame = pl.read_ndjson(path, infer_schema_length=None)
-            return frame.with_columns(pl.all().cast(pl.String))
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: cannot read {kind} file ({first}); check its format") from None
-    raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .parquet or .jsonl")
 
 
 def _check_columns(frame: pl.DataFrame, expected: tuple[str, ...], source: str) -> None:
@@ -176,7 +156,7 @@ def validate_counts(frame: pl.DataFrame, study: Study, *, source: str = "counts"
 def read_counts(path: str | Path, study: Study) -> pl.DataFrame:
     """Read and validate a counts file (CSV or Parquet)."""
     path = Path(path)
-    return validate_counts(_read_table(path, kind="counts"), study, source=str(path))
+    return validate_counts(read_frame(path, kind="counts"), study, source=str(path))
 
 
 def write_counts(counts: pl.DataFrame, path: str | Path) -> None:
@@ -209,7 +189,7 @@ def read_rows(path: str | Path) -> pl.LazyFrame:
     suffix = path.suffix.lower()
     if not path.exists():
         raise InputError(f"{path}: rows file not found")
-    frame = pl.scan_parquet(path) if suffix == ".parquet" else _read_table(path, kind="rows").lazy()
+    frame = pl.scan_parquet(path) if suffix == ".parquet" else read_frame(path, kind="rows").lazy()
     columns = frame.collect_schema().names()
     for column in ROWS_COLUMNS:
         if column not in columns:

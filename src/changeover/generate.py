@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from changeover.calls import CachedCall, Caller, CallResult, LatencyHistogram, as_cached
 from changeover.errors import InputError, StudyError
@@ -326,51 +326,43 @@ async def _generate_locked(
     assert study.models is not None
     providers = [_provider(name, study.models[name], base, item_ids) for name in names]
     reporter = reporter or _NoReporter()
-    run_id = workspace.start_run(
-        "generate", {"models": names, "limit": limit, "retry_failed": retry_failed}
-    )
+    detail = {"models": names, "limit": limit, "retry_failed": retry_failed}
     rng = rng or random.Random()
-    callers = [
-        Caller(name, study.models[name], provider, cache=workspace, run_id=run_id, rng=rng)
-        for name, provider in zip(names, providers, strict=True)
-    ]
     summaries = [ModelSummary(model=name) for name in names]
-    writer: BatchWriter[GeneratedResponse] = BatchWriter(
-        workspace,
-        lambda entries: workspace.store_generated(entries, run_id=run_id),
-        what="responses",
-        stage="generate",
-    )
-    status: Literal["finished", "failed", "interrupted"] = "interrupted"
-    try:
-        await asyncio.gather(
-            *(
-                _generate_model(
-                    caller,
-                    workspace,
-                    writer,
-                    summary,
-                    reporter,
-                    limit=limit,
-                    retry_failed=retry_failed,
+    with workspace.recorded_run("generate", detail) as run:
+        callers = [
+            Caller(name, study.models[name], provider, cache=workspace, run_id=run.run_id, rng=rng)
+            for name, provider in zip(names, providers, strict=True)
+        ]
+        writer: BatchWriter[GeneratedResponse] = BatchWriter(
+            workspace,
+            lambda entries: workspace.store_generated(entries, run_id=run.run_id),
+            what="responses",
+            stage="generate",
+        )
+        try:
+            await asyncio.gather(
+                *(
+                    _generate_model(
+                        caller,
+                        workspace,
+                        writer,
+                        summary,
+                        reporter,
+                        limit=limit,
+                        retry_failed=retry_failed,
+                    )
+                    for caller, summary in zip(callers, summaries, strict=True)
                 )
-                for caller, summary in zip(callers, summaries, strict=True)
             )
-        )
-        writer.flush()
-        writer.check()
-        status = "finished"
-    except Exception:
-        status = "failed"
-        raise
-    finally:
-        writer.flush()
-        for caller in callers:
-            await caller.aclose()
-        workspace.finish_run(
-            run_id, status=status, detail={"summary": [s.as_dict() for s in summaries]}
-        )
-    return GenerateSummary(run_id=run_id, models=summaries)
+            writer.flush()
+            writer.check()
+        finally:
+            writer.flush()
+            for caller in callers:
+                await caller.aclose()
+            run.detail["summary"] = [s.as_dict() for s in summaries]
+    return GenerateSummary(run_id=run.run_id, models=summaries)
 
 
 def generate(

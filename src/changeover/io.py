@@ -7,19 +7,14 @@ text file, the row in Parquet) and the column.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from changeover.errors import InputError
+from changeover.files import Record, read_records, replacing
 from changeover.records import Item, ResponseRecord
 from changeover.study import Study
 from changeover.workspace import TABLES, ImportResult, Workspace
@@ -27,12 +22,10 @@ from changeover.workspace import TABLES, ImportResult, Workspace
 __all__ = [
     "ITEM_COLUMNS",
     "RESPONSE_COLUMNS",
-    "Record",
     "export_table",
     "import_items",
     "import_responses",
     "read_items",
-    "read_records",
     "read_responses",
 ]
 
@@ -53,108 +46,6 @@ RESPONSE_COLUMNS = (
 # Columns `export responses` writes that describe how a response was stored, not what it is.
 _RESPONSE_BOOKKEEPING = ("source", "cache_key", "cost", "attempts", "created_at", "run_id")
 _EXPECTED = ("answer", "refuse")
-
-
-@dataclass(frozen=True)
-class Record:
-    """One record of an input file, with where it is (for error messages)."""
-
-    where: str  # "items.csv: line 4" or "items.parquet: row 3"
-    values: dict[str, Any]
-
-
-def _csv_records(path: Path) -> tuple[list[str], Iterator[Record]]:
-    handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.reader(handle, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        handle.close()
-        raise InputError(f"{path}: the file is empty; expected a header line") from None
-    except (csv.Error, UnicodeDecodeError) as error:
-        handle.close()
-        raise InputError(f"{path}: line 1: cannot read the header ({error})") from None
-    header = [name.strip() for name in header]
-
-    def records() -> Iterator[Record]:
-        with handle:
-            line = reader.line_num + 1
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as error:
-                    raise InputError(f"{path}: line {line}: malformed CSV ({error})") from None
-                except UnicodeDecodeError:
-                    raise InputError(
-                        f"{path}: near line {line}: not UTF-8 text; save the file as UTF-8"
-                    ) from None
-                if row:  # csv yields [] for a blank line
-                    if len(row) != len(header):
-                        raise InputError(
-                            f"{path}: line {line}: {len(row)} fields where the header has "
-                            f"{len(header)}; quote values that contain commas"
-                        )
-                    yield Record(f"{path}: line {line}", dict(zip(header, row, strict=True)))
-                line = reader.line_num + 1
-
-    return header, records()
-
-
-def _jsonl_records(path: Path) -> tuple[list[str] | None, Iterator[Record]]:
-    def records() -> Iterator[Record]:
-        with path.open(encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise InputError(
-                        f"{path}: line {number}: column {error.colno}: invalid JSON ({error.msg})"
-                    ) from None
-                if not isinstance(value, dict):
-                    raise InputError(
-                        f"{path}: line {number}: expected a JSON object per line, got "
-                        f"{type(value).__name__}"
-                    )
-                yield Record(f"{path}: line {number}", value)
-
-    return None, records()
-
-
-def _parquet_records(path: Path) -> tuple[list[str], Iterator[Record]]:
-    try:
-        frame = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: cannot read Parquet ({first})") from None
-
-    def records() -> Iterator[Record]:
-        for number, row in enumerate(frame.iter_rows(named=True), start=1):
-            yield Record(f"{path}: row {number}", row)
-
-    return frame.columns, records()
-
-
-def read_records(path: str | Path, *, kind: str) -> tuple[list[str] | None, Iterator[Record]]:
-    """Open a CSV, JSONL or Parquet file as (header, records). JSONL has no header (None)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: {kind} file not found")
-    suffix = path.suffix.lower()
-    # Records are read completely (and the file closed) before any is checked: an import is
-    # all or nothing anyway.
-    if suffix == ".csv":
-        header, records = _csv_records(path)
-        return header, iter(list(records))
-    if suffix in {".jsonl", ".ndjson"}:
-        header_or_none, records = _jsonl_records(path)
-        return header_or_none, iter(list(records))
-    if suffix == ".parquet":
-        return _parquet_records(path)
-    raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .jsonl or .parquet")
 
 
 def _check_header(path: Path, header: list[str] | None, required: tuple[str, ...]) -> None:
@@ -404,26 +295,24 @@ def read_responses(
 def import_items(workspace: Workspace, path: str | Path, study: Study) -> ImportResult:
     """Validate an items file completely, then add it in one transaction."""
     items = read_items(path, study)
-    run_id = workspace.start_run("import", {"table": "items", "file": str(path)})
-    try:
-        result = workspace.add_items(items, run_id=run_id)
-    except InputError as error:
-        workspace.finish_run(run_id, status="failed", detail={"error": str(error)})
-        raise InputError(f"{path}: {error}") from None
-    workspace.finish_run(run_id, status="finished", detail=_as_detail(result))
+    with workspace.recorded_run("import", {"table": "items", "file": str(path)}) as run:
+        try:
+            result = workspace.add_items(items, run_id=run.run_id)
+        except InputError as error:
+            raise InputError(f"{path}: {error}") from None
+        run.detail.update(_as_detail(result))
     return result
 
 
 def import_responses(workspace: Workspace, path: str | Path, study: Study) -> ImportResult:
     """Validate a responses file completely, then add it in one transaction."""
     records = read_responses(path, models=study.model_names, item_ids=workspace.item_ids())
-    run_id = workspace.start_run("import", {"table": "responses", "file": str(path)})
-    try:
-        result = workspace.add_responses(records, run_id=run_id)
-    except InputError as error:
-        workspace.finish_run(run_id, status="failed", detail={"error": str(error)})
-        raise InputError(f"{path}: {error}") from None
-    workspace.finish_run(run_id, status="finished", detail=_as_detail(result))
+    with workspace.recorded_run("import", {"table": "responses", "file": str(path)}) as run:
+        try:
+            result = workspace.add_responses(records, run_id=run.run_id)
+        except InputError as error:
+            raise InputError(f"{path}: {error}") from None
+        run.detail.update(_as_detail(result))
     return result
 
 
@@ -457,15 +346,3 @@ def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
     except OSError as error:
         raise InputError(f"{path}: cannot write ({error.strerror})") from None
     return frame.height
-
-
-@contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """A temporary file beside `path` that replaces it only if the block succeeds: a failed or
-    interrupted write never leaves a half-written file, nor touches one already there."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

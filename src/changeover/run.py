@@ -25,8 +25,8 @@ from changeover.annotate.queue import queued_keys
 from changeover.calibrate.settings import FitSettings, PriorScales
 from changeover.counts import counts_from_rows
 from changeover.errors import ChangeoverError
+from changeover.files import replacing
 from changeover.generate import GenerateSummary, Reporter, generate
-from changeover.io import replacing
 from changeover.report.document import Rates, build_document
 from changeover.score import ScoreReporter, ScoreSummary, score
 from changeover.study import Study

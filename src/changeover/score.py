@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import jinja2
 import polars as pl
@@ -403,81 +403,71 @@ async def score_responses(
                 changed.add(name)
                 current = previous[name]
             fingerprints[name] = current
-        run_id = workspace.start_run(
-            "score",
-            {
-                "signals": names,
-                "retry_failed": retry_failed,
-                "rescore": rescore,
-                "fingerprints": fingerprints,
-            },
-        )
-        summaries = {
-            n: SignalScore(
-                n,
-                study.signals[n].kind,
-                study.signals[n].dimension,
-                total=total,
-                settings_changed=n in changed,
-            )
-            for n in names
+        detail = {
+            "signals": names,
+            "retry_failed": retry_failed,
+            "rescore": rescore,
+            "fingerprints": fingerprints,
         }
-        combined: list[SignalScore] = []
-        status: Literal["finished", "failed", "interrupted"] = "interrupted"
-        writer: BatchWriter[SignalRecord] = BatchWriter(
-            workspace,
-            lambda records: workspace.store_signals(records, run_id=run_id),
-            what="signals",
-            stage="score",
-        )
-        try:
-            for model, provider in providers.items():
-                assert study.models is not None
-                callers[model] = Caller(
-                    model, study.models[model], provider, cache=workspace, run_id=run_id
+        with workspace.recorded_run("score", detail) as run:
+            run_id = run.run_id
+            summaries = {
+                n: SignalScore(
+                    n,
+                    study.signals[n].kind,
+                    study.signals[n].dimension,
+                    total=total,
+                    settings_changed=n in changed,
                 )
-            for name in names:
-                signal = study.signals[name]
-                if not isinstance(signal, JudgeSignal):
-                    _score_deterministic(
-                        study, workspace, name, signal, summaries[name], reporter,
-                        run_id=run_id, page_size=page_size,
-                    )  # fmt: skip
-
-            async def run_model(model: str) -> None:
-                # A model's judges run one after another: they share its limits and concurrency.
-                for name, judge in judges.items():
-                    if judge.model == model:
-                        await _score_judge(
-                            study, workspace, callers[model], name, judge, summaries[name],
-                            reporter, writer, templates=templates, retry_failed=retry_failed,
-                            page_size=page_size,
+                for n in names
+            }
+            combined: list[SignalScore] = []
+            writer: BatchWriter[SignalRecord] = BatchWriter(
+                workspace,
+                lambda records: workspace.store_signals(records, run_id=run_id),
+                what="signals",
+                stage="score",
+            )
+            try:
+                for model, provider in providers.items():
+                    assert study.models is not None
+                    callers[model] = Caller(
+                        model, study.models[model], provider, cache=workspace, run_id=run_id
+                    )
+                for name in names:
+                    signal = study.signals[name]
+                    if not isinstance(signal, JudgeSignal):
+                        _score_deterministic(
+                            study, workspace, name, signal, summaries[name], reporter,
+                            run_id=run_id, page_size=page_size,
                         )  # fmt: skip
 
-            await asyncio.gather(*(run_model(model) for model in callers))
-            for dimension in study.signals.dimensions:
-                parts = list(study.signals.for_dimension(dimension))
-                if len(parts) < 2:
-                    continue
-                name = LEVEL_SEPARATOR.join(parts)
-                summary = SignalScore(name, "combined", dimension, total=total)
-                _combine(workspace, name, parts, summary, run_id=run_id)
-                combined.append(summary)
-            status = "finished"
-        except Exception:
-            status = "failed"
-            raise
-        finally:
-            writer.flush()
-            for caller in callers.values():
-                await caller.aclose()
-            for summary in [*summaries.values(), *combined]:
-                summary.levels = workspace.signal_levels(summary.signal)
-            workspace.finish_run(
-                run_id,
-                status=status,
-                detail={"summary": [s.as_dict() for s in [*summaries.values(), *combined]]},
-            )
+                async def run_model(model: str) -> None:
+                    # A model's judges run one after another: they share its limits and concurrency.
+                    for name, judge in judges.items():
+                        if judge.model == model:
+                            await _score_judge(
+                                study, workspace, callers[model], name, judge, summaries[name],
+                                reporter, writer, templates=templates, retry_failed=retry_failed,
+                                page_size=page_size,
+                            )  # fmt: skip
+
+                await asyncio.gather(*(run_model(model) for model in callers))
+                for dimension in study.signals.dimensions:
+                    parts = list(study.signals.for_dimension(dimension))
+                    if len(parts) < 2:
+                        continue
+                    name = LEVEL_SEPARATOR.join(parts)
+                    summary = SignalScore(name, "combined", dimension, total=total)
+                    _combine(workspace, name, parts, summary, run_id=run_id)
+                    combined.append(summary)
+            finally:
+                writer.flush()
+                for caller in callers.values():
+                    await caller.aclose()
+                for summary in [*summaries.values(), *combined]:
+                    summary.levels = workspace.signal_levels(summary.signal)
+                run.detail["summary"] = [s.as_dict() for s in [*summaries.values(), *combined]]
     return ScoreSummary(run_id, list(summaries.values()), combined)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "GeneratedResponse",
     "ImportResult",
     "PendingItem",
+    "Run",
     "ScoringTarget",
     "Workspace",
     "WorkspaceError",
@@ -250,6 +251,15 @@ class PendingItem:
     cache_key: str | None
 
 
+@dataclass
+class Run:
+    """A run being recorded (`Workspace.recorded_run`): its id, and the detail to store when it
+    ends (a summary, say)."""
+
+    run_id: int
+    detail: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class ImportResult:
     """What an import wrote: `added` new rows, `unchanged` rows already present identically."""
@@ -427,6 +437,28 @@ class Workspace:
                 "UPDATE runs SET finished_at = ?, status = ?, detail = ? WHERE run_id = ?",
                 (now(), status, json.dumps(merged), run_id),
             )
+
+    @contextmanager
+    def recorded_run(self, kind: str, detail: Mapping[str, Any] | None = None) -> Iterator[Run]:
+        """Record a command that writes as one row of `runs`: "running" while the block runs,
+        then "finished", "failed" (an error, kept in the detail) or "interrupted" (Ctrl-C, a
+        cancelled task), with whatever the block put in `run.detail`."""
+        run = Run(self.start_run(kind, detail), {})
+        status: Literal["finished", "failed", "interrupted"] = "interrupted"
+        try:
+            yield run
+            status = "finished"
+        except Exception as error:
+            status = "failed"
+            run.detail.setdefault("error", str(error))
+            raise
+        finally:
+            try:
+                self.finish_run(run.run_id, status=status, detail=run.detail)
+            except sqlite3.Error:
+                if status == "finished":
+                    raise
+                # Already failing (a full disk, say): that error is the one to report.
 
     # -- items ----------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from changeover.annotate.label_studio import labels_from_tasks, tasks_from_label
 from changeover.annotate.labels import add_labels, read_labels
 from changeover.annotate.queue import default_dimensions
 from changeover.errors import InputError
-from changeover.io import replacing
+from changeover.files import replacing
 from changeover.records import LabelRecord
 from changeover.study import Study
 from changeover.workspace import ImportResult, Workspace
@@ -125,15 +125,12 @@ def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResul
                 f"{seen[key].removeprefix(f'{path}: ')})"
             )
         seen[key] = where
-    run_id = workspace.start_run("import", {"table": "labels", "file": str(path)})
-    try:
-        result = add_labels(workspace, [record for _, record in parsed])
-    except InputError as error:
-        workspace.finish_run(run_id, status="failed", detail={"error": str(error)})
-        raise InputError(f"{path}: {error}") from None
-    workspace.finish_run(
-        run_id, status="finished", detail={"added": result.added, "unchanged": result.unchanged}
-    )
+    with workspace.recorded_run("import", {"table": "labels", "file": str(path)}) as run:
+        try:
+            result = add_labels(workspace, [record for _, record in parsed])
+        except InputError as error:
+            raise InputError(f"{path}: {error}") from None
+        run.detail.update(added=result.added, unchanged=result.unchanged)
     return result
 
 

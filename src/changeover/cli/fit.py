@@ -10,7 +10,7 @@ import typer
 from changeover.cli.app import DECIDE, app, console
 from changeover.counts import read_counts
 from changeover.errors import ChangeoverError
-from changeover.io import replacing
+from changeover.files import replacing
 from changeover.study import load_study
 
 

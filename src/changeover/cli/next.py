@@ -14,7 +14,7 @@ from rich.table import Table
 from changeover.annotate.queue import QueueEntry, add_to_queue, queued_keys
 from changeover.cli.app import LABEL, app, console
 from changeover.errors import CalibrationError, ChangeoverError
-from changeover.io import replacing
+from changeover.files import replacing
 from changeover.study import Study, load_study
 from changeover.workspace import Workspace, open_workspace
 

@@ -10,7 +10,7 @@ import typer
 
 from changeover.cli.app import PIPELINE, StudyOption, app, console
 from changeover.errors import ChangeoverError
-from changeover.io import replacing
+from changeover.files import replacing
 from changeover.study import Study, load_study
 
 FORMATS = ("html", "json", "md")

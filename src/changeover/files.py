@@ -1,0 +1,158 @@
+"""The tables users give and take: CSV, JSONL and Parquet in, written atomically out.
+
+One reader for every input file (items, responses, labels, queues, rows, counts): `read_records`
+yields each record with where it is ("items.csv: line 4"), for errors that name the line;
+`read_frame` reads a whole table as text columns, for the checks of large tables. `replacing`
+writes through a temporary file, so that no command leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from changeover.errors import InputError
+
+__all__ = ["Record", "read_frame", "read_records", "replacing"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of an input file, with where it is (for error messages)."""
+
+    where: str  # "items.csv: line 4" or "items.parquet: row 3"
+    values: dict[str, Any]
+
+
+def _csv_records(path: Path) -> tuple[list[str], Iterator[Record]]:
+    handle = path.open(newline="", encoding="utf-8-sig")
+    reader = csv.reader(handle, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        handle.close()
+        raise InputError(f"{path}: the file is empty; expected a header line") from None
+    except (csv.Error, UnicodeDecodeError) as error:
+        handle.close()
+        raise InputError(f"{path}: line 1: cannot read the header ({error})") from None
+    header = [name.strip() for name in header]
+
+    def records() -> Iterator[Record]:
+        with handle:
+            line = reader.line_num + 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as error:
+                    raise InputError(f"{path}: line {line}: malformed CSV ({error})") from None
+                except UnicodeDecodeError:
+                    raise InputError(
+                        f"{path}: near line {line}: not UTF-8 text; save the file as UTF-8"
+                    ) from None
+                if row:  # csv yields [] for a blank line
+                    if len(row) != len(header):
+                        raise InputError(
+                            f"{path}: line {line}: {len(row)} fields where the header has "
+                            f"{len(header)}; quote values that contain commas"
+                        )
+                    yield Record(f"{path}: line {line}", dict(zip(header, row, strict=True)))
+                line = reader.line_num + 1
+
+    return header, records()
+
+
+def _jsonl_records(path: Path) -> tuple[list[str] | None, Iterator[Record]]:
+    def records() -> Iterator[Record]:
+        with path.open(encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise InputError(
+                        f"{path}: line {number}: column {error.colno}: invalid JSON ({error.msg})"
+                    ) from None
+                if not isinstance(value, dict):
+                    raise InputError(
+                        f"{path}: line {number}: expected a JSON object per line, got "
+                        f"{type(value).__name__}"
+                    )
+                yield Record(f"{path}: line {number}", value)
+
+    return None, records()
+
+
+def _parquet_records(path: Path) -> tuple[list[str], Iterator[Record]]:
+    try:
+        frame = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: cannot read Parquet ({first})") from None
+
+    def records() -> Iterator[Record]:
+        for number, row in enumerate(frame.iter_rows(named=True), start=1):
+            yield Record(f"{path}: row {number}", row)
+
+    return frame.columns, records()
+
+
+def read_records(path: str | Path, *, kind: str) -> tuple[list[str] | None, Iterator[Record]]:
+    """Open a CSV, JSONL or Parquet file as (header, records). JSONL has no header (None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {kind} file not found")
+    suffix = path.suffix.lower()
+    # Records are read completely (and the file closed) before any is checked: an import is
+    # all or nothing anyway.
+    if suffix == ".csv":
+        header, records = _csv_records(path)
+        return header, iter(list(records))
+    if suffix in {".jsonl", ".ndjson"}:
+        header_or_none, records = _jsonl_records(path)
+        return header_or_none, iter(list(records))
+    if suffix == ".parquet":
+        return _parquet_records(path)
+    raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .jsonl or .parquet")
+
+
+def read_frame(path: Path, *, kind: str) -> pl.DataFrame:
+    """Read CSV, JSONL or Parquet with every column as text, so that values are checked by us."""
+    if not path.exists():
+        raise InputError(f"{path}: {kind} file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pl.read_csv(path, infer_schema=False)
+        if suffix == ".parquet":
+            frame = pl.read_parquet(path)
+            return frame.with_columns(pl.all().cast(pl.String))
+        if suffix in {".jsonl", ".ndjson"}:
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+            return frame.with_columns(pl.all().cast(pl.String))
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: cannot read {kind} file ({first}); check its format") from None
+    raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .parquet or .jsonl")
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` that replaces it only if the block succeeds: a failed or
+    interrupted write never leaves a half-written file, nor touches one already there."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
