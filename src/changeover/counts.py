@@ -16,7 +16,7 @@ import polars as pl
 
 from changeover.calibrate.blocks import COUNTS_COLUMNS
 from changeover.errors import InputError
-from changeover.files import read_frame, replacing
+from changeover.files import read_frame, replacing, write_csv
 from changeover.study import Study
 
 __all__ = [
@@ -167,7 +167,7 @@ def write_counts(counts: pl.DataFrame, path: str | Path) -> None:
         raise InputError(f"{path}: unsupported output type '{suffix}'; use .csv or .parquet")
     with replacing(path) as tmp:
         if suffix == ".csv":
-            counts.write_csv(tmp)
+            write_csv(counts, tmp)
         else:
             counts.write_parquet(tmp)
 

@@ -4,6 +4,11 @@ One reader for every input file (items, responses, labels, queues, rows, counts)
 yields each record with where it is ("items.csv: line 4"), for errors that name the line;
 `read_frame` reads a whole table as text columns, for the checks of large tables. `replacing`
 writes through a temporary file, so that no command leaves a half-written file behind.
+
+CSV cells are written safe for spreadsheets: a text cell that a spreadsheet would evaluate as a
+formula (one beginning with `=`, `+`, `-`, `@`, a tab or a carriage return, after any number of
+`'`) is written with one more `'` in front, and the readers here take it off again, so a file
+that changeover writes reads back exactly (OWASP, "CSV Injection").
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +27,45 @@ import polars as pl
 
 from changeover.errors import InputError
 
-__all__ = ["Record", "read_frame", "read_records", "replacing"]
+__all__ = [
+    "Record",
+    "csv_cell",
+    "from_csv_cell",
+    "read_frame",
+    "read_records",
+    "replacing",
+    "write_csv",
+]
+
+_FORMULA = r"^'*[=+\-@\t\r]"
+_IS_FORMULA = re.compile(_FORMULA)
+
+
+def csv_cell(text: str) -> str:
+    """A text cell as changeover writes it to CSV: one more `'` in front of what a spreadsheet
+    would take for a formula."""
+    return "'" + text if _IS_FORMULA.match(text) else text
+
+
+def from_csv_cell(text: str) -> str:
+    """The cell `csv_cell` wrote: its inverse (a cell it did not change is returned as is)."""
+    return text[1:] if text.startswith("'") and _IS_FORMULA.match(text[1:]) else text
+
+
+def _safe_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    text = [name for name, kind in frame.schema.items() if kind == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(_FORMULA))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in text
+    )
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> None:
+    """Write a table as CSV with its text cells safe for spreadsheets (`csv_cell`)."""
+    _safe_strings(frame).write_csv(path)
 
 
 @dataclass(frozen=True)
@@ -65,7 +109,8 @@ def _csv_records(path: Path) -> tuple[list[str], Iterator[Record]]:
                             f"{path}: line {line}: {len(row)} fields where the header has "
                             f"{len(header)}; quote values that contain commas"
                         )
-                    yield Record(f"{path}: line {line}", dict(zip(header, row, strict=True)))
+                    values = (from_csv_cell(value) for value in row)
+                    yield Record(f"{path}: line {line}", dict(zip(header, values, strict=True)))
                 line = reader.line_num + 1
 
     return header, records()
@@ -133,7 +178,13 @@ def read_frame(path: Path, *, kind: str) -> pl.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pl.read_csv(path, infer_schema=False)
+            frame = pl.read_csv(path, infer_schema=False)
+            return frame.with_columns(
+                pl.when(pl.col(name).str.contains(r"^'" + _FORMULA[1:]))
+                .then(pl.col(name).str.slice(1))
+                .otherwise(pl.col(name))
+                for name in frame.columns
+            )
         if suffix == ".parquet":
             frame = pl.read_parquet(path)
             return frame.with_columns(pl.all().cast(pl.String))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from changeover.errors import InputError
-from changeover.files import Record, read_records, replacing
+from changeover.files import Record, read_records, replacing, write_csv
 from changeover.records import Item, ResponseRecord
 from changeover.study import Study
 from changeover.workspace import TABLES, ImportResult, Workspace
@@ -338,7 +338,7 @@ def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
     try:
         with replacing(path) as tmp:
             if suffix == ".csv":
-                frame.write_csv(tmp)
+                write_csv(frame, tmp)
             elif suffix == ".parquet":
                 frame.write_parquet(tmp)
             else:

@@ -18,7 +18,7 @@ from changeover.annotate.label_studio import labels_from_tasks, tasks_from_label
 from changeover.annotate.labels import add_labels, read_labels
 from changeover.annotate.queue import default_dimensions
 from changeover.errors import InputError
-from changeover.files import replacing
+from changeover.files import csv_cell, from_csv_cell, replacing
 from changeover.records import LabelRecord
 from changeover.study import Study
 from changeover.workspace import ImportResult, Workspace
@@ -48,7 +48,7 @@ def read_labels_csv(path: Path, text: str) -> list[tuple[str, LabelRecord]]:
         start = reader.line_num + 1
         if None in record:
             raise InputError(f"{where}: more fields than the header has columns")
-        values = {k: (v or "").strip() for k, v in record.items()}
+        values = {k: from_csv_cell(v or "").strip() for k, v in record.items()}
         for column in _REQUIRED:
             if not values[column]:
                 raise InputError(f"{where}: column {column}: empty; fill it in")
@@ -158,9 +158,9 @@ def export_labels(workspace: Workspace, path: Path, *, format: LabelFormat) -> i
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         for r in labels:
-            writer.writerow(
-                [r.item_id, r.model, r.dimension, r.annotator, r.label, r.time or "", r.note or ""]
-            )
+            cells = [r.item_id, r.model, r.dimension, r.annotator, r.time or "", r.note or ""]
+            safe = [csv_cell(cell) for cell in cells]
+            writer.writerow([*safe[:4], r.label, *safe[4:]])
         text, count = buffer.getvalue(), len(labels)
     elif format == "label-studio":
         tasks = tasks_from_labels(_responses_for_tasks(workspace, labels), labels)

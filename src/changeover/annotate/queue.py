@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from changeover.errors import InputError
+from changeover.files import from_csv_cell
 from changeover.study import Study
 from changeover.workspace import Workspace, now
 
@@ -251,7 +252,7 @@ def read_queue_csv(
             start = reader.line_num + 1
             if None in record:
                 raise InputError(f"{path}: line {line}: more fields than the header has columns")
-            values = {k: (v or "").strip() for k, v in record.items()}
+            values = {k: from_csv_cell(v or "").strip() for k, v in record.items()}
             for column in ("item_id", "model"):
                 if not values[column]:
                     raise InputError(f"{path}: line {line}: column {column}: empty; fill it in")

@@ -14,7 +14,7 @@ from rich.table import Table
 from changeover.annotate.queue import QueueEntry, add_to_queue, queued_keys
 from changeover.cli.app import LABEL, app, console
 from changeover.errors import CalibrationError, ChangeoverError
-from changeover.files import replacing
+from changeover.files import csv_cell, replacing
 from changeover.study import Study, load_study
 from changeover.workspace import Workspace, open_workspace
 
@@ -26,9 +26,8 @@ def _write_csv(path: Path, picks: list) -> None:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for p in picks:
-            writer.writerow(
-                [p.item_id, p.model, p.dimension, p.segment, p.level, p.priority, p.reason]
-            )
+            text = [p.item_id, p.model, p.dimension, p.segment, p.level]
+            writer.writerow([*map(csv_cell, text), p.priority, csv_cell(p.reason)])
 
 
 def _rows(workspace: Workspace, study: Study, dimension: str | None) -> pl.DataFrame:
