@@ -1,5 +1,5 @@
 """`score`: deterministic signals and judges over a workspace, resumable, combined per dimension,
-and read back by `Workspace.rows()`."""
+and read back by `changeover.counts.workspace_rows`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from changeover.counts import workspace_rows
 from changeover.errors import InputError, StudyError
 from changeover.io import import_items, import_responses
 from changeover.records import Item, ResponseRecord
@@ -144,7 +145,7 @@ def test_combinations_follow_their_parts_and_feed_rows(
             "b": "complied|complied",
             "c": "complied|error",
         }
-        rows = workspace.rows()
+        rows = workspace_rows(workspace)
         assert sorted(rows["level"].to_list()) == [
             "complied|complied", "complied|error", "refused|refused",
         ]  # fmt: skip
@@ -160,7 +161,7 @@ def test_combinations_follow_their_parts_and_feed_rows(
             " VALUES ('a', 'legacy', 'judge|phrases', 'refusal', 'x', '2026-01-01')"
         )
         with pytest.raises(InputError, match="several signals"):
-            workspace.rows()
+            workspace_rows(workspace)
 
 
 def test_quantile_bins_are_recut_when_responses_arrive(tmp_path: Path) -> None:

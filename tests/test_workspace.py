@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from changeover.counts import counts_from_rows
+from changeover.counts import counts_from_rows, workspace_rows
 from changeover.errors import InputError
 from changeover.records import Item, ResponseRecord
 from changeover.workspace import MIGRATIONS, SCHEMA_VERSION, TABLES, WorkspaceError, open_workspace
@@ -116,7 +116,7 @@ def test_rows_feed_counts(tmp_path: Path) -> None:
                 ("q1", "legacy", "correctness", "bob", 1),
             ],
         )
-        rows = workspace.rows()
+        rows = workspace_rows(workspace)
     assert rows.columns == ["item_id", "model", "segment", "group", "dimension", "level", "human"]
     assert rows.sort("dimension", "human").rows() == [
         ("q1", "legacy", "na", "", "correctness", "pass", 1),
@@ -138,8 +138,8 @@ def test_rows_need_one_signal_per_dimension(tmp_path: Path) -> None:
             [("judge", "pass"), ("overlap", "high")],
         )
         with pytest.raises(InputError, match="dimension 'correctness' has several signals"):
-            workspace.rows()
-        rows = workspace.rows(signal_for={"correctness": "overlap"})
+            workspace_rows(workspace)
+        rows = workspace_rows(workspace, signal_for={"correctness": "overlap"})
         assert rows["level"].to_list() == ["high"]
 
 

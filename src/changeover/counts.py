@@ -9,15 +9,19 @@ logs live in a warehouse produces it with the SQL in `COUNTS_SQL` and passes the
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from changeover.annotate.labels import read_labels
 from changeover.calibrate.blocks import COUNTS_COLUMNS
 from changeover.errors import InputError
 from changeover.files import read_frame, replacing, write_csv
-from changeover.study import Study
+from changeover.signals.compute import LEVEL_SEPARATOR
+from changeover.study import Study, dimension_group
+from changeover.workspace import Workspace
 
 __all__ = [
     "COUNTS_COLUMNS",
@@ -28,6 +32,7 @@ __all__ = [
     "read_counts",
     "read_rows",
     "validate_counts",
+    "workspace_rows",
     "write_counts",
 ]
 
@@ -197,6 +202,59 @@ def read_rows(path: str | Path) -> pl.LazyFrame:
                 f"{path}: missing column '{column}'; expected columns {', '.join(ROWS_COLUMNS)}"
             )
     return frame.select(ROWS_COLUMNS)
+
+
+def feeding_signal(
+    dimension: str, names: Sequence[str], signal_for: Mapping[str, str] | None = None
+) -> str:
+    """The signal whose levels feed `dimension`: the one chosen in `signal_for`, the only one, or
+    the one that combines all the others (`changeover score` stores the cross product of a
+    dimension's signals as "a|b")."""
+    if signal_for is not None and dimension in signal_for:
+        return signal_for[dimension]
+    if len(names) == 1:
+        return names[0]
+    single = {name for name in names if LEVEL_SEPARATOR not in name}
+    combined = [
+        name
+        for name in names
+        if LEVEL_SEPARATOR in name and set(name.split(LEVEL_SEPARATOR)) == single
+    ]
+    if len(combined) == 1:
+        return combined[0]
+    raise InputError(
+        f"dimension '{dimension}' has several signals ({', '.join(names)}); say which one feeds it"
+    )
+
+
+def workspace_rows(
+    workspace: Workspace, *, signal_for: Mapping[str, str] | None = None
+) -> pl.DataFrame:
+    """The workspace's per-response rows for `counts_from_rows`.
+
+    Columns `item_id, model, segment, group, dimension, level, human`: one row per response,
+    dimension and human label (one row with `human` null when unlabelled). Which responses
+    inform which dimension, and in which group, is `changeover.study.dimension_group`; error
+    rows are left out. `signal_for` picks the signal that feeds a dimension where it has several
+    and none of them combines all the others (`feeding_signal`).
+    """
+    parts = []
+    for dimension, names in workspace.signals_by_dimension().items():
+        rows = workspace.signal_rows(dimension, feeding_signal(dimension, names, signal_for))
+        groups = [dimension_group(dimension, e) for e in rows["expected_behaviour"]]
+        parts.append(rows.with_columns(pl.Series("group", groups, dtype=pl.String)))
+    schema = {name: pl.String for name in ROWS_COLUMNS} | {"human": pl.Int8}
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    signals = pl.concat(parts).filter(pl.col("group").is_not_null()).with_row_index("order")
+    keys = ["item_id", "model", "dimension"]
+    labels = pl.DataFrame(
+        [(r.item_id, r.model, r.dimension, r.label) for r in read_labels(workspace)],
+        schema={"item_id": pl.String, "model": pl.String, "dimension": pl.String, "human": pl.Int8},
+        orient="row",
+    )
+    joined = signals.join(labels, on=keys, how="left", maintain_order="left")
+    return joined.sort("order").select(ROWS_COLUMNS).cast(pl.Schema(schema))
 
 
 def counts_from_rows(

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from changeover.counts import workspace_rows
 from changeover.errors import InputError
 from changeover.files import Record, read_records, replacing, write_csv
 from changeover.records import Item, ResponseRecord
@@ -330,7 +331,7 @@ def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
             f"{path}: unsupported output type '{suffix}'; use .csv, .jsonl or .parquet"
         )
     if table == "rows":
-        frame = workspace.rows()
+        frame = workspace_rows(workspace)
     elif table in TABLES:
         frame = workspace.frame(table)
     else:

@@ -23,7 +23,7 @@ from changeover.agreement import agreement
 from changeover.annotate.labels import read_labels
 from changeover.annotate.queue import queued_keys
 from changeover.calibrate.settings import FitSettings, PriorScales
-from changeover.counts import counts_from_rows
+from changeover.counts import counts_from_rows, workspace_rows
 from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.generate import GenerateSummary, Reporter, generate
@@ -68,7 +68,7 @@ def _fingerprint(
 
 
 def _scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
-    rows = workspace.rows().filter(
+    rows = workspace_rows(workspace).filter(
         pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
     )
     if rows.height == 0:

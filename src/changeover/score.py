@@ -9,7 +9,7 @@ judges it again), as `generate` does with failed responses.
 
 When several signals inform one dimension, their cross product ("refused|refused") is stored as
 one more signal named after its parts ("refusal_phrases|refusal_judge"), which is what
-`Workspace.rows()` then counts for that dimension.
+`changeover.counts.workspace_rows` then counts for that dimension.
 """
 
 from __future__ import annotations
@@ -300,7 +300,9 @@ def _combine(
 ) -> None:
     started = time.monotonic()
     for _ in range(summary.total // _COMBINE_BATCH + 2):
-        stale = workspace.stale_combinations(combined, parts, limit=_COMBINE_BATCH)
+        stale = workspace.stale_combinations(
+            combined, parts, separator=LEVEL_SEPARATOR, limit=_COMBINE_BATCH
+        )
         if not stale:
             break
         levels = combine_levels(*zip(*(row[2] for row in stale), strict=True))

@@ -214,12 +214,6 @@ _COLUMNS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 TABLES: tuple[str, ...] = tuple(_COLUMNS)
 
-ROWS_COLUMNS = ("item_id", "model", "segment", "group", "dimension", "level", "human")
-
-#: Joins the names of signals whose levels are combined ("refusal_phrases|refusal_judge"); a
-#: signal's own name never contains it.
-COMBINED_SEPARATOR = "|"
-
 
 class WorkspaceError(ChangeoverError):
     """The workspace file is missing, from a newer changeover, or not a workspace."""
@@ -697,17 +691,18 @@ class Workspace:
         }
 
     def stale_combinations(
-        self, combined: str, parts: Sequence[str], *, limit: int = 5000
+        self, combined: str, parts: Sequence[str], *, separator: str, limit: int = 5000
     ) -> list[tuple[str, str, tuple[str, ...]]]:
         """Responses with every signal of `parts` stored whose `combined` row is missing or was
-        built from other levels: (item_id, model, the parts' levels), at most `limit`."""
+        built from other levels (joined by `separator`): (item_id, model, the parts' levels), at
+        most `limit`."""
         joins = " ".join(
             f"JOIN signals p{i} ON p{i}.item_id = r.item_id AND p{i}.model = r.model"
             f" AND p{i}.signal = ?"
             for i in range(len(parts))
         )
         levels = " || ? || ".join(f"p{i}.level" for i in range(len(parts)))
-        separators = [COMBINED_SEPARATOR] * (len(parts) - 1)
+        separators = [separator] * (len(parts) - 1)
         rows = self._db.execute(
             f"SELECT r.item_id, r.model, {', '.join(f'p{i}.level' for i in range(len(parts)))}"
             f" FROM responses r {joins}"
@@ -737,69 +732,30 @@ class Workspace:
                 columns[name].append(value)
         return pl.DataFrame(columns, schema=schema)
 
-    def rows(self, *, signal_for: Mapping[str, str] | None = None) -> pl.DataFrame:
-        """Per-response rows for `changeover.counts.counts_from_rows`.
-
-        Columns `item_id, model, segment, group, dimension, level, human`: one row per
-        response, dimension and human label (one row with `human` null when unlabelled).
-        `group` is the item's expected_behaviour for the refusal dimension and empty otherwise.
-        Responses without a signal for the dimension, and error rows, are left out, and so is
-        correctness on should-refuse items (DESIGN.md: correctness is judged on should-answer
-        items; there is no reference answer to be correct against).
-        `signal_for` picks the signal that feeds each dimension; it is needed only when a
-        dimension has several signals, and none of them combines all the others (`changeover
-        score` stores the cross product of a dimension's signals as "a|b"; that one feeds it).
-        """
-        signals_by_dimension: dict[str, list[str]] = {}
+    def signals_by_dimension(self) -> dict[str, list[str]]:
+        """The stored signals of each dimension, by name."""
+        out: dict[str, list[str]] = {}
         for dimension, signal in self._db.execute(
             "SELECT DISTINCT dimension, signal FROM signals ORDER BY dimension, signal"
         ):
-            signals_by_dimension.setdefault(dimension, []).append(signal)
-        chosen: list[tuple[str, str]] = []
-        for dimension, names in signals_by_dimension.items():
-            if signal_for is not None and dimension in signal_for:
-                chosen.append((dimension, signal_for[dimension]))
-            elif len(names) == 1:
-                chosen.append((dimension, names[0]))
-            elif (combination := _combination_of(names)) is not None:
-                chosen.append((dimension, combination))
-            else:
-                raise InputError(
-                    f"dimension '{dimension}' has several signals ({', '.join(names)}); say "
-                    "which one feeds it"
-                )
-        data: dict[str, list[Any]] = {name: [] for name in ROWS_COLUMNS}
-        for dimension, signal in chosen:
-            cursor = self._db.execute(
-                "SELECT s.item_id, s.model, i.segment,"
-                " CASE WHEN s.dimension = 'refusal' THEN i.expected_behaviour ELSE '' END,"
-                " s.dimension, s.level, l.label"
-                " FROM signals s"
-                " JOIN responses r ON r.item_id = s.item_id AND r.model = s.model"
-                " JOIN items i ON i.item_id = s.item_id"
-                " LEFT JOIN labels l ON l.item_id = s.item_id AND l.model = s.model"
-                "  AND l.dimension = s.dimension"
-                " WHERE s.dimension = ? AND s.signal = ? AND r.error IS NULL"
-                " AND NOT (s.dimension = 'correctness' AND i.expected_behaviour = 'refuse')"
-                " ORDER BY i.rowid, s.model",
-                (dimension, signal),
-            )
-            for row in cursor:
-                for name, value in zip(ROWS_COLUMNS, row, strict=True):
-                    data[name].append(value)
-        schema = {name: pl.String for name in ROWS_COLUMNS} | {"human": pl.Int8}
-        return pl.DataFrame(data, schema=schema)
+            out.setdefault(dimension, []).append(signal)
+        return out
 
-
-def _combination_of(names: Sequence[str]) -> str | None:
-    """The one signal among `names` that combines all the others ("a|b" among a, b, a|b)."""
-    single = {name for name in names if COMBINED_SEPARATOR not in name}
-    found = [
-        name
-        for name in names
-        if COMBINED_SEPARATOR in name and set(name.split(COMBINED_SEPARATOR)) == single
-    ]
-    return found[0] if len(found) == 1 else None
+    def signal_rows(self, dimension: str, signal: str) -> pl.DataFrame:
+        """Every successful response's level of `signal` in `dimension`, with the item's segment
+        and expected behaviour, in import order: `item_id, model, segment, expected_behaviour,
+        dimension, level`."""
+        columns = ("item_id", "model", "segment", "expected_behaviour", "dimension", "level")
+        cursor = self._db.execute(
+            "SELECT s.item_id, s.model, i.segment, i.expected_behaviour, s.dimension, s.level"
+            " FROM signals s"
+            " JOIN responses r ON r.item_id = s.item_id AND r.model = s.model"
+            " JOIN items i ON i.item_id = s.item_id"
+            " WHERE s.dimension = ? AND s.signal = ? AND r.error IS NULL"
+            " ORDER BY i.rowid, s.model",
+            (dimension, signal),
+        )
+        return pl.DataFrame(cursor.fetchall(), schema={c: pl.String for c in columns}, orient="row")
 
 
 def _normalised(item: Item) -> Item:

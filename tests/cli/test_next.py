@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from changeover.annotate import queue_status, record_labels
+from changeover.counts import workspace_rows
 from changeover.records import Item, ResponseRecord, SignalRecord
 from changeover.workspace import open_workspace
 from tests.fakes.studies import run_cli as run
@@ -103,7 +104,8 @@ def test_next_after_labels_targets_unlabelled_responses(
         labelled = [(r["item_id"], r["model"], r["level"]) for r in rows]
         labelled += [(f"q{i:03d}", m, "") for i in range(20, 40) for m in MODELS]
         levels = {
-            (r["item_id"], r["model"]): r["level"] for r in workspace.rows().iter_rows(named=True)
+            (r["item_id"], r["model"]): r["level"]
+            for r in workspace_rows(workspace).iter_rows(named=True)
         }
         for i, (item, model, _) in enumerate(labelled):
             agree = i % 5 != 0
@@ -149,7 +151,7 @@ def test_next_confirm_plans_for_a_decided_candidate(
     study_path.write_text(STUDY.replace("margin: 0.02", "margin: 0.9"))  # surely non-inferior
     study = ["--study", str(study_path)]
     with open_workspace(study_path.parent / "changeover.db") as workspace:
-        rows = workspace.rows().iter_rows(named=True)
+        rows = workspace_rows(workspace).iter_rows(named=True)
         levels = {(r["item_id"], r["model"]): r["level"] for r in rows}
         for i in range(40):
             for model in MODELS:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from changeover.errors import InputError
 from changeover.files import from_csv_cell
-from changeover.study import Study
+from changeover.study import Study, feeds_dimension
 from changeover.workspace import Workspace, now
 
 __all__ = [
@@ -105,8 +105,8 @@ def default_dimensions(study: Study) -> list[str]:
 
 
 def dimensions_for(dimensions: Sequence[str], expected_behaviour: str) -> list[str]:
-    """Correctness is judged on should-answer items only (DESIGN.md)."""
-    return [d for d in dimensions if not (d == "correctness" and expected_behaviour == "refuse")]
+    """The dimensions a response to an item of this expected behaviour informs."""
+    return [d for d in dimensions if feeds_dimension(d, expected_behaviour)]
 
 
 def add_to_queue(

@@ -686,7 +686,7 @@ def choose_responses(plan: NextPlan, unlabelled: pl.DataFrame, *, seed: int = 0)
 
 def unlabelled_responses(rows: pl.DataFrame, queued: set[tuple[str, str, str]]) -> pl.DataFrame:
     """Responses (per dimension) with no human label that are not already queued: what `next`
-    may pick from. `rows` are the workspace's per-response rows (`Workspace.rows()`)."""
+    may pick from. `rows` are per-response rows (`changeover.counts.workspace_rows`)."""
     keys = ["item_id", "model", "dimension"]
     labelled = rows.filter(pl.col("human").is_not_null()).select(keys).unique()
     out = rows.filter(pl.col("human").is_null()).join(labelled, on=keys, how="anti")

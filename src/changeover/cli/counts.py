@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from changeover.cli.app import DECIDE, app, console
-from changeover.counts import counts_from_rows, read_rows, write_counts
+from changeover.counts import counts_from_rows, read_rows, workspace_rows, write_counts
 from changeover.errors import ChangeoverError
 from changeover.study import load_study
 
@@ -38,7 +38,7 @@ def counts(
         if not path.exists():
             raise ChangeoverError(f"{path}: no workspace; run `changeover init` or pass --rows")
         with open_workspace(path) as workspace:
-            frame, source = workspace.rows().lazy(), str(path)
+            frame, source = workspace_rows(workspace).lazy(), str(path)
     table, summary = counts_from_rows(frame, source=source)
     write_counts(table, out)
     console.print(

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from changeover.annotate.queue import QueueEntry, add_to_queue, queued_keys
 from changeover.cli.app import LABEL, app, console
+from changeover.counts import workspace_rows
 from changeover.errors import CalibrationError, ChangeoverError
 from changeover.files import csv_cell, replacing
 from changeover.study import Study, load_study
@@ -31,7 +32,7 @@ def _write_csv(path: Path, picks: list) -> None:
 
 
 def _rows(workspace: Workspace, study: Study, dimension: str | None) -> pl.DataFrame:
-    rows = workspace.rows()
+    rows = workspace_rows(workspace)
     rows = rows.filter(
         pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
     )
