@@ -70,3 +70,103 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_missing_study_file(tmp_path: Path) -> None:
     with pytest.raises(StudyError, match="study file not found"):
         load_study(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d["segments"].update(na=float("inf")), "segments.na: Input should be a finite"),
+        (lambda d: d["gates"][0].update(margin=float("nan")), "gates[0].margin: Input should be"),
+        (lambda d: d["decision"].update(probability=float("inf")), "decision.probability"),
+    ],
+)
+def test_non_finite_numbers_are_refused(change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    data = _mutated(change)
+    with pytest.raises(StudyError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        parse_study(data)
+
+
+def test_non_finite_yaml_numbers_are_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(MINIMAL_STUDY.replace("na: 2100000", "na: .inf"), encoding="utf-8")
+    with pytest.raises(StudyError, match="segments.na: Input should be a finite number"):
+        load_study(path)
+
+
+def test_a_typo_is_reported_as_an_unknown_key_not_a_missing_one() -> None:
+    data = yaml.safe_load(MINIMAL_STUDY)
+    data["models"] = {m: {"provder": "openai"} for m in ("legacy", "cand-a", "cand-b")}
+    with pytest.raises(StudyError, match="unknown key 'models.legacy.provder'"):
+        parse_study(data)
+
+
+def test_a_gate_on_a_dimension_no_signal_informs_is_refused() -> None:
+    data = yaml.safe_load(MINIMAL_STUDY)
+    data["signals"] = {"refusal_phrases": {"kind": "refusal"}}
+    data["gates"] = [{"name": "s", "dimension": "styel", "better": "higher", "margin": 0.05}]
+    with pytest.raises(StudyError, match=r"gates\[0\].dimension: no signal informs 'styel'"):
+        parse_study(data)
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(MINIMAL_STUDY + "incumbent: cand-a\n", encoding="utf-8")
+    first = MINIMAL_STUDY.splitlines().index(
+        next(line for line in MINIMAL_STUDY.splitlines() if line.startswith("incumbent:"))
+    )
+    last = len(MINIMAL_STUDY.splitlines()) + 1
+    with pytest.raises(
+        StudyError,
+        match=rf"line {last}: key 'incumbent' appears twice \(first at line {first + 1}\)",
+    ):
+        load_study(path)
+
+
+def test_a_billion_laughs_study_is_refused_at_load(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bomb = "\n".join(lines)
+    path = tmp_path / "study.yaml"
+    path.write_text(f"{bomb}\n{MINIMAL_STUDY}", encoding="utf-8")
+    with pytest.raises(StudyError, match="expands to more than 100,000 values"):
+        load_study(path)
+
+
+def test_aliases_and_merge_keys_within_reason_still_work(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    models = (
+        "models:\n"
+        "  legacy: &base {provider: openai, model: m1, temperature: 0}\n"
+        "  cand-a: {<<: *base, model: m2}\n"
+        "  cand-b: *base\n"
+    )
+    path.write_text(MINIMAL_STUDY + models, encoding="utf-8")
+    study = load_study(path)
+    assert study.models is not None
+    assert [study.models[m].model for m in study.model_names] == ["m1", "m2", "m1"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (MINIMAL_STUDY.encode("utf-16"), "not UTF-8 text"),
+        (MINIMAL_STUDY.replace("legacy", "légacy").encode("latin-1"), "not UTF-8 text"),
+        (b'incumbent: "\\ud800"\n', r"incumbent: holds a lone surrogate"),
+        (b"x: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply|expected a mapping"),
+    ],
+)
+def test_unreadable_study_files_are_one_line_errors(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_bytes(content)
+    with pytest.raises(StudyError, match=expected):
+        load_study(path)
+
+
+def test_a_utf8_bom_is_accepted_and_a_folder_is_not_a_study(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL_STUDY.encode("utf-8"))
+    assert load_study(path).incumbent == "legacy"
+    with pytest.raises(StudyError, match="is a folder"):
+        load_study(tmp_path)

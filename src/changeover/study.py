@@ -62,7 +62,7 @@ def feeds_dimension(dimension: str, expected_behaviour: str) -> bool:
 class Decision(BaseModel):
     """Study-wide decision settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     probability: float = Field(default=0.95, gt=0.5, lt=1.0)
 
@@ -74,7 +74,7 @@ class Gate(BaseModel):
     rate(candidate) - rate(incumbent) > -margin, `better: lower` when it is < margin.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     dimension: str = Field(min_length=1)
@@ -98,7 +98,7 @@ class Gate(BaseModel):
 class Study(BaseModel):
     """A validated study file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     incumbent: str = Field(min_length=1)
     candidates: list[str] = Field(min_length=1)
@@ -225,6 +225,13 @@ def _check_signals(study: Study) -> None:
                     )
         if isinstance(signal, JudgeSignal):
             _check_judge(study, where, signal)
+    informed = study.signals.dimensions
+    for i, gate in enumerate(study.gates):
+        if gate.dimension not in informed:
+            raise ValueError(
+                f"gates[{i}].dimension: no signal informs '{gate.dimension}' (the signals inform "
+                f"{', '.join(informed)}); fix the gate's dimension or add a signal for it"
+            )
     for dimension in study.signals.dimensions:
         signals = study.signals.for_dimension(dimension)
         total = math.prod(len(s.levels) for s in signals.values())
@@ -284,7 +291,9 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
 
 
 def _format_error(source: str, error: ValidationError) -> str:
-    first = error.errors()[0]
+    # An unknown key first: a typo (`provder:`) also makes the key it misspells go missing.
+    errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     loc = _format_location(tuple(first["loc"]))
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -314,16 +323,106 @@ def parse_study(data: Any, *, source: str = "study", path: Path | None = None) -
     return study
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file."""
-    path = Path(path)
-    if not path.exists():
-        raise StudyError(f"{path}: study file not found; pass --study or run in the study's folder")
+#: Most values a study may hold once its aliases are expanded: a billion-laughs file (aliases of
+#: aliases) holds billions, which any later walk over the settings would expand.
+MAX_YAML_VALUES = 100_000
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys (YAML says a key is unique; PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' appears twice (first at line {seen[key]}); keep one",
+                    key_node.start_mark,
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values the node stands for once every alias is expanded (aliases share nodes,
+    so each is counted once and its size reused)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size
+    return size
+
+
+def _surrogate_key(value: Any, where: str = "") -> str | None:
+    """The key path of the first text holding a lone surrogate (not text that can be stored)."""
+    if isinstance(value, str):
+        return (where or "(top)") if any("\ud800" <= c <= "\udfff" for c in value) else None
+    if isinstance(value, dict):
+        children = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for path, child in children:
+        if (found := _surrogate_key(child, path)) is not None:
+            return found
+    return None
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8-sig")
+    except IsADirectoryError:
+        raise StudyError(f"{path}: is a folder; pass the study file (--study FILE)") from None
+    except UnicodeDecodeError as error:
+        raise StudyError(
+            f"{path}: byte {error.start}: not UTF-8 text; save the study file as UTF-8"
+        ) from None
+    except OSError as error:
+        raise StudyError(f"{path}: cannot read the study file ({error.strerror})") from None
+    loader = _StudyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise StudyError(
+                f"{path}: the YAML expands to more than {MAX_YAML_VALUES:,} values through its "
+                "aliases (*name); write the values out instead of nesting aliases"
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
-        raise StudyError(f"{path}:{where}: {problem}; fix the YAML syntax") from None
+        raise StudyError(f"{path}:{where}: {problem}; fix the YAML") from None
+    except RecursionError:
+        raise StudyError(f"{path}: the YAML is nested too deeply; flatten it") from None
+    finally:
+        loader.dispose()
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file: UTF-8 YAML, each key once, aliases within reason."""
+    path = Path(path)
+    if not path.exists():
+        raise StudyError(f"{path}: study file not found; pass --study or run in the study's folder")
+    data = _read_yaml(path)
+    if (where := _surrogate_key(data)) is not None:
+        raise StudyError(
+            f"{path}: {where}: holds a lone surrogate (an escape such as \\ud800 with no pair), "
+            "which is not text; remove it"
+        )
     return parse_study(data, source=str(path), path=path.resolve())

@@ -34,7 +34,7 @@ _GENERATION_KEYS = ("temperature", "max_tokens", "params")  # system is in the m
 class ModelSettings(BaseModel):
     """How to reach one model: provider, model id and request settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     provider: ProviderName
     model: str | None = Field(default=None, min_length=1)

@@ -133,7 +133,7 @@ def _check_phrases(phrases: list[str]) -> list[str]:
 
 
 class _Signal(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -149,7 +149,7 @@ class RefusalPatterns(BaseModel):
     out before detection (a product phrase that looks like a refusal but is not one).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     refused: tuple[str, ...] = ()
     partial: tuple[str, ...] = ()
@@ -483,7 +483,7 @@ class StyleGuide(BaseModel):
     (or `"*"`, any other segment) to the ISO 639-1 codes a response there may be written in.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     text: str | None = None
     max_words: PositiveInt | None = None
