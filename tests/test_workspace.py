@@ -156,3 +156,35 @@ def test_a_recorded_run_ends_finished_failed_or_interrupted(tmp_path: Path) -> N
     assert all(r["finished_at"] for r in runs)
     assert '"added": 3' in runs[0]["detail"] and '"file": "a.csv"' in runs[0]["detail"]
     assert "line 2: bad" in runs[1]["detail"]
+
+
+def test_a_full_disk_is_reported_as_itself_and_writes_nothing(tmp_path: Path) -> None:
+    with open_workspace(tmp_path / "w.db", create=True) as workspace:
+        workspace.add_items([Item("q0", "p", "na")])
+        pages = workspace._db.execute("PRAGMA page_count").fetchone()[0]
+        workspace._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk about to fill
+        big = [Item(f"q{i}", "x" * 2000, "na") for i in range(1, 200)]
+        with pytest.raises(WorkspaceError, match="the disk is full; nothing of this step"):
+            workspace.add_items(big)
+        assert workspace.count_items() == 1
+
+
+def test_a_run_whose_process_died_is_closed_as_interrupted(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from changeover.workspace import open_workspace\n"
+        "w = open_workspace(sys.argv[1], create=True)\n"
+        "with w.recorded_run('generate'):\n"
+        "    os._exit(9)  # killed mid-run: nothing finishes it\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "w.db")], check=False)
+    with open_workspace(tmp_path / "w.db") as workspace:
+        assert workspace.frame("runs")["status"].to_list() == ["running"]
+        with workspace.recorded_run("score"):
+            pass
+        runs = workspace.frame("runs").to_dicts()
+    assert [r["status"] for r in runs] == ["interrupted", "finished"]
+    assert '"abandoned": true' in runs[0]["detail"]

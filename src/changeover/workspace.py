@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -338,9 +339,12 @@ class Workspace:
     One connection, used from one thread: generation writes from its event loop.
     """
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path, connection: sqlite3.Connection, *, read_only: bool = False
+    ) -> None:
         self.path = path
         self._db = connection
+        self._read_only = read_only
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -357,16 +361,41 @@ class Workspace:
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
+    @property
+    def is_read_only(self) -> bool:
+        return self._read_only
+
+    def _write_error(self, error: sqlite3.OperationalError) -> WorkspaceError:
+        """What a failed write means for the user, in one line (SQLite's own words last)."""
+        text = str(error)
+        if "readonly" in text or "read-only" in text:
+            why = "the workspace is read-only; nothing was written (copy it somewhere writable)"
+        elif "full" in text:
+            why = "the disk is full; nothing of this step was written (free space and re-run)"
+        elif "locked" in text or "busy" in text:
+            why = "another process holds the workspace; nothing was written (re-run when it ends)"
+        else:
+            why = "cannot write; nothing of this step was written"
+        return WorkspaceError(f"{self.path}: {why} ({text})")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed when the block ends, rolled back on any error."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction: committed when the block ends, rolled back on any error (a
+        failed write — a full disk, a read-only file — is reported as itself, not as the
+        rollback that follows it)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise self._write_error(error) from None
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as error:
+            if self._db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError):
+                raise self._write_error(error) from None
             raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def exclusive(self, stage: str) -> Iterator[None]:
@@ -398,6 +427,11 @@ class Workspace:
             raise WorkspaceError(
                 f"{self.path}: workspace schema version {version} is newer than this changeover "
                 f"understands ({SCHEMA_VERSION}); upgrade changeover"
+            )
+        if self._read_only and version < SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.path}: the workspace is read-only and from an older changeover (schema "
+                f"v{version}); open it once where it is writable, to upgrade it"
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction() as db:
@@ -437,7 +471,8 @@ class Workspace:
         """Record a command that writes as one row of `runs`: "running" while the block runs,
         then "finished", "failed" (an error, kept in the detail) or "interrupted" (Ctrl-C, a
         cancelled task), with whatever the block put in `run.detail`."""
-        run = Run(self.start_run(kind, detail), {})
+        self._close_abandoned_runs()
+        run = Run(self.start_run(kind, {**dict(detail or {}), "pid": os.getpid()}), {})
         status: Literal["finished", "failed", "interrupted"] = "interrupted"
         try:
             yield run
@@ -453,6 +488,19 @@ class Workspace:
                 if status == "finished":
                     raise
                 # Already failing (a full disk, say): that error is the one to report.
+
+    def _close_abandoned_runs(self) -> None:
+        """Mark "interrupted" the runs still "running" whose process is gone (killed, or the
+        machine stopped): nothing will finish them."""
+        abandoned = []
+        for run_id, detail in self._db.execute(
+            "SELECT run_id, detail FROM runs WHERE status = 'running'"
+        ):
+            pid = json.loads(detail).get("pid")
+            if isinstance(pid, int) and not _is_alive(pid):
+                abandoned.append(run_id)
+        for run_id in abandoned:
+            self.finish_run(run_id, status="interrupted", detail={"abandoned": True})
 
     # -- items ----------------------------------------------------------------------------------
 
@@ -773,23 +821,62 @@ def _normalised(item: Item) -> Item:
     )
 
 
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        # `immutable`: SQLite reads without the -shm file it could not create beside it.
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    else:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    connection.row_factory = sqlite3.Row
+    if not read_only:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    return connection
+
+
 def open_workspace(path: str | Path, *, create: bool = False) -> Workspace:
-    """Open (and upgrade) a workspace; with `create`, make it when it does not exist."""
+    """Open (and upgrade) a workspace; with `create`, make it when it does not exist.
+
+    A workspace that cannot be written (a read-only file or folder) is opened read-only: the
+    commands that only read it work, and a write fails with a one-line error saying so.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise WorkspaceError(f"{path}: is a folder; `workspace:` names the SQLite file")
     if not path.exists() and not create:
         raise WorkspaceError(
             f"{path}: workspace not found; run `changeover init` or check `workspace:` in the study"
         )
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WorkspaceError(f"{path}: cannot create its folder ({error.strerror})") from None
+    read_only = False
     try:
-        connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("PRAGMA foreign_keys = ON")
-        workspace = Workspace(path, connection)
+        try:
+            connection = _connect(path, read_only=False)
+        except sqlite3.OperationalError as error:
+            cannot_write = "readonly" in str(error) or "unable to open" in str(error)
+            if not path.exists() or not cannot_write:
+                raise
+            connection, read_only = _connect(path, read_only=True), True
+        workspace = Workspace(path, connection, read_only=read_only)
         workspace._migrate()
     except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error):
+            raise WorkspaceError(f"{path}: cannot open the workspace ({error})") from None
         raise WorkspaceError(f"{path}: not a changeover workspace ({error})") from None
     return workspace
