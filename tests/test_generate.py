@@ -353,7 +353,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert not asked_again & stored_at_kill
     # Only the requests in flight at the kill (at most `concurrency` per model) were sent twice.
     assert requests_before + len(resumed) - 2 * items <= 2 * 4
-    assert statuses == ["running", "finished"]  # the killed run could not close itself
+    assert statuses == ["interrupted", "finished"]  # the killed run, closed by the next
 
 
 def test_worker_processes_send_the_requests(server: FakeLLMServer, tmp_path: Path) -> None:

@@ -227,10 +227,11 @@ def _check_signals(study: Study) -> None:
             _check_judge(study, where, signal)
     informed = study.signals.dimensions
     for i, gate in enumerate(study.gates):
-        if gate.dimension not in informed:
+        if study.dimensions is None and gate.dimension not in informed:
             raise ValueError(
                 f"gates[{i}].dimension: no signal informs '{gate.dimension}' (the signals inform "
-                f"{', '.join(informed)}); fix the gate's dimension or add a signal for it"
+                f"{', '.join(informed)}); fix the gate's dimension, add a signal for it, or list "
+                "it under `dimensions:` if its signal is imported"
             )
     for dimension in study.signals.dimensions:
         signals = study.signals.for_dimension(dimension)

@@ -153,6 +153,7 @@ def test_score_reports_mistakes_in_one_line(
     assert "no `signals:` section" in capsys.readouterr().err
     study = yaml.safe_load((folder / "study.yaml").read_text())
     study["signals"] = {"refusal_phrases": {"kind": "refusal"}}
+    study["gates"] = [gate for gate in study["gates"] if gate["dimension"] == "refusal"]
     (folder / "study.yaml").write_text(yaml.safe_dump(study))
     assert run(["score", "--signals", "refusal_judge"], monkeypatch) == 2
     err = capsys.readouterr().err.strip()

@@ -37,7 +37,12 @@ FULL = {
 
 
 def _study(**extra: Any) -> dict[str, Any]:
+    """The minimal study with `extra`; its gates declared as dimensions, so that a study with
+    signals for only some of them stays valid."""
     data = yaml.safe_load(MINIMAL_STUDY)
+    data["dimensions"] = sorted(
+        {gate["dimension"] for gate in data["gates"]} | {"style", "helpfulness"}
+    )
     data.update(extra)
     return data
 
