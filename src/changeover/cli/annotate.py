@@ -44,7 +44,7 @@ def annotate(
                 "[yellow]warning:[/yellow] nothing is queued to label; fill the queue with "
                 "`changeover queue --random N` (or `--from FILE`)"
             )
-    application = create_app(path, style_guide=study.style_guide, rng_key=seed)
+    application = create_app(path, style_guide=study.style_guide, seed=seed)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(
             f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach it and holds "
