@@ -36,8 +36,8 @@ def _error(message: str, status: int) -> Response:
 async def api_next(request: Request) -> Response:
     annotator = request.state.annotator
     workspace, seed = workspace_of(request), settings_of(request).seed
-    screen = next_screen(workspace, annotator, rng_key=seed)
-    done = progress(workspace, annotator, rng_key=seed)
+    screen = next_screen(workspace, annotator, seed=seed)
+    done = progress(workspace, annotator, seed=seed)
     body: dict[str, Any] = {"labelled": done.labelled, "remaining": done.remaining}
     if screen is not None:
         body["screen"] = asdict(screen)

@@ -31,8 +31,8 @@ router = APIRouter()
 async def home(request: Request) -> Response:
     annotator = request.state.annotator
     workspace, settings = workspace_of(request), settings_of(request)
-    screen = next_screen(workspace, annotator, rng_key=settings.seed)
-    done = progress(workspace, annotator, rng_key=settings.seed)
+    screen = next_screen(workspace, annotator, seed=settings.seed)
+    done = progress(workspace, annotator, seed=settings.seed)
     message = MESSAGES.get(request.query_params.get("m", ""))
     if screen is None:
         return render(request, "done.html", annotator=annotator, progress=done, message=message)
