@@ -21,13 +21,13 @@ from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 
 from changeover.annotate import api, auth, pages
-from changeover.annotate.auth import COOKIE
+from changeover.annotate.auth import COOKIE, MAX_BODY_BYTES, LimitBody, LoginLimiter
 from changeover.annotate.labels import QUESTIONS, question
 from changeover.annotate.web import Settings
 from changeover.signals.settings import StyleGuide
 from changeover.workspace import open_workspace
 
-__all__ = ["COOKIE", "QUESTIONS", "create_app"]
+__all__ = ["COOKIE", "QUESTIONS", "LoginLimiter", "create_app"]
 
 
 def create_app(
@@ -36,8 +36,12 @@ def create_app(
     style_guide: StyleGuide | None = None,
     seed: int = 0,
     secure_cookie: bool = False,
+    login_limiter: LoginLimiter | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The app for the workspace at `workspace_path`; `seed` seeds every annotator's order."""
+    """The app for the workspace at `workspace_path`; `seed` seeds every annotator's order.
+    Failed sign-ins are limited per client by `login_limiter` (default: `LoginLimiter()`) and
+    request bodies to `max_body_bytes`."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True
     )
@@ -60,7 +64,9 @@ def create_app(
         rules=tuple(style_guide.rules()) if style_guide is not None else (),
         guide_text=style_guide.text if style_guide is not None else None,
     )
+    app.state.login_limiter = login_limiter if login_limiter is not None else LoginLimiter()
     app.middleware("http")(auth.require_token)
+    app.add_middleware(LimitBody, max_bytes=max_body_bytes)  # the outermost: before anything
     for part in (auth, pages, api):
         app.include_router(part.router)
     return app

@@ -16,6 +16,7 @@ from changeover.records import LabelRecord
 from changeover.workspace import ImportResult, Workspace, now
 
 __all__ = [
+    "MAX_NOTE",
     "QUESTIONS",
     "RecordResult",
     "UndoResult",
@@ -28,6 +29,9 @@ __all__ = [
     "skip_screen",
     "undo_last",
 ]
+
+#: The longest note an annotator may leave on a screen, in characters.
+MAX_NOTE = 2000
 
 #: The question an annotator answers for each dimension (1 = yes).
 QUESTIONS: dict[str, str] = {
@@ -112,7 +116,12 @@ def record_screen(
     note: str | None = None,
 ) -> RecordResult:
     """Store an annotator's answers ("0" or "1" per dimension) to the screen of the opaque `ref`,
-    as the app receives them; an InputError says what to fix."""
+    as the app receives them, with an optional note of at most MAX_NOTE characters; an
+    InputError says what to fix."""
+    if note is not None and len(note) > MAX_NOTE:
+        raise InputError(
+            f"note: {len(note):,} characters; a note holds at most {MAX_NOTE:,}, shorten it"
+        )
     resolved = resolve_ref(workspace, ref)
     if resolved is None:
         raise InputError(f"unknown ref '{ref}'")

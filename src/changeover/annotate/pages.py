@@ -20,7 +20,8 @@ STATIC = Path(__file__).parent / "static"
 MESSAGES = {
     "undone": "Undone: your last answers are back in the queue.",
     "nothing-to-undo": "Nothing to undo.",
-    "not-stored": "Not stored: answer every question, then submit.",
+    "not-stored": "Not stored: answer every question (a note holds at most 2,000 characters), "
+    "then submit.",
     "skipped": "Skipped: it comes back after everything else.",
 }
 

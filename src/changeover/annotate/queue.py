@@ -306,7 +306,7 @@ def _order_key(seed: int, annotator: str, item_id: str, model: str) -> str:
 
 _OPEN_ENTRIES = """
 SELECT q.ref, q.item_id, q.model, q.dimension, q.priority,
-       s.annotator IS NOT NULL AS skipped
+       s.annotator IS NOT NULL AS skipped, s.time AS skipped_at, s.rowid AS skip_id
 FROM label_queue q
 LEFT JOIN label_skips s ON s.annotator = :annotator AND s.item_id = q.item_id
      AND s.model = q.model
@@ -333,17 +333,24 @@ def _open_refs(
         )
         rows = cursor.fetchall()
     grouped: dict[str, tuple[str, str, list[str]]] = {}
-    sort_key: dict[str, tuple[int, float, str]] = {}
+    skipped: dict[str, tuple[int, str, int]] = {}
+    priority: dict[str, float] = {}
     for row in rows:
         ref = row["ref"]
         if ref not in grouped:
             grouped[ref] = (row["item_id"], row["model"], [])
-            order = _order_key(seed, annotator, row["item_id"], row["model"])
-            sort_key[ref] = (int(row["skipped"]), -row["priority"], order)
+            skip = (1, row["skipped_at"], row["skip_id"]) if row["skipped"] else (0, "", 0)
+            skipped[ref], priority[ref] = skip, row["priority"]
         grouped[ref][2].append(row["dimension"])
-        skipped, priority, order = sort_key[ref]
-        sort_key[ref] = (skipped, min(priority, -row["priority"]), order)
-    return [(ref, *grouped[ref]) for ref in sorted(grouped, key=sort_key.__getitem__)]
+        priority[ref] = max(priority[ref], row["priority"])
+
+    def sort_key(ref: str) -> tuple[tuple[int, str, int], float, str]:
+        """Not skipped first (by priority, then the annotator's random order), then the skipped
+        ones, least recently skipped first: skipping moves on, even once all are skipped."""
+        item_id, model, _ = grouped[ref]
+        return skipped[ref], -priority[ref], _order_key(seed, annotator, item_id, model)
+
+    return [(ref, *grouped[ref]) for ref in sorted(grouped, key=sort_key)]
 
 
 def screen_for(workspace: Workspace, ref: str, dimensions: Sequence[str]) -> Screen | None:
