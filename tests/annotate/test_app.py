@@ -97,7 +97,9 @@ def csrf_of(page: str) -> str:
 def test_form_flow_label_skip_undo(client_and_token: tuple[TestClient, str, Workspace]) -> None:
     client, token, workspace = client_and_token
     client.post("/login", data={"token": token})
-    csrf = csrf_of(client.get("/").text)
+    screen = client.get("/").text
+    assert '<textarea id="note" name="note" rows="2" maxlength="2000">' in screen
+    csrf = csrf_of(screen)
     first = client.get("/api/next").json()["screen"]
     form = {"ref": first["ref"], **{f"label.{d}": "0" for d in first["dimensions"]}}
     assert client.post("/label", data=form).status_code == 403  # no CSRF token

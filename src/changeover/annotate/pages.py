@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from changeover.annotate.labels import record_screen, skip_screen, undo_last
+from changeover.annotate.labels import MAX_NOTE, record_screen, skip_screen, undo_last
 from changeover.annotate.queue import next_screen, progress
 from changeover.annotate.web import form_of, render, settings_of, workspace_of
 from changeover.errors import InputError
@@ -46,6 +46,7 @@ async def home(request: Request) -> Response:
         progress=done,
         rules=settings.rules if style else [],
         guide_text=settings.guide_text if style else None,
+        max_note=MAX_NOTE,
         message=message,
     )
 

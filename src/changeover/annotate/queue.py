@@ -46,6 +46,7 @@ __all__ = [
     "progress",
     "queue_status",
     "queued_keys",
+    "queued_refs",
     "random_start",
     "read_queue_csv",
     "ref_of",
@@ -453,3 +454,10 @@ def queued_keys(workspace: Workspace) -> set[tuple[str, str, str]]:
             (r[0], r[1], r[2])
             for r in db.execute("SELECT item_id, model, dimension FROM label_queue")
         }
+
+
+def queued_refs(workspace: Workspace) -> dict[tuple[str, str], str]:
+    """The opaque ref of every queued response, by (item_id, model)."""
+    with workspace.transaction() as db:
+        rows = db.execute("SELECT DISTINCT item_id, model, ref FROM label_queue").fetchall()
+    return {(row["item_id"], row["model"]): row["ref"] for row in rows}
