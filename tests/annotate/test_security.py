@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from changeover.annotate import QueueEntry, add_annotator, add_to_queue, read_labels, record_labels
-from changeover.annotate.queue import ref_of
+from changeover.annotate.queue import queued_refs
 from changeover.records import LabelRecord
 from changeover.workspace import open_workspace
 from tests.annotate.helpers import RunningApp, make_study
@@ -124,8 +124,7 @@ def test_pages_of_another_origin_change_nothing_in_chromium(
     sync_playwright = playwright_or_fail()
     app_url, tokens = served.app.url, served.tokens
     with open_workspace(served.workspace_path) as workspace:
-        target = ref_of(workspace, *RESPONSES[-1])  # mallory gets refs from her own screens
-    assert target is not None
+        target = queued_refs(workspace)[RESPONSES[-1]]  # mallory sees refs on her screens
     evil = f"http://127.0.0.1:{attacker.server_address[1]}"
     attacker.pages = {  # type: ignore[attr-defined]
         "/fetch": _fetch_page(app_url, target),

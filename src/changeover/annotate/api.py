@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from changeover.annotate.labels import record_screen, skip_screen, undo_last
-from changeover.annotate.queue import next_screen, progress, ref_of
+from changeover.annotate.queue import next_screen, progress, queued_refs
 from changeover.annotate.web import settings_of, workspace_of
 from changeover.errors import InputError
 
@@ -82,5 +82,5 @@ async def api_undo(request: Request) -> Response:
     undone = undo_last(workspace, request.state.annotator)
     if undone is None:
         return JSONResponse({"undone": None})
-    ref = ref_of(workspace, undone.item_id, undone.model)
+    ref = queued_refs(workspace).get((undone.item_id, undone.model))
     return JSONResponse({"undone": {"ref": ref, "dimensions": list(undone.dimensions)}})

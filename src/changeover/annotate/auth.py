@@ -45,6 +45,7 @@ __all__ = [
     "LimitBody",
     "LoginLimiter",
     "csrf_token",
+    "is_cross_site",
     "require_token",
     "router",
 ]

@@ -49,7 +49,6 @@ __all__ = [
     "queued_refs",
     "random_start",
     "read_queue_csv",
-    "ref_of",
     "resolve_ref",
     "screen_for",
     "stratified_sample",
@@ -409,15 +408,6 @@ def resolve_ref(workspace: Workspace, ref: str) -> tuple[str, str, list[str]] | 
     if not rows:
         return None
     return rows[0]["item_id"], rows[0]["model"], [row["dimension"] for row in rows]
-
-
-def ref_of(workspace: Workspace, item_id: str, model: str) -> str | None:
-    """The opaque ref of a queued response, or None."""
-    with workspace.transaction() as db:
-        row = db.execute(
-            "SELECT ref FROM label_queue WHERE item_id = ? AND model = ? LIMIT 1", (item_id, model)
-        ).fetchone()
-    return None if row is None else str(row["ref"])
 
 
 def progress(workspace: Workspace, annotator: str, *, seed: int = 0) -> Progress:
