@@ -59,6 +59,7 @@ def test_label_with_the_keyboard_undo_reload_in_chromium(
     app, token, workspace_path = served
     sync_playwright = playwright_or_fail()
     expected: dict[tuple[str, str, str], int] = {}
+    noted = ("", "")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -93,6 +94,11 @@ def test_label_with_the_keyboard_undo_reload_in_chromium(
                     assert page.title() != "pwned"
                     assert page.locator("#response b").count() == 0
                 answers = keys[2 * screen : 2 * screen + 2]
+                if screen == 1:  # a note, typed in the box: keys there are text, not answers
+                    page.click("#note")
+                    page.keyboard.type("=1+1 unsure: yes, no")
+                    page.keyboard.press("Escape")
+                    noted = (item, model)
                 page.keyboard.press(answers[0])
                 assert (
                     page.locator("fieldset.question.current").get_attribute("data-dimension")
@@ -143,3 +149,5 @@ def test_label_with_the_keyboard_undo_reload_in_chromium(
     assert {(r.item_id, r.model, r.dimension): r.label for r in stored} == expected
     assert len(stored) == len(expected) == 2 * len(QUEUED)
     assert {r.annotator for r in stored} == {"alice"}
+    notes = {(r.item_id, r.model): r.note for r in stored if r.note}
+    assert notes == {noted: "=1+1 unsure: yes, no"}

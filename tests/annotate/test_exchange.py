@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from changeover.annotate import (
+    Exported,
     QueueEntry,
     add_to_queue,
     export_labels,
@@ -16,11 +17,17 @@ from changeover.annotate import (
     read_labels,
     record_labels,
 )
+from changeover.annotate.label_studio import labeling_config
+from changeover.annotate.queue import queued_refs
 from changeover.errors import InputError
 from changeover.study import Study
 from changeover.workspace import Workspace
+from tests.annotate.helpers import MODELS
 
 Labelling = tuple[Study, Workspace]
+
+
+NOTE = '=HYPERLINK("http://evil.test") tone, "quotes"\nand a newline'
 
 
 def _some_labels(workspace: Workspace) -> None:
@@ -30,7 +37,7 @@ def _some_labels(workspace: Workspace) -> None:
         item_id="q0001",
         model="legacy",
         labels={"correctness": 1, "style": 0},
-        note='tone, "quotes"\nand a newline',
+        note=NOTE,
     )
     record_labels(
         workspace, annotator="bob", item_id="q0001", model="legacy", labels={"correctness": 0}
@@ -39,34 +46,77 @@ def _some_labels(workspace: Workspace) -> None:
                   labels={"refusal": 1})  # fmt: skip
 
 
+def _queue_labelled(workspace: Workspace) -> None:
+    """Queue what _some_labels labelled (labels given in the app are queued), and one more."""
+    entries = [("q0001", "legacy", "correctness"), ("q0001", "legacy", "style"),
+               ("q0002", "cand-b", "refusal"), ("q0005", "cand-a", "style")]  # fmt: skip
+    add_to_queue(workspace, [QueueEntry(*entry) for entry in entries], source="t")
+
+
 def _keys(workspace: Workspace) -> set[tuple[object, ...]]:
-    return {(r.item_id, r.model, r.dimension, r.annotator, r.label) for r in read_labels(workspace)}
+    return {
+        (r.item_id, r.model, r.dimension, r.annotator, r.label, r.note)
+        for r in read_labels(workspace)
+    }
 
 
-@pytest.mark.parametrize(("format", "name"), [("csv", "labels.csv"), ("label-studio", "ls.json")])
+@pytest.mark.parametrize(
+    ("format", "name", "with_model"),
+    [("csv", "labels.csv", False), ("label-studio", "ls.json", False),
+     ("label-studio", "ls.json", True)],
+)  # fmt: skip
 def test_export_import_round_trip(
-    labelling: Labelling, tmp_path: Path, format: str, name: str
+    labelling: Labelling, tmp_path: Path, format: str, name: str, with_model: bool
 ) -> None:
     study, workspace = labelling
     _some_labels(workspace)
-    add_to_queue(workspace, [QueueEntry("q0005", "cand-a", "style")], source="t")
+    _queue_labelled(workspace)
     before = _keys(workspace)
+    assert NOTE in {key[-1] for key in before}
     out = tmp_path / name
-    export_labels(workspace, out, format=format)  # type: ignore[arg-type]
+    exported = export_labels(workspace, out, format=format, with_model=with_model)  # type: ignore[arg-type]
+    assert exported.left_out == 0
     with workspace.transaction() as db:
         db.execute("DELETE FROM labels")
     result = import_labels(workspace, out, study)
-    assert result.added == 4 and _keys(workspace) == before
+    assert result.added == 4 and _keys(workspace) == before  # notes too
     assert import_labels(workspace, out, study).unchanged == 4  # re-import is harmless
-    if format == "label-studio":
-        tasks = json.loads(out.read_text())
-        assert {t["data"]["item_id"] for t in tasks} == {"q0001", "q0002", "q0005"}
-        first = next(t for t in tasks if t["data"]["item_id"] == "q0001")
-        assert first["data"]["prompt"].startswith("Question 1")
-        assert {a["completed_by"]["email"] for a in first["annotations"]} == {"alice", "bob"}
+    text = out.read_text()
+    if format == "csv":
+        assert "'=HYPERLINK" in text  # a spreadsheet shows the note, never runs it
+        return
+    tasks = json.loads(text)
+    refs = queued_refs(workspace)
+    if not with_model:  # in the order of the refs, not grouped by model
+        assert [t["data"]["ref"] for t in tasks] == sorted(refs.values())
+    first = next(t for t in tasks if t["data"]["ref"] == refs[("q0001", "legacy")])
+    assert first["data"]["prompt"].startswith("Question 1")
+    assert {a["completed_by"]["email"] for a in first["annotations"]} == {"alice", "bob"}
+    if with_model:
+        assert {t["data"]["model"] for t in tasks} == {"legacy", "cand-a", "cand-b"}
     else:
-        notes = {r.note for r in read_labels(workspace)}
-        assert 'tone, "quotes"\nand a newline' in notes
+        assert not any(model in text for model in MODELS)  # blind
+        assert {"item_id", "model"}.isdisjoint(first["data"])
+
+
+def test_a_blind_export_leaves_out_what_it_cannot_map_back(
+    labelling: Labelling, tmp_path: Path
+) -> None:
+    study, workspace = labelling
+    _some_labels(workspace)  # labelled, not queued (as labels imported from a CSV are)
+    add_to_queue(workspace, [QueueEntry("q0005", "cand-a", "style")], source="t")
+    out = tmp_path / "ls.json"
+    assert export_labels(workspace, out, format="label-studio") == Exported(1, 2)
+    wide = export_labels(workspace, out, format="label-studio", with_model=True)
+    assert wide == Exported(3, 0)
+    tasks = json.loads(out.read_text())
+    assert [("ref" in t["data"], t["data"]["item_id"]) for t in tasks] == [
+        (False, "q0001"), (False, "q0002"), (True, "q0005")
+    ]  # fmt: skip
+    tasks[2]["data"] = {"ref": "0123456789abcdef", "response": "..."}  # another workspace's
+    out.write_text(json.dumps(tasks))
+    with pytest.raises(InputError, match=r'ls.json: \[2\]\.data\.ref: "0123456789abcdef" is no'):
+        import_labels(workspace, out, study)
 
 
 def test_label_studio_import_accepts_its_own_export_shape(
@@ -168,7 +218,7 @@ def test_export_never_leaves_half_a_file(labelling: Labelling, tmp_path: Path) -
     assert out.read_text() == "old content"
     with pytest.raises(InputError, match="does not exist"):
         export_labels(workspace, tmp_path / "missing" / "x.csv", format="csv")
-    assert export_labels(workspace, out, format="csv") == 4
+    assert export_labels(workspace, out, format="csv").written == 4
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -191,12 +241,20 @@ def test_a_conflicting_label_stops_the_import_and_is_recorded(
     assert status == "failed"
 
 
-def test_the_label_studio_config_is_well_formed_xml() -> None:
+def test_the_label_studio_config_matches_the_tasks_and_is_blind() -> None:
     import xml.etree.ElementTree as ElementTree
 
-    from changeover.annotate.label_studio import LABELING_CONFIG
-
-    root = ElementTree.fromstring(LABELING_CONFIG)
-    choices = {c.get("name") for c in root.iter("Choices")}
-    assert choices == {"correctness", "refusal", "style"}
-    assert "$model" not in LABELING_CONFIG  # labelling stays blind
+    config = labeling_config(
+        ["correctness", "style", 'tone"<&'], style_guide=["Friendly.", 'Never say "as an AI".']
+    )
+    root = ElementTree.fromstring(config)  # well-formed, hostile names escaped
+    assert {c.get("name") for c in root.iter("Choices")} == {"correctness", "style", 'tone"<&'}
+    assert {t.get("value") for t in root.iter("Text")} == {
+        "$prompt", "$context", "$reference", "$response"
+    }  # fmt: skip
+    (note,) = root.iter("TextArea")
+    assert note.get("name") == "note" and note.get("toName") == "response"
+    headers = [h.get("value") for h in root.iter("Header")]
+    assert "Is the response correct?" in headers and 'Never say "as an AI".' in headers
+    assert "$model" not in config and "$item_id" not in config
+    assert "Style guide" not in labeling_config(["refusal"], style_guide=["Friendly."])

@@ -28,13 +28,13 @@ Labelling = tuple[Study, Workspace]
 
 def test_stratified_sample_spreads_across_cells_and_is_seeded() -> None:
     cells = {(m, s): [(f"{m}{s}{i}", m) for i in range(10)] for m in "ab" for s in "xyz"}
-    chosen = stratified_sample(cells, 12, rng_key=3)
+    chosen = stratified_sample(cells, 12, seed=3)
     assert len(chosen) == len(set(chosen)) == 12
     per_cell = Counter((key[1], key[0][1]) for key in chosen)
     assert set(per_cell.values()) == {2}  # 12 draws over 6 cells: two each
-    assert stratified_sample(cells, 12, rng_key=3) == chosen
-    assert stratified_sample(cells, 12, rng_key=4) != chosen
-    assert len(stratified_sample(cells, 1000, rng_key=0)) == 60  # no more than there are
+    assert stratified_sample(cells, 12, seed=3) == chosen
+    assert stratified_sample(cells, 12, seed=4) != chosen
+    assert len(stratified_sample(cells, 1000, seed=0)) == 60  # no more than there are
 
 
 def test_random_start_covers_every_model_and_segment(labelling: Labelling) -> None:

@@ -17,6 +17,7 @@ from changeover.calibrate.next import (
     StratumPick,
     choose_responses,
     plan_next,
+    spread,
     stratified_start,
     stratum_q,
 )
@@ -134,6 +135,25 @@ def test_respects_the_budget_and_never_picks_an_empty_stratum() -> None:
     tiny = _block(n_pass=4.0, n_fail=0.0, n_all=5.0)
     plan = plan_next(_study(), _result(mean, sd, tiny), 50)
     assert plan.n_labels == 8 and all(p.n <= 1 for p in plan.picks)
+
+
+@pytest.mark.parametrize("budget", [0, 1, 7, 13, 100])
+def test_spread_is_as_even_as_the_capacity_allows(budget: int) -> None:
+    capacity = [5, 0, 2, 9, 3]
+    taken = spread(budget, capacity, np.random.default_rng(1))
+    assert taken.sum() == min(budget, sum(capacity))
+    assert all(0 <= t <= c for t, c in zip(taken, capacity, strict=True))
+    not_full = [t for t, c in zip(taken, capacity, strict=True) if t < c]
+    assert not not_full or max(taken) - min(not_full) <= 1  # a cell short of its share is full
+    again = spread(budget, capacity, np.random.default_rng(1))
+    assert again.tolist() == taken.tolist()
+
+
+def test_spread_chooses_the_cells_of_the_remainder_at_random() -> None:
+    draws = {tuple(spread(2, [3, 3, 3, 3], np.random.default_rng(seed))) for seed in range(40)}
+    assert len(draws) > 3 and all(sum(d) == 2 and max(d) == 1 for d in draws)
+    with pytest.raises(ValueError, match="negative"):
+        spread(-1, [1], np.random.default_rng(0))
 
 
 def test_stratified_start_spreads_over_every_cell() -> None:

@@ -87,10 +87,17 @@ def test_labels_export_import_and_agreement(
     assert "refusal" in out and "0.800" in out  # kappa: 9 of 10 agree, balanced: 0.8
     csv_out, ls_out = tmp_path / "labels.csv", tmp_path / "tasks.json"
     assert run(["labels", "export", "--out", str(csv_out), *study], monkeypatch) == 0
-    assert run(["labels", "export", "--format", "label-studio", "--out", str(ls_out), *study],
-               monkeypatch) == 0  # fmt: skip
+    label_studio = ["labels", "export", "--format", "label-studio", "--out", str(ls_out)]
+    assert run([*label_studio, *study], monkeypatch) == 0  # blind: only queued responses
+    out = " ".join(capsys.readouterr().out.split())
+    assert "wrote 0 Label Studio tasks" in out and "10 labelled responses are not in" in out
+    assert run([*label_studio, "--with-model", *study], monkeypatch) == 0
+    assert "wrote 10 Label Studio tasks" in " ".join(capsys.readouterr().out.split())
     assert run(["labels", "import", str(ls_out), *study], monkeypatch) == 0
     assert "20 already present" in " ".join(capsys.readouterr().out.split())
+    assert run(["labels", "export", "--with-model", "--out", str(csv_out), *study],
+               monkeypatch) == 2  # fmt: skip
+    assert "--with-model: only for --format label-studio" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text(
         csv_out.read_text().replace("q0003,legacy,refusal,a,1", "q0003,legacy,refusal,c,7")
@@ -109,3 +116,19 @@ def test_annotate_refuses_to_start_without_annotators(
 ) -> None:
     assert run(["annotate", "--study", str(study_path)], monkeypatch) == 2
     assert "changeover annotators add" in capsys.readouterr().err
+
+
+def test_labels_config_prints_the_label_studio_config(
+    study_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    assert run(["labels", "config", "--study", str(study_path)], monkeypatch) == 0
+    root = ElementTree.fromstring(capsys.readouterr().out)
+    choices = [c.get("name") for c in root.iter("Choices")]
+    assert choices == ["correctness", "refusal", "style"]  # the study's dimensions
+    assert "Friendly, short, no jargon." in [h.get("value") for h in root.iter("Header")]
+    assert run(["labels", "config", "--dimension", "refusal", "--study", str(study_path)],
+               monkeypatch) == 0  # fmt: skip
+    assert [c.get("name") for c in ElementTree.fromstring(capsys.readouterr().out).iter(
+        "Choices")] == ["refusal"]  # fmt: skip

@@ -2,7 +2,7 @@
 import/export (CSV, Label Studio). The app lives in `changeover.annotate.app` (it needs FastAPI);
 everything here works without it."""
 
-from changeover.annotate.exchange import LabelFormat, export_labels, import_labels
+from changeover.annotate.exchange import Exported, LabelFormat, export_labels, import_labels
 from changeover.annotate.labels import (
     RecordResult,
     UndoResult,
@@ -34,6 +34,7 @@ from changeover.annotate.tokens import (
 
 __all__ = [
     "Annotator",
+    "Exported",
     "LabelFormat",
     "QueueEntry",
     "QueueResult",

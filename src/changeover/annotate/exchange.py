@@ -11,23 +11,37 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from changeover.annotate.label_studio import labels_from_tasks, tasks_from_labels
 from changeover.annotate.labels import add_labels, read_labels
-from changeover.annotate.queue import default_dimensions
+from changeover.annotate.queue import default_dimensions, queued_refs
 from changeover.errors import InputError
 from changeover.files import csv_cell, from_csv_cell, replacing
 from changeover.records import LabelRecord
 from changeover.study import Study
 from changeover.workspace import ImportResult, Workspace
 
-__all__ = ["CSV_COLUMNS", "LabelFormat", "export_labels", "import_labels", "read_labels_csv"]
+__all__ = [
+    "CSV_COLUMNS",
+    "Exported",
+    "LabelFormat",
+    "export_labels",
+    "import_labels",
+    "read_labels_csv",
+]
 
 LabelFormat = Literal["csv", "label-studio"]
 CSV_COLUMNS = ("item_id", "model", "dimension", "annotator", "label", "time", "note")
 _REQUIRED = ("item_id", "model", "dimension", "annotator", "label")
+
+
+@dataclass(frozen=True)
+class Exported:
+    written: int  # rows (CSV) or tasks (Label Studio)
+    left_out: int  # labelled responses a blind export cannot carry: they are not queued
 
 
 def read_labels_csv(path: Path, text: str) -> list[tuple[str, LabelRecord]]:
@@ -70,7 +84,7 @@ def read_labels_csv(path: Path, text: str) -> list[tuple[str, LabelRecord]]:
     return out
 
 
-def _parse(path: Path) -> list[tuple[str, LabelRecord]]:
+def _parse(path: Path, refs: dict[str, tuple[str, str]]) -> list[tuple[str, LabelRecord]]:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     try:
@@ -84,7 +98,7 @@ def _parse(path: Path) -> list[tuple[str, LabelRecord]]:
             raise InputError(
                 f"{path}: line {error.lineno}: column {error.colno}: invalid JSON ({error.msg})"
             ) from None
-        return labels_from_tasks(path, tasks)
+        return labels_from_tasks(path, tasks, refs)
     if path.suffix.lower() == ".csv":
         try:
             return read_labels_csv(path, text)
@@ -98,7 +112,7 @@ def _parse(path: Path) -> list[tuple[str, LabelRecord]]:
 def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResult:
     """Check every label of `path` (a .csv or a Label Studio .json), then store them all in one
     transaction, or none."""
-    parsed = _parse(path)
+    parsed = _parse(path, {ref: key for key, ref in queued_refs(workspace).items()})
     dimensions = default_dimensions(study)
     with workspace.transaction() as db:
         answered = {
@@ -134,25 +148,41 @@ def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResul
     return result
 
 
-def _responses_for_tasks(workspace: Workspace, labels: Sequence[LabelRecord]) -> list[dict]:
-    """Every response that is queued or labelled, with what an annotator needs to see."""
-    wanted = {(r.item_id, r.model) for r in labels}
+def _responses_for_tasks(
+    workspace: Workspace, labels: Sequence[LabelRecord], *, with_model: bool
+) -> tuple[list[dict], int]:
+    """What a task shows of every queued response (and, with the model, of every labelled
+    one), in the order of their refs (blind) or of the items; and how many labelled responses
+    were left out for want of a ref."""
+    refs = queued_refs(workspace)
+    labelled = {(r.item_id, r.model) for r in labels}
+    wanted = set(refs) | labelled if with_model else set(refs)
     with workspace.transaction() as db:
-        wanted |= {(row[0], row[1]) for row in db.execute("SELECT item_id, model FROM label_queue")}
         rows = db.execute(
             "SELECT r.item_id, r.model, i.prompt, i.context, i.reference, i.segment, r.response"
             " FROM responses r JOIN items i ON i.item_id = r.item_id"
             " WHERE r.response IS NOT NULL ORDER BY i.rowid, r.model"
         ).fetchall()
-    return [dict(row) for row in rows if (row["item_id"], row["model"]) in wanted]
+    responses = [
+        dict(row) | {"ref": refs.get((row["item_id"], row["model"]))}
+        for row in rows
+        if (row["item_id"], row["model"]) in wanted
+    ]
+    if not with_model:
+        responses.sort(key=lambda response: response["ref"])
+    return responses, len(labelled - wanted)
 
 
-def export_labels(workspace: Workspace, path: Path, *, format: LabelFormat) -> int:
-    """Write the labels (CSV), or the queued and labelled responses as Label Studio tasks with
-    their labels as annotations; returns the number of rows or tasks written."""
+def export_labels(
+    workspace: Workspace, path: Path, *, format: LabelFormat, with_model: bool = False
+) -> Exported:
+    """Write the labels (CSV), or the queued responses as Label Studio tasks with their labels
+    as annotations: blind (a task names its response by its queue ref only) unless
+    `with_model`, which adds the item and model and the labelled responses not queued."""
     if not path.parent.exists():
         raise InputError(f"{path}: folder {path.parent} does not exist; create it first")
     labels = read_labels(workspace)
+    left_out = 0
     if format == "csv":
         buffer = io.StringIO(newline="")
         writer = csv.writer(buffer, lineterminator="\n")
@@ -163,10 +193,11 @@ def export_labels(workspace: Workspace, path: Path, *, format: LabelFormat) -> i
             writer.writerow([*safe[:4], r.label, *safe[4:]])
         text, count = buffer.getvalue(), len(labels)
     elif format == "label-studio":
-        tasks = tasks_from_labels(_responses_for_tasks(workspace, labels), labels)
+        responses, left_out = _responses_for_tasks(workspace, labels, with_model=with_model)
+        tasks = tasks_from_labels(responses, labels, with_model=with_model)
         text, count = json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", len(tasks)
     else:
         raise InputError(f"--format: unknown format '{format}'; use csv or label-studio")
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    return count
+    return Exported(written=count, left_out=left_out)

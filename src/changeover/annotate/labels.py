@@ -1,4 +1,5 @@
-"""Writing human labels: one transaction per screen, undo, skip, and all-or-nothing imports.
+"""Human labels: what each dimension asks, writing one transaction per screen, undo, skip, and
+all-or-nothing imports.
 
 Labels live in the workspace's `labels` table, one per (item, model, dimension, annotator), so
 posting the same label twice (a retried request, a double click) stores it once.
@@ -9,19 +10,40 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from changeover.annotate.queue import resolve_ref
 from changeover.errors import InputError
 from changeover.records import LabelRecord
 from changeover.workspace import ImportResult, Workspace, now
 
 __all__ = [
+    "MAX_NOTE",
+    "QUESTIONS",
     "RecordResult",
     "UndoResult",
     "add_labels",
+    "question",
     "read_labels",
     "record_labels",
+    "record_screen",
     "skip_response",
+    "skip_screen",
     "undo_last",
 ]
+
+#: The longest note an annotator may leave on a screen, in characters.
+MAX_NOTE = 2000
+
+#: The question an annotator answers for each dimension (1 = yes).
+QUESTIONS: dict[str, str] = {
+    "correctness": "Is the response correct?",
+    "refusal": "Does the response refuse?",
+    "style": "Does the response follow the style guide?",
+}
+
+
+def question(dimension: str) -> str:
+    """The question asked for `dimension` (a generic one for a dimension of the study's own)."""
+    return QUESTIONS.get(dimension, f"Does the response pass '{dimension}'?")
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,43 @@ def record_labels(
     return RecordResult(added=added, changed=changed, unchanged=unchanged)
 
 
+def record_screen(
+    workspace: Workspace,
+    *,
+    annotator: str,
+    ref: str,
+    answers: Mapping[str, str],
+    note: str | None = None,
+) -> RecordResult:
+    """Store an annotator's answers ("0" or "1" per dimension) to the screen of the opaque `ref`,
+    as the app receives them, with an optional note of at most MAX_NOTE characters; an
+    InputError says what to fix."""
+    if note is not None and len(note) > MAX_NOTE:
+        raise InputError(
+            f"note: {len(note):,} characters; a note holds at most {MAX_NOTE:,}, shorten it"
+        )
+    resolved = resolve_ref(workspace, ref)
+    if resolved is None:
+        raise InputError(f"unknown ref '{ref}'")
+    item_id, model, queued = resolved
+    if not answers:
+        raise InputError("answer at least one question")
+    unknown = sorted(set(answers) - set(queued))
+    if unknown:
+        raise InputError(f"dimension(s) {', '.join(unknown)} are not queued for this response")
+    for dimension, value in answers.items():
+        if value not in ("0", "1"):
+            raise InputError(f"answer for {dimension} must be 0 or 1")
+    return record_labels(
+        workspace,
+        annotator=annotator,
+        item_id=item_id,
+        model=model,
+        labels={dimension: int(value) for dimension, value in answers.items()},
+        note=note,
+    )
+
+
 def undo_last(workspace: Workspace, annotator: str) -> UndoResult | None:
     """Delete the labels of `annotator`'s last screen (all written together), or None."""
     with workspace.transaction() as db:
@@ -123,6 +182,15 @@ def skip_response(workspace: Workspace, annotator: str, item_id: str, model: str
             "DELETE FROM label_claims WHERE annotator = ? AND item_id = ? AND model = ?",
             (annotator, item_id, model),
         )
+
+
+def skip_screen(workspace: Workspace, annotator: str, ref: str) -> bool:
+    """Skip the screen of the opaque `ref`; False if no such ref is queued."""
+    resolved = resolve_ref(workspace, ref)
+    if resolved is None:
+        return False
+    skip_response(workspace, annotator, resolved[0], resolved[1])
+    return True
 
 
 def read_labels(workspace: Workspace) -> list[LabelRecord]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import random
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
+from changeover.calibrate.next import spread
 from changeover.errors import InputError
 from changeover.files import from_csv_cell
 from changeover.study import Study, feeds_dimension
@@ -44,6 +46,7 @@ __all__ = [
     "progress",
     "queue_status",
     "queued_keys",
+    "queued_refs",
     "random_start",
     "read_queue_csv",
     "resolve_ref",
@@ -176,20 +179,25 @@ def clear_queue(workspace: Workspace, *, source: str | None = None) -> int:
 
 
 def stratified_sample(
-    cells: dict[tuple[str, str], list[tuple[str, str]]], size: int, *, rng_key: int
+    cells: dict[tuple[str, str], list[tuple[str, str]]], size: int, *, seed: int
 ) -> list[tuple[str, str]]:
-    """Draw `size` members spread as evenly as the cells allow: round-robin over the cells in a
-    random order, uniformly at random within each cell, without replacement."""
-    rng = random.Random(rng_key)
-    pools = {cell: rng.sample(members, len(members)) for cell, members in sorted(cells.items())}
-    order = sorted(pools)
-    rng.shuffle(order)
+    """Draw `size` members spread as evenly as the cells allow (`spread`: round-robin over the
+    cells in a random order), uniformly at random within each cell, without replacement."""
+    rng = np.random.default_rng(seed)
+    keys = sorted(cells)
+    taken = spread(size, [len(cells[key]) for key in keys], rng)
     chosen: list[tuple[str, str]] = []
-    while len(chosen) < size and any(pools.values()):
-        for cell in order:
-            if pools[cell] and len(chosen) < size:
-                chosen.append(pools[cell].pop())
+    for key, n in zip(keys, taken, strict=True):
+        members = cells[key]
+        chosen += [members[i] for i in rng.choice(len(members), size=n, replace=False)]
     return chosen
+
+
+def _doubled(responses: Sequence[tuple[str, str]], overlap: int, seed: int) -> set[tuple[str, str]]:
+    """`overlap` of `responses`, at random, for a second annotator."""
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(responses), size=min(overlap, len(responses)), replace=False)
+    return {responses[i] for i in picked}
 
 
 def random_start(
@@ -198,7 +206,7 @@ def random_start(
     *,
     num_responses: int,
     dimensions: Sequence[str],
-    rng_key: int = 0,
+    seed: int = 0,
     overlap: int = 0,
 ) -> list[QueueEntry]:
     """Entries for a stratified random start: `num_responses` responses drawn across the
@@ -222,8 +230,8 @@ def random_start(
             "the workspace holds no responses of the study's models; run `changeover generate` "
             "or `changeover import responses` first"
         )
-    chosen = stratified_sample(cells, num_responses, rng_key=rng_key)
-    doubled = set(random.Random(rng_key + 1).sample(chosen, min(overlap, len(chosen))))
+    chosen = stratified_sample(cells, num_responses, seed=seed)
+    doubled = _doubled(chosen, overlap, seed + 1)
     return [
         QueueEntry(item_id, model, dimension, annotators=2 if (item_id, model) in doubled else 1)
         for item_id, model in chosen
@@ -232,7 +240,7 @@ def random_start(
 
 
 def read_queue_csv(
-    path: Path, *, dimensions: Sequence[str], overlap: int = 0, rng_key: int = 0
+    path: Path, *, dimensions: Sequence[str], overlap: int = 0, seed: int = 0
 ) -> list[QueueEntry]:
     """Entries from a CSV with columns `item_id, model` and optionally `dimension` (else every
     one of `dimensions`), `priority` and `annotators`. Errors name the file, line and column."""
@@ -273,7 +281,7 @@ def read_queue_csv(
                 entries.append(QueueEntry(*key, priority=priority, annotators=annotators))
     if overlap:
         responses = sorted({(e.item_id, e.model) for e in entries})
-        doubled = set(random.Random(rng_key).sample(responses, min(overlap, len(responses))))
+        doubled = _doubled(responses, overlap, seed)
         entries = [
             QueueEntry(e.item_id, e.model, e.dimension, e.priority, max(e.annotators, 2))
             if (e.item_id, e.model) in doubled
@@ -291,14 +299,14 @@ def _number(path: Path, line: int, column: str, text: str, kind: type) -> float:
         raise InputError(f"{path}: line {line}: column {column}: '{text}' is not {what}") from None
 
 
-def _order_key(rng_key: int, annotator: str, item_id: str, model: str) -> str:
-    text = f"{rng_key}\0{annotator}\0{item_id}\0{model}"
+def _order_key(seed: int, annotator: str, item_id: str, model: str) -> str:
+    text = f"{seed}\0{annotator}\0{item_id}\0{model}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _OPEN_ENTRIES = """
 SELECT q.ref, q.item_id, q.model, q.dimension, q.priority,
-       s.annotator IS NOT NULL AS skipped
+       s.annotator IS NOT NULL AS skipped, s.time AS skipped_at, s.rowid AS skip_id
 FROM label_queue q
 LEFT JOIN label_skips s ON s.annotator = :annotator AND s.item_id = q.item_id
      AND s.model = q.model
@@ -316,7 +324,7 @@ CLAIM_SECONDS = 900.0
 
 
 def _open_refs(
-    workspace: Workspace, annotator: str, rng_key: int
+    workspace: Workspace, annotator: str, seed: int
 ) -> list[tuple[str, str, str, list[str]]]:
     """The responses open for `annotator`, in their order: (ref, item_id, model, dimensions)."""
     with workspace.transaction() as db:
@@ -325,17 +333,24 @@ def _open_refs(
         )
         rows = cursor.fetchall()
     grouped: dict[str, tuple[str, str, list[str]]] = {}
-    sort_key: dict[str, tuple[int, float, str]] = {}
+    skipped: dict[str, tuple[int, str, int]] = {}
+    priority: dict[str, float] = {}
     for row in rows:
         ref = row["ref"]
         if ref not in grouped:
             grouped[ref] = (row["item_id"], row["model"], [])
-            order = _order_key(rng_key, annotator, row["item_id"], row["model"])
-            sort_key[ref] = (int(row["skipped"]), -row["priority"], order)
+            skip = (1, row["skipped_at"], row["skip_id"]) if row["skipped"] else (0, "", 0)
+            skipped[ref], priority[ref] = skip, row["priority"]
         grouped[ref][2].append(row["dimension"])
-        skipped, priority, order = sort_key[ref]
-        sort_key[ref] = (skipped, min(priority, -row["priority"]), order)
-    return [(ref, *grouped[ref]) for ref in sorted(grouped, key=sort_key.__getitem__)]
+        priority[ref] = max(priority[ref], row["priority"])
+
+    def sort_key(ref: str) -> tuple[tuple[int, str, int], float, str]:
+        """Not skipped first (by priority, then the annotator's random order), then the skipped
+        ones, least recently skipped first: skipping moves on, even once all are skipped."""
+        item_id, model, _ = grouped[ref]
+        return skipped[ref], -priority[ref], _order_key(seed, annotator, item_id, model)
+
+    return [(ref, *grouped[ref]) for ref in sorted(grouped, key=sort_key)]
 
 
 def screen_for(workspace: Workspace, ref: str, dimensions: Sequence[str]) -> Screen | None:
@@ -364,12 +379,12 @@ def next_screen(
     workspace: Workspace,
     annotator: str,
     *,
-    rng_key: int = 0,
+    seed: int = 0,
     claim_seconds: float = CLAIM_SECONDS,
 ) -> Screen | None:
     """The next response for `annotator` with the dimensions still open for them, or None; it
     is claimed for them for `claim_seconds`."""
-    refs = _open_refs(workspace, annotator, rng_key)
+    refs = _open_refs(workspace, annotator, seed)
     if not refs:
         return None
     ref, item_id, model, dimensions = refs[0]
@@ -395,8 +410,8 @@ def resolve_ref(workspace: Workspace, ref: str) -> tuple[str, str, list[str]] | 
     return rows[0]["item_id"], rows[0]["model"], [row["dimension"] for row in rows]
 
 
-def progress(workspace: Workspace, annotator: str, *, rng_key: int = 0) -> Progress:
-    remaining = len(_open_refs(workspace, annotator, rng_key))
+def progress(workspace: Workspace, annotator: str, *, seed: int = 0) -> Progress:
+    remaining = len(_open_refs(workspace, annotator, seed))
     with workspace.transaction() as db:
         (labelled,) = db.execute(
             "SELECT count(DISTINCT q.ref) FROM label_queue q JOIN labels l"
@@ -429,3 +444,10 @@ def queued_keys(workspace: Workspace) -> set[tuple[str, str, str]]:
             (r[0], r[1], r[2])
             for r in db.execute("SELECT item_id, model, dimension FROM label_queue")
         }
+
+
+def queued_refs(workspace: Workspace) -> dict[tuple[str, str], str]:
+    """The opaque ref of every queued response, by (item_id, model)."""
+    with workspace.transaction() as db:
+        rows = db.execute("SELECT DISTINCT item_id, model, ref FROM label_queue").fetchall()
+    return {(row["item_id"], row["model"]): row["ref"] for row in rows}

@@ -43,7 +43,8 @@ it is not the default (docs/next.md).
 Responses are then drawn at random within the chosen strata: the choice depends only on
 observed data (model, segment, level, earlier labels), so the likelihood stays valid.
 Before any labels exist (or when the engine refuses to fit), `stratified_start` spreads the
-budget evenly over the model x segment cells of every dimension.
+budget evenly over the model x segment cells of every dimension (`spread`, which the label
+queue's random start uses too).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ __all__ = [
     "available_per_stratum",
     "choose_responses",
     "plan_next",
+    "spread",
     "stratified_start",
     "stratum_q",
     "unlabelled_responses",
@@ -581,6 +583,25 @@ def plan_next(
     return NextPlan("targeted", tuple(picks), budget, risk0, risk1, undecided, message)
 
 
+def spread(budget: int, capacity: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """How many of `budget` to take from each cell, as evenly as the cells' `capacity` allows:
+    one at a time, round-robin over the cells in a random order, never more than a cell holds.
+
+    The one stratified random start: `stratified_start` spreads labels over model x segment
+    cells with it, and so does the label queue's random start (`changeover queue --random`)."""
+    if budget < 0:
+        raise ValueError("budget must not be negative")
+    cap = np.asarray(capacity, dtype=int)
+    taken = np.zeros(len(cap), dtype=int)
+    order = rng.permutation(len(cap))
+    left = int(min(budget, cap.clip(min=0).sum()))
+    while left > 0:
+        open_cells = order[taken[order] < cap[order]][:left]
+        taken[open_cells] += 1
+        left -= len(open_cells)
+    return taken
+
+
 def stratified_start(
     blocks: list[Block],
     budget: int,
@@ -589,33 +610,20 @@ def stratified_start(
     available: dict[StratumKey, np.ndarray] | None = None,
     reason: str = "no labels yet: a stratified random start across model x segment cells",
 ) -> NextPlan:
-    """Spread `budget` labels evenly over every block's model x segment cells (round-robin in a
-    random order), any level: the start `plan_next` needs before the judge can be calibrated."""
+    """Spread `budget` labels evenly over every block's model x segment cells (`spread`), any
+    level: the start `plan_next` needs before the judge can be calibrated."""
     if budget < 1:
         raise ValueError("budget must be at least 1")
-    rng = np.random.default_rng(seed)
     cells = []
-    capacity = {}
+    capacity = []
     for block in blocks:
         cap = _capacity(block, available).sum(-1)  # [M, S]
         for m in range(cap.shape[0]):
             for s in range(cap.shape[1]):
                 if cap[m, s] > 0:
                     cells.append((block, m, s))
-                    capacity[(block.key, m, s)] = int(cap[m, s])
-    order = [cells[i] for i in rng.permutation(len(cells))]
-    taken: dict[tuple[StratumKey, int, int], int] = {}
-    left = budget
-    while left > 0:
-        progressed = False
-        for block, m, s in order:
-            key = (block.key, m, s)
-            if left > 0 and taken.get(key, 0) < capacity[key]:
-                taken[key] = taken.get(key, 0) + 1
-                left -= 1
-                progressed = True
-        if not progressed:
-            break
+                    capacity.append(int(cap[m, s]))
+    taken = spread(budget, capacity, np.random.default_rng(seed))
     picks = tuple(
         StratumPick(
             block.dimension,
@@ -623,12 +631,12 @@ def stratified_start(
             block.models[m],
             block.segments[s],
             None,
-            taken[(block.key, m, s)],
+            int(n),
             0.0,
             reason,
         )
-        for block, m, s in order
-        if taken.get((block.key, m, s), 0) > 0
+        for (block, m, s), n in zip(cells, taken, strict=True)
+        if n > 0
     )
     n = sum(p.n for p in picks)
     message = f"{n} labels spread over {len(picks)} model x segment cells ({reason})"

@@ -25,6 +25,13 @@ def annotate(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     seed: Annotated[int, typer.Option(help="Seeds every annotator's queue order.")] = 0,
+    secure_cookie: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookie",
+            help="Send the sign-in cookie over HTTPS only: set it behind a TLS proxy.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the annotation web app until interrupted (Ctrl-C)."""
     import uvicorn
@@ -44,11 +51,14 @@ def annotate(
                 "[yellow]warning:[/yellow] nothing is queued to label; fill the queue with "
                 "`changeover queue --random N` (or `--from FILE`)"
             )
-    application = create_app(path, style_guide=study.style_guide, rng_key=seed)
+    application = create_app(
+        path, style_guide=study.style_guide, seed=seed, secure_cookie=secure_cookie
+    )
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(
             f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach it and holds "
-            "a token can label; tokens travel in clear text unless a TLS proxy is in front"
+            "a token can label; tokens travel in clear text unless a TLS proxy is in front "
+            "(then add --secure-cookie); docs/annotate.md, Security"
         )
     console.print(f"annotation app on http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from changeover.annotate import (
+    default_dimensions,
     export_labels,
     import_labels,
 )
+from changeover.annotate.label_studio import labeling_config
 from changeover.cli.app import LABEL, StudyOption, app, console
 from changeover.errors import InputError
 from changeover.study import load_study
@@ -24,16 +26,40 @@ app.add_typer(labels_app, name="labels", rich_help_panel=LABEL)
 def labels_export(
     out: Annotated[Path, typer.Option(help="Output file (.csv or .json).")],
     format: Annotated[str, typer.Option(help="csv or label-studio.")] = "csv",
+    with_model: Annotated[
+        bool,
+        typer.Option(
+            "--with-model",
+            help="Label Studio tasks name their item and model (labelling is then blind only "
+            "if the labelling config leaves them out).",
+        ),
+    ] = False,
     study_path: StudyOption = Path("study.yaml"),
 ) -> None:
-    """Export labels as CSV, or queued and labelled responses as Label Studio tasks."""
+    """Export labels as CSV, or the queued responses as blind Label Studio tasks."""
     if format not in ("csv", "label-studio"):
         raise InputError(f"--format: unknown format '{format}'; use csv or label-studio")
+    if with_model and format != "label-studio":
+        raise InputError("--with-model: only for --format label-studio (CSV names the model)")
     study = load_study(study_path)
     with open_workspace(study.workspace_path) as workspace:
-        written = export_labels(workspace, out, format=format)  # type: ignore[arg-type]
-    what = "labels" if format == "csv" else "Label Studio tasks"
-    console.print(f"wrote {written:,} {what} to {out}")
+        exported = export_labels(
+            workspace,
+            out,
+            format=format,  # type: ignore[arg-type]
+            with_model=with_model,
+        )
+    if format == "csv":
+        console.print(f"wrote {exported.written:,} labels to {out}")
+        return
+    blind = "with item and model" if with_model else "blind: no item or model in them"
+    console.print(f"wrote {exported.written:,} Label Studio tasks to {out} ({blind})")
+    if exported.left_out:
+        console.print(
+            f"{exported.left_out:,} labelled responses are not in the label queue and were left "
+            "out (a blind task names its response by its queue ref); --with-model includes them"
+        )
+    console.print("the matching labelling config: `changeover labels config`")
 
 
 @labels_app.command("import")
@@ -47,3 +73,24 @@ def labels_import(
         result = import_labels(workspace, file, study)
     unchanged = f" ({result.unchanged:,} already present, unchanged)" if result.unchanged else ""
     console.print(f"imported {result.added:,} labels from {file}{unchanged}")
+
+
+@labels_app.command("config")
+def labels_config(
+    dimension: Annotated[
+        list[str] | None,
+        typer.Option("--dimension", help="Dimensions to ask (repeat); default the study's."),
+    ] = None,
+    study_path: StudyOption = Path("study.yaml"),
+) -> None:
+    """Print the Label Studio labelling config that matches the exported tasks."""
+    study = load_study(study_path)
+    dimensions = dimension or default_dimensions(study)
+    if not dimensions:
+        raise InputError(
+            "labels config: the study names no dimensions (no `dimensions:` and no gates); "
+            "pass --dimension, e.g. --dimension correctness"
+        )
+    guide = study.style_guide
+    lines = [guide.text or "", *guide.rules()] if guide is not None else []
+    print(labeling_config(dimensions, style_guide=[line for line in lines if line]), end="")

@@ -67,11 +67,11 @@ def queue(
         if random_n is not None:
             entries = random_start(
                 workspace, study, num_responses=random_n, dimensions=dimensions,
-                rng_key=seed, overlap=overlap,
+                seed=seed, overlap=overlap,
             )  # fmt: skip
             result = add_to_queue(workspace, entries, source="random")
         elif from_csv is not None:
-            entries = read_queue_csv(from_csv, dimensions=dimensions, overlap=overlap, rng_key=seed)
+            entries = read_queue_csv(from_csv, dimensions=dimensions, overlap=overlap, seed=seed)
             result = add_to_queue(workspace, entries, source=f"csv:{from_csv.name}")
         else:
             result = None

@@ -38,7 +38,10 @@
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
     const tag = event.target && event.target.tagName;
     if (tag === "INPUT" && event.target.type !== "radio") return;
-    if (tag === "TEXTAREA") return;
+    if (tag === "TEXTAREA") {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
     const key = event.key.toLowerCase();
     if (form && (key === "y" || key === "1")) answer("1");
     else if (form && (key === "n" || key === "0")) answer("0");
