@@ -6,7 +6,7 @@ token, labels every queued response with the keyboard, undoes one, reloads, rela
 checks that the workspace holds exactly the labels given; a wrong token is refused; a response
 containing <script> is shown as text and never runs.
 
-Chromium is required (tests/browser.py says how to skip without it).
+Where no Chromium is found it skips, saying why; CI requires it (tests/browser.py).
 """
 
 from __future__ import annotations

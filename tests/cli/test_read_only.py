@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.fakes.studies import write_items, write_study
+from tests.tools import skip_or_fail
 
 
 def _read_only(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -27,13 +26,13 @@ def _read_only(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_read_only_workspace_reads_and_refuses_writes(tmp_path: Path) -> None:
     if shutil.which("unshare") is None:
-        pytest.skip("unshare (util-linux) is not installed: cannot mount a folder read-only")
+        skip_or_fail("unshare (util-linux) is not installed: cannot mount a folder read-only")
     probe = subprocess.run(
         ["unshare", "-m", "sh", "-c", f"mount --bind '{tmp_path}' '{tmp_path}'"],
         capture_output=True,
     )
     if probe.returncode != 0:
-        pytest.skip("mount namespaces are not permitted here: cannot mount a folder read-only")
+        skip_or_fail("mount namespaces are not permitted here: cannot mount a folder read-only")
     study_dir = tmp_path / "study"
     study_dir.mkdir()
     replay = {"provider": "replay", "file": "r.jsonl"}
