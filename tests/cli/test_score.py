@@ -67,6 +67,7 @@ def test_score_then_counts(
         "refusal_judge": {"kind": "judge", "rubric": "refusal", "model": "grader"},
         "answer_contained": {"kind": "reference", "metric": "containment"},
     }
+    study["gates"] = [gate for gate in study["gates"] if gate["dimension"] != "style"]
     study_path.write_text(yaml.safe_dump(study, sort_keys=False))
     monkeypatch.chdir(folder)
 
@@ -148,10 +149,11 @@ def test_score_reports_mistakes_in_one_line(
     folder = tmp_path / "study"
     assert run(["init", str(folder)], monkeypatch) == 0
     monkeypatch.chdir(folder)
+    study = yaml.safe_load((folder / "study.yaml").read_text())
+    (folder / "study.yaml").write_text(yaml.safe_dump({**study, "signals": None}))
     capsys.readouterr()
     assert run(["score"], monkeypatch) == 2
     assert "no `signals:` section" in capsys.readouterr().err
-    study = yaml.safe_load((folder / "study.yaml").read_text())
     study["signals"] = {"refusal_phrases": {"kind": "refusal"}}
     study["gates"] = [gate for gate in study["gates"] if gate["dimension"] == "refusal"]
     (folder / "study.yaml").write_text(yaml.safe_dump(study))
