@@ -144,30 +144,6 @@ def short(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-async def post_raw(sdk: Any, client: Any, path: str, body: dict[str, Any], timeout: float) -> bytes:
-    """POST through an official SDK client's low-level `post`, reading the body as bytes.
-
-    The typed methods (`chat.completions.create`, `messages.create`) re-walk every parameter and
-    build pydantic models, which doubles the CPU per request and caps throughput at high
-    concurrency (docs/generate.md). Both SDKs raise the same three exception classes, mapped here
-    to CallError; `sdk` is the imported SDK module, so no vendor type leaves the adapter.
-    """
-    try:
-        return await client.post(path, body=body, cast_to=bytes)
-    except sdk.APIStatusError as error:
-        status = error.status_code
-        raise CallError(
-            classify_status(status),
-            f"HTTP {status}: {short(error.message)}",
-            status=status,
-            retry_after=parse_retry_after(error.response.headers),
-        ) from None
-    except sdk.APITimeoutError:
-        raise CallError("timeout", f"no answer within {timeout:g}s") from None
-    except sdk.APIConnectionError as error:
-        raise CallError("connection", f"connection failed: {short(error)}") from None
-
-
 def load_answer(raw: bytes) -> Any:
     """The provider's answer as JSON, or a `malformed` CallError."""
     try:
