@@ -8,7 +8,9 @@ For one model, a `Caller` owns:
 * **client-side rate limits**: token buckets for requests and tokens per minute (`RateLimiter`);
 * **retries** with exponential backoff and jitter on 429, 5xx, timeouts and broken connections,
   honouring Retry-After (which also pauses the model's other workers, since the limit is shared);
-* **accounting**: tokens, cost, latency, retries and failures by kind.
+* **accounting**: tokens, cost, latency, retries and failures by kind;
+* **redaction**: every configured secret (the API keys the study's models name) is taken out of
+  answers and error messages before anything sees them.
 
 `call_many` runs a list of requests for one model with bounded concurrency and returns results in
 order: the judges' entry point. Generation drives `Caller.send` itself, to write each response
@@ -24,7 +26,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +38,9 @@ from changeover.providers import (
     ModelSettings,
     Provider,
     Request,
+    configured_secrets,
     make_provider,
+    redact,
 )
 from changeover.providers.base import short
 
@@ -216,14 +220,18 @@ class Caller:
         *,
         cache: CallCache | None = None,
         run_id: int | None = None,
+        secrets: Collection[str] | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`secrets` are redacted from every answer and error (default: this model's key; a
+        stage passes `configured_secrets(study.models)`, every key the study names)."""
         self.name = name
         self.settings = settings
         self.provider = provider
         self.cache = cache
         self.run_id = run_id
+        self.secrets = configured_secrets({name: settings}) if secrets is None else secrets
         self.limiter = RateLimiter(
             requests_per_minute=settings.requests_per_minute,
             tokens_per_minute=settings.tokens_per_minute,
@@ -305,14 +313,19 @@ class Caller:
             )
 
     async def _complete(self, request: Request) -> Completion:
-        """One attempt. An unexpected exception from an SDK becomes a recorded error rather than
-        the end of the run: thousands of stored responses matter more than one odd answer."""
+        """One attempt, its answer and error redacted. An unexpected exception from an SDK
+        becomes a recorded error rather than the end of the run: thousands of stored responses
+        matter more than one odd answer."""
         try:
-            return await self.provider.complete(request)
-        except (CallError, asyncio.CancelledError):
+            completion = await self.provider.complete(request)
+        except asyncio.CancelledError:
             raise
+        except CallError as error:
+            raise error.redacted(self.secrets) from None
         except Exception as error:  # noqa: BLE001
-            raise CallError("client", f"{type(error).__name__}: {short(error)}") from None
+            message = short(redact(f"{type(error).__name__}: {error}", self.secrets))
+            raise CallError("client", message) from None
+        return completion.redacted(self.secrets)
 
     def _wait(self, attempt: int, error: CallError) -> float:
         """Exponential backoff with jitter; a Retry-After is honoured and pauses the model."""
@@ -421,12 +434,13 @@ async def call_model(
     cache: CallCache | None,
     base: Path,
     run_id: int | None = None,
+    secrets: Collection[str] | None = None,
     on_result: Callable[[int, CallResult], None] | None = None,
 ) -> list[CallResult]:
     """`call_many` for one model of the study, from its settings: makes the provider and the
     caller, runs the requests (results in order) and closes the connections."""
     provider = make_provider(name, settings, base=base)
-    caller = Caller(name, settings, provider, cache=cache, run_id=run_id)
+    caller = Caller(name, settings, provider, cache=cache, run_id=run_id, secrets=secrets)
     try:
         return await call_many(caller, requests, on_result=on_result)
     finally:

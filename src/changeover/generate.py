@@ -21,7 +21,14 @@ from typing import Any, Protocol
 from changeover.calls import CachedCall, Caller, CallResult, LatencyHistogram, as_cached
 from changeover.errors import InputError, StudyError
 from changeover.io import read_responses
-from changeover.providers import Message, ModelSettings, Provider, Request, make_provider
+from changeover.providers import (
+    Message,
+    ModelSettings,
+    Provider,
+    Request,
+    configured_secrets,
+    make_provider,
+)
 from changeover.records import Item, ResponseRecord, ResponseSource
 from changeover.study import Study
 from changeover.workspace import BatchWriter, GeneratedResponse, Workspace
@@ -329,9 +336,18 @@ async def _generate_locked(
     detail = {"models": names, "limit": limit, "retry_failed": retry_failed}
     rng = rng or random.Random()
     summaries = [ModelSummary(model=name) for name in names]
+    secrets = configured_secrets(study.models)
     with workspace.recorded_run("generate", detail) as run:
         callers = [
-            Caller(name, study.models[name], provider, cache=workspace, run_id=run.run_id, rng=rng)
+            Caller(
+                name,
+                study.models[name],
+                provider,
+                cache=workspace,
+                run_id=run.run_id,
+                secrets=secrets,
+                rng=rng,
+            )
             for name, provider in zip(names, providers, strict=True)
         ]
         writer: BatchWriter[GeneratedResponse] = BatchWriter(

@@ -29,7 +29,7 @@ import polars as pl
 
 from changeover.calls import Caller, CallResult
 from changeover.errors import InputError, StudyError
-from changeover.providers import make_provider
+from changeover.providers import configured_secrets, make_provider
 from changeover.records import SignalRecord
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
 from changeover.signals.judge import JudgeInput, judge_responses
@@ -429,10 +429,16 @@ async def score_responses(
                 stage="score",
             )
             try:
+                secrets = configured_secrets(study.models or {})
                 for model, provider in providers.items():
                     assert study.models is not None
                     callers[model] = Caller(
-                        model, study.models[model], provider, cache=workspace, run_id=run_id
+                        model,
+                        study.models[model],
+                        provider,
+                        cache=workspace,
+                        run_id=run_id,
+                        secrets=secrets,
                     )
                 for name in names:
                     signal = study.signals[name]

@@ -129,4 +129,4 @@ def generate_command(
     console.print(summary_table(summary))
     for model in summary.models:
         for note in _notes(model):
-            console.print(note, highlight=False)
+            console.print(note, markup=False, highlight=False)

@@ -141,7 +141,7 @@ def score_command(
     console.print(summary_table(summary))
     for signal in summary.signals:
         for note in _notes(signal):
-            console.print(note, highlight=False)
+            console.print(note, markup=False, highlight=False)
     for combined in summary.combined:
         console.print(
             f"{combined.dimension}: {combined.signal} (cross product of levels) feeds "

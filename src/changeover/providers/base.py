@@ -11,7 +11,8 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Provider",
     "Request",
     "parse_retry_after",
+    "redact",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -64,6 +66,11 @@ class Completion:
     input_tokens: int | None = None
     output_tokens: int | None = None
 
+    def redacted(self, secrets: Iterable[str]) -> Completion:
+        """The answer with every secret taken out of its text (an endpoint echoing the key)."""
+        text = redact(self.text, secrets)
+        return self if text == self.text else replace(self, text=text)
+
 
 class CallError(Exception):
     """A request that failed; `kind` says why and whether a retry can help."""
@@ -84,6 +91,13 @@ class CallError(Exception):
     @property
     def is_retryable(self) -> bool:
         return self.kind in RETRYABLE
+
+    def redacted(self, secrets: Iterable[str]) -> CallError:
+        """The same error with every secret taken out of its message."""
+        message = redact(str(self), secrets)
+        if message == str(self):
+            return self
+        return CallError(self.kind, message, status=self.status, retry_after=self.retry_after)
 
 
 class Provider(ABC):
@@ -136,6 +150,25 @@ def classify_status(status: int) -> ErrorKind:
     if status in (401, 403, 404):
         return "fatal"
     return "client"
+
+
+#: Values shorter than this are not taken for secrets: a real API key is long, and taking a
+#: placeholder ("EMPTY", "none") out of every text would mangle ordinary words.
+MIN_SECRET_LENGTH = 8
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of every secret replaced by "[redacted]".
+
+    Some gateways quote the request's `Authorization` header in an error body; that text must
+    never reach the workspace, the terminal or a report (docs/generate.md, *Secrets*). Redact
+    before shortening, so that an excerpt never keeps the beginning of a key.
+    """
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def short(text: object, limit: int = 200) -> str:

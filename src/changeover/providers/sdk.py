@@ -21,6 +21,7 @@ from changeover.providers.base import (
     Request,
     classify_status,
     parse_retry_after,
+    redact,
     short,
 )
 from changeover.providers.settings import ModelSettings
@@ -40,6 +41,7 @@ class SDKProvider(Provider):
         sdk = importlib.import_module(self.package)  # imported only when this provider is used
         self._sdk = sdk
         self._settings = settings
+        self._secrets = (api_key,) if api_key else ()
         # Retries are ours (calls.py), so that they are counted, honour Retry-After across all
         # workers of a model, and show in the summary.
         self._client = getattr(sdk, self.client_class)(
@@ -75,14 +77,15 @@ class SDKProvider(Provider):
             status = error.status_code
             raise CallError(
                 classify_status(status),
-                f"HTTP {status}: {short(error.message)}",
+                f"HTTP {status}: {short(redact(error.message, self._secrets))}",
                 status=status,
                 retry_after=parse_retry_after(error.response.headers),
             ) from None
         except sdk.APITimeoutError:
             raise CallError("timeout", f"no answer within {self._settings.timeout:g}s") from None
         except sdk.APIConnectionError as error:
-            raise CallError("connection", f"connection failed: {short(error)}") from None
+            message = short(redact(str(error), self._secrets))
+            raise CallError("connection", f"connection failed: {message}") from None
 
     async def aclose(self) -> None:
         await self._client.close()
