@@ -77,6 +77,8 @@ class ModelSummary:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     elapsed_s: float = 0.0
     stopped: str | None = None  # why the model was stopped early (a fatal error)
+    implausible_usage: int = 0  # answers whose token counts could not be true (kept as unknown)
+    implausible_example: str | None = None  # the first of them, e.g. "completion_tokens=1e+30"
 
     @property
     def p50(self) -> float | None:
@@ -105,6 +107,8 @@ class ModelSummary:
             "latency_p95_s": self.p95,
             "elapsed_s": round(self.elapsed_s, 3),
             "stopped": self.stopped,
+            "implausible_usage": self.implausible_usage,
+            "implausible_example": self.implausible_example,
         }
 
 
@@ -183,6 +187,11 @@ async def _generate_model(
                 summary.cost = (summary.cost or 0.0) + result.cost
             if result.latency_s is not None:
                 summary.latency.add(result.latency_s)
+            if completion.implausible_usage is not None:
+                summary.implausible_usage += 1
+                summary.implausible_example = (
+                    summary.implausible_example or completion.implausible_usage
+                )
         summary.requests += result.attempts
         summary.retries_by_kind.update(result.retries)
 

@@ -74,6 +74,8 @@ class SignalScore:
     elapsed_s: float = 0.0
     settings_changed: bool = False  # stored rows were computed with other settings (kept)
     stopped: str | None = None  # judges: why the judging model was stopped early (fatal error)
+    implausible_usage: int = 0  # judges: answers whose token counts could not be true
+    implausible_example: str | None = None  # the first of them, e.g. "output_tokens=-5"
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
@@ -249,6 +251,11 @@ async def _score_judge(
             summary.output_tokens += call.completion.output_tokens or 0
             if call.cost is not None:
                 summary.cost = (summary.cost or 0.0) + call.cost
+            if call.completion.implausible_usage is not None:
+                summary.implausible_usage += 1
+                summary.implausible_example = (
+                    summary.implausible_example or call.completion.implausible_usage
+                )
         reporter.advance(name, 1)
 
     targets = workspace.iter_unscored(name, redo_levels=redo, page_size=page_size)

@@ -10,7 +10,7 @@ import pytest
 
 from changeover.generate import generate
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.studies import study_with_items
+from tests.fakes.studies import run_cli, study_with_items
 
 SCENARIOS = {
     "plain": "what is the capital of France?",
@@ -122,3 +122,35 @@ def test_an_authentication_failure_stops_the_model(
         assert model.failed == 1 and model.done == 0
         assert workspace.frame("responses").height == 1
     assert len(server.log) == 1
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_implausible_usage_is_unknown_and_the_response_kept(
+    protocol: str,
+    server: FakeLLMServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 10**30 output tokens once aborted a run (nothing after it stored); -5 and 2.5 were kept.
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "k")
+    settings = _settings(protocol, server)
+    prompts = ["!script:hugeusage a", "!script:negusage b", "plain c", "!script:hugeusage d"]
+    study, workspace = study_with_items(tmp_path, {"legacy": settings, "cand": settings}, prompts)
+    with workspace:
+        (model,) = generate(study, workspace, models=["legacy"]).models
+        assert (model.done, model.failed, model.implausible_usage) == (4, 0, 3)
+        assert model.implausible_example is not None
+        assert "tokens=1e+30" in model.implausible_example or "=-5" in model.implausible_example
+        rows = {r["item_id"]: r for r in workspace.frame("responses").iter_rows(named=True)}
+    assert all(row["response"].startswith("echo: ") for row in rows.values())
+    assert (rows["q0000"]["input_tokens"], rows["q0000"]["output_tokens"]) == (3, None)
+    assert (rows["q0001"]["input_tokens"], rows["q0001"]["output_tokens"]) == (None, None)
+    assert rows["q0002"]["output_tokens"] > 0
+
+    monkeypatch.chdir(tmp_path)
+    workspace.path.unlink()
+    assert run_cli(["import", "items", str(tmp_path / "items.jsonl")], monkeypatch) == 0
+    assert run_cli(["generate", "--models", "legacy"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert out.count("token usage that cannot be true") == 1  # once per model

@@ -51,6 +51,15 @@ class RichReporter:
         self._progress.update(self._tasks[summary.model], completed=finished, status=status)
 
 
+def implausible_usage_note(name: str, count: int, example: str | None) -> str:
+    """The one warning for a model's answers whose token counts cannot be true."""
+    return (
+        f"{name}: warning — {count:,} answers reported token usage that cannot be true "
+        f"({example}); the responses are kept with their usage unknown, so tokens and cost "
+        "undercount"
+    )
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
@@ -94,6 +103,9 @@ def _notes(model: ModelSummary) -> list[str]:
         )
     if model.stopped:
         notes.append(f"{model.model}: stopped early — {model.stopped}; fix it and re-run")
+    if model.implausible_usage:
+        notes.append(implausible_usage_note(model.model, model.implausible_usage,
+                                            model.implausible_example))  # fmt: skip
     return notes
 
 

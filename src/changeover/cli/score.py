@@ -13,6 +13,7 @@ from rich.progress import (
 from rich.table import Table
 
 from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars, split_names
+from changeover.cli.generate import implausible_usage_note
 from changeover.score import ScoreSummary, SignalScore, score
 from changeover.study import load_study
 from changeover.workspace import open_workspace
@@ -85,6 +86,9 @@ def _notes(signal: SignalScore) -> list[str]:
         )
     if signal.stopped:
         notes.append(f"{signal.signal}: stopped early — {signal.stopped}; fix it and re-run")
+    if signal.implausible_usage:
+        notes.append(implausible_usage_note(signal.signal, signal.implausible_usage,
+                                            signal.implausible_example))  # fmt: skip
     if signal.settings_changed:
         notes.append(
             f"{signal.signal}: its settings changed since its stored rows were computed; they "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from changeover.providers.base import CallError, Completion, Request, load_answer
-from changeover.providers.sdk import SDKProvider, token_count
+from changeover.providers.sdk import SDKProvider, read_usage
 
 __all__ = ["AnthropicProvider", "parse_message"]
 
@@ -54,11 +54,11 @@ def parse_message(raw: bytes) -> Completion:
     stop_reason = answer.get("stop_reason")
     if not text:
         raise CallError("empty", f"the answer has no text (stop_reason={stop_reason})")
-    usage = answer.get("usage")
-    usage = usage if isinstance(usage, dict) else {}
+    usage = read_usage(answer.get("usage"), input_key="input_tokens", output_key="output_tokens")
     return Completion(
         text=text,
         finish_reason=stop_reason if isinstance(stop_reason, str) else None,
-        input_tokens=token_count(usage, "input_tokens"),
-        output_tokens=token_count(usage, "output_tokens"),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        implausible_usage=usage.implausible,
     )

@@ -65,6 +65,9 @@ class Completion:
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: Token counts the answer reported that cannot be true ("completion_tokens=1e+30"), kept
+    #: as unknown instead: the response is good, its usage is not.
+    implausible_usage: str | None = None
 
     def redacted(self, secrets: Iterable[str]) -> Completion:
         """The answer with every secret taken out of its text (an endpoint echoing the key)."""

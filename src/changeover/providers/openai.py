@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from changeover.providers.base import CallError, Completion, Request, load_answer
-from changeover.providers.sdk import SDKProvider, token_count
+from changeover.providers.sdk import SDKProvider, read_usage
 
 __all__ = ["OpenAIProvider", "parse_chat_completion"]
 
@@ -49,11 +49,13 @@ def parse_chat_completion(raw: bytes) -> Completion:
         raise CallError("malformed", "the message content is not text")
     if not text:
         raise CallError("empty", f"the answer has no text (finish_reason={finish_reason})")
-    usage = answer.get("usage")
-    usage = usage if isinstance(usage, dict) else {}
+    usage = read_usage(
+        answer.get("usage"), input_key="prompt_tokens", output_key="completion_tokens"
+    )
     return Completion(
         text=text,
         finish_reason=finish_reason if isinstance(finish_reason, str) else None,
-        input_tokens=token_count(usage, "prompt_tokens"),
-        output_tokens=token_count(usage, "completion_tokens"),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        implausible_usage=usage.implausible,
     )

@@ -10,8 +10,9 @@ client class and path, builds its request body and parses its answer.
 from __future__ import annotations
 
 import importlib
+import math
 from abc import abstractmethod
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from changeover.providers.base import (
@@ -26,7 +27,10 @@ from changeover.providers.base import (
 )
 from changeover.providers.settings import ModelSettings
 
-__all__ = ["SDKProvider", "token_count"]
+__all__ = ["MAX_PLAUSIBLE_TOKENS", "SDKProvider", "Usage", "read_usage"]
+
+#: More tokens than any request has used: a count beyond it is a broken answer, not a bill.
+MAX_PLAUSIBLE_TOKENS = 10**9
 
 
 class SDKProvider(Provider):
@@ -91,10 +95,45 @@ class SDKProvider(Provider):
         await self._client.close()
 
 
-def token_count(usage: Mapping[str, Any], key: str) -> int | None:
-    """A token count from the answer's usage, or None when it is not a whole number."""
-    value = usage.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+@dataclass(frozen=True)
+class Usage:
+    """The token counts an answer reported, and those set aside as implausible."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    implausible: str | None = None  # e.g. "completion_tokens=1e+30"
+
+
+def read_usage(usage: object, *, input_key: str, output_key: str) -> Usage:
+    """The answer's `usage` object read leniently: a count that is missing is unknown, and so is
+    one that cannot be true (negative, fractional, not a number, beyond `MAX_PLAUSIBLE_TOKENS`),
+    which is also named in `implausible` so that the run can warn. One bad number from a proxy
+    must not cost the response it came with (issue 13: 10**30 tokens once aborted a run)."""
+    fields = usage if isinstance(usage, dict) else {}
+    counts: list[int | None] = []
+    implausible = []
+    for key in (input_key, output_key):
+        value = fields.get(key)
+        count = _plausible(value)
+        if value is not None and count is None:
+            implausible.append(f"{key}={_shown(value)}")
+        counts.append(count)
+    return Usage(counts[0], counts[1], ", ".join(implausible) or None)
+
+
+def _plausible(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if 0 <= value <= MAX_PLAUSIBLE_TOKENS else None
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**12:
+        return f"{float(value):.3g}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _http_client(sdk: Any, settings: ModelSettings) -> Any:
