@@ -4,6 +4,7 @@ driven through `changeover.generate` and the official SDK clients, counted in th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,28 @@ def test_implausible_usage_is_unknown_and_the_response_kept(
     assert run_cli(["generate", "--models", "legacy"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert out.count("token usage that cannot be true") == 1  # once per model
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_the_timeout_bounds_the_whole_request(
+    protocol: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One byte every 0.2 s keeps every read within any per-read timeout; the answer would take
+    # a minute. `timeout: 1` must end the request, not each read.
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "k")
+    with FakeLLMServer(drip_interval=0.2) as server:
+        settings = _settings(protocol, server) | {"timeout": 1, "max_retries": 0}
+        prompt = "!script:drip a provider that drips"
+        study, workspace = study_with_items(
+            tmp_path, {"legacy": settings, "cand": settings}, [prompt]
+        )
+        with workspace:
+            (model,) = generate(study, workspace, models=["legacy"]).models
+            (row,) = workspace.frame("responses").iter_rows(named=True)
+        assert dict(model.failed_by_kind) == {"timeout": 1}
+        assert row["error"] == "timeout: no answer within 1s"
+        for _ in range(100):  # the server notices the hang-up at its next byte
+            if server.cut:
+                break
+            time.sleep(0.05)
+        assert server.cut == [prompt]

@@ -9,6 +9,7 @@ client class and path, builds its request body and parses its answer.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import math
 from abc import abstractmethod
@@ -75,8 +76,14 @@ class SDKProvider(Provider):
         concurrency (docs/generate.md).
         """
         sdk = self._sdk
+        timeout = self._settings.timeout
         try:
-            return bytes(await self._client.post(self.path, body=body, cast_to=bytes))
+            # The SDK's timeout bounds each read: an endpoint that drips a byte at a time would
+            # never trip it. `timeout` bounds the whole request.
+            async with asyncio.timeout(timeout):
+                return bytes(await self._client.post(self.path, body=body, cast_to=bytes))
+        except TimeoutError:
+            raise CallError("timeout", f"no answer within {timeout:g}s") from None
         except sdk.APIStatusError as error:
             status = error.status_code
             raise CallError(
@@ -86,7 +93,7 @@ class SDKProvider(Provider):
                 retry_after=parse_retry_after(error.response.headers),
             ) from None
         except sdk.APITimeoutError:
-            raise CallError("timeout", f"no answer within {self._settings.timeout:g}s") from None
+            raise CallError("timeout", f"no answer within {timeout:g}s") from None
         except sdk.APIConnectionError as error:
             message = short(redact(str(error), self._secrets))
             raise CallError("connection", f"connection failed: {message}") from None
