@@ -81,6 +81,9 @@ class CallCache(Protocol):
 
 
 _MAX_RETRY_AFTER = 600.0  # seconds; a longer Retry-After is taken as this
+#: Attempts in a row that find nothing answering at a model's URL before the model is stopped:
+#: a server restarting is back within a few seconds; a wrong `base_url` never is.
+UNREACHABLE_LIMIT = 3
 
 
 def cache_key(
@@ -243,6 +246,7 @@ class Caller:
         self._resume_at = 0.0
         self._generation = settings.generation_settings()
         self._in_flight: dict[str, asyncio.Future[CallResult]] = {}
+        self._unreachable_in_a_row = 0
 
     @property
     def model_id(self) -> str:
@@ -291,13 +295,15 @@ class Caller:
             try:
                 completion = await self._complete(request)
             except CallError as error:
-                if error.kind == "fatal":
-                    self.stopped = error
+                error = self._note_failure(error)
+                if self.stopped is error:
+                    return CallResult(key, None, error, attempts=attempt, retries=retries)
                 if not error.is_retryable or attempt > settings.max_retries:
                     return CallResult(key, None, error, attempts=attempt, retries=retries)
                 retries[error.kind] += 1
                 await asyncio.sleep(self._wait(attempt, error))
                 continue
+            self._unreachable_in_a_row = 0
             latency = self._clock() - started
             if completion.input_tokens is not None or completion.output_tokens is not None:
                 used = (completion.input_tokens or 0) + (completion.output_tokens or 0)
@@ -311,6 +317,24 @@ class Caller:
                 retries=retries,
                 cost=self.cost(completion),
             )
+
+    def _note_failure(self, error: CallError) -> CallError:
+        """Stop the model on an error every request would meet: a fatal one (401, 403, 404), or
+        nothing answering at its URL `UNREACHABLE_LIMIT` times in a row; the error to record."""
+        if error.kind != "unreachable":
+            self._unreachable_in_a_row = 0
+        if error.kind == "fatal" and self.stopped is None:
+            self.stopped = error
+        elif error.kind == "unreachable":
+            self._unreachable_in_a_row += 1
+            if self._unreachable_in_a_row >= UNREACHABLE_LIMIT and self.stopped is None:
+                self.stopped = CallError(
+                    "unreachable",
+                    f"{error}, {self._unreachable_in_a_row} attempts in a row; check the "
+                    "model's base_url and that its server is running",
+                )
+                return self.stopped
+        return error
 
     async def _complete(self, request: Request) -> Completion:
         """One attempt, its answer and error redacted. An unexpected exception from an SDK

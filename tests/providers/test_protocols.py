@@ -4,6 +4,7 @@ driven through `changeover.generate` and the official SDK clients, counted in th
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -180,3 +181,37 @@ def test_the_timeout_bounds_the_whole_request(
                 break
             time.sleep(0.05)
         assert server.cut == [prompt]
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_nothing_listening_at_base_url_stops_the_model_after_a_few_attempts(
+    protocol: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A wrong base_url once looked like a slow server: "timeout: no answer within 60s", retried
+    # six times per item. With the default retry settings, three refused attempts stop it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed when the block ends: nothing listens there
+    url = f"http://127.0.0.1:{port}" + ("/v1" if protocol == "openai" else "")
+    settings = {"provider": protocol, "model": "m", "base_url": url, "api_key_env": "KEY",
+                "concurrency": 1}  # fmt: skip
+    monkeypatch.setenv("KEY", "k")
+    study, workspace = study_with_items(
+        tmp_path, {"legacy": settings, "cand": settings}, ["a", "b", "c", "d", "e"]
+    )
+    with workspace:
+        (model,) = generate(study, workspace, models=["legacy"]).models
+        errors = workspace.frame("responses")["error"].to_list()
+    assert model.requests == 3 and model.failed == 1 and model.done == 0
+    assert dict(model.retries_by_kind) == {"unreachable": 2}
+    assert model.stopped is not None and f"nothing answers at {url}" in model.stopped
+    assert "connection refused" in model.stopped and "base_url" in model.stopped
+    assert errors == [f"unreachable: {model.stopped}"]  # the other items were never sent
+
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["generate", "--models", "legacy", "--retry-failed"], monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"legacy: stopped early — nothing answers at {url}" in out

@@ -33,14 +33,17 @@ ErrorKind = Literal[
     "rate_limit",  # 429: retried, honouring Retry-After
     "server",  # 5xx, 408, 409: retried
     "timeout",  # no answer within `timeout`: retried
-    "connection",  # could not connect or the connection broke: retried
+    "connection",  # the connection broke: retried
+    "unreachable",  # nothing answers at the URL (refused, unknown host): a few tries, then stop
     "malformed",  # an answer that is not valid JSON or not the protocol's shape
     "empty",  # a well-formed answer with no text
     "client",  # 4xx: the request itself is wrong (too long, bad parameter)
     "fatal",  # 401, 403, 404: every request would fail the same way; the model is stopped
     "missing",  # replay: no recorded response for this item
 ]
-RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
+RETRYABLE: frozenset[str] = frozenset(
+    {"rate_limit", "server", "timeout", "connection", "unreachable"}
+)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import math
+import socket
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -92,9 +93,13 @@ class SDKProvider(Provider):
                 status=status,
                 retry_after=parse_retry_after(error.response.headers),
             ) from None
-        except sdk.APITimeoutError:
-            raise CallError("timeout", f"no answer within {timeout:g}s") from None
-        except sdk.APIConnectionError as error:
+        except sdk.APIConnectionError as error:  # APITimeoutError included
+            reason = _nothing_answers(error)
+            if reason is not None:
+                url = self._client.base_url
+                raise CallError("unreachable", f"nothing answers at {url} ({reason})") from None
+            if isinstance(error, sdk.APITimeoutError):
+                raise CallError("timeout", f"no answer within {timeout:g}s") from None
             message = short(redact(str(error), self._secrets))
             raise CallError("connection", f"connection failed: {message}") from None
 
@@ -141,6 +146,22 @@ def _shown(value: object) -> str:
         return f"{float(value):.3g}"
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _nothing_answers(error: BaseException) -> str | None:
+    """Why nothing answers at the URL, when the chain of causes says so: a refused connection or
+    a host name that does not resolve (a wrong `base_url`, a server that is not running), which
+    some transports report as a connect timeout."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "unknown host"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _http_client(sdk: Any, settings: ModelSettings) -> Any:
