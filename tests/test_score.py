@@ -196,6 +196,30 @@ def test_a_fatal_error_stops_the_judge_and_stores_only_what_was_sent(
         assert judge.levels == {"error": 1} and len(judge_server.log) == 1
 
 
+@pytest.mark.parametrize("first", ["!script:html answer", "fine !judge:correct"])
+def test_a_judge_whose_first_calls_all_fail_is_stopped(
+    first: str, tmp_path: Path, judge_server: FakeLLMServer
+) -> None:
+    # An endpoint answering an HTML page (200, not JSON) once gave 120 of 120 `error` levels.
+    # The scripted marker in a response reaches the judge inside its prompt.
+    responses = {"q00": first} | {f"q{i:02d}": f"!script:html answer {i}" for i in range(1, 15)}
+    study, workspace = _setup(
+        tmp_path,
+        responses,
+        signals={"judge": {"kind": "judge", "rubric": "correctness", "model": "grader"}},
+        models={"grader": _grader(judge_server, api_key_env=None, concurrency=1)},
+    )
+    with workspace:
+        (judge,) = score(study, workspace).signals
+    if first.startswith("fine"):  # a judge that worked once is not stopped by later failures
+        assert judge.stopped is None and judge.levels == {"correct": 1, "error": 14}
+        assert len(judge_server.log) == 15
+    else:
+        assert judge.stopped is not None
+        assert judge.stopped.startswith("its first 10 calls all failed, the last with malformed")
+        assert judge.levels == {"error": 10} and len(judge_server.log) == 10
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

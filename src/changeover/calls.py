@@ -224,11 +224,14 @@ class Caller:
         cache: CallCache | None = None,
         run_id: int | None = None,
         secrets: Collection[str] | None = None,
+        fail_fast_after: int | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`secrets` are redacted from every answer and error (default: this model's key; a
-        stage passes `configured_secrets(study.models)`, every key the study names)."""
+        stage passes `configured_secrets(study.models)`, every key the study names).
+        `fail_fast_after=N` stops the model when its first N calls all fail (a judge whose
+        endpoint answers an HTML page would otherwise fail thousands of times)."""
         self.name = name
         self.settings = settings
         self.provider = provider
@@ -247,6 +250,9 @@ class Caller:
         self._generation = settings.generation_settings()
         self._in_flight: dict[str, asyncio.Future[CallResult]] = {}
         self._unreachable_in_a_row = 0
+        self._fail_fast_after = fail_fast_after
+        self._failed_first = 0  # calls that failed before any succeeded
+        self._has_succeeded = False
 
     @property
     def model_id(self) -> str:
@@ -277,7 +283,28 @@ class Caller:
 
     async def send(self, request: Request, key: str | None = None) -> CallResult:
         """Send `request`, retrying transient failures; never raises CallError."""
-        key = key or self.key(request)
+        result = await self._send(request, key or self.key(request))
+        self._note_outcome(result)
+        return result
+
+    def _note_outcome(self, result: CallResult) -> None:
+        """Stop the model when its first `fail_fast_after` calls have all failed."""
+        if self._has_succeeded or result.attempts == 0:
+            return
+        if result.error is None:
+            self._has_succeeded = True
+            return
+        self._failed_first += 1
+        limit = self._fail_fast_after
+        if limit is not None and self._failed_first >= limit and self.stopped is None:
+            self.stopped = CallError(
+                result.error.kind,
+                f"its first {self._failed_first} calls all failed, the last with "
+                f"{result.error.kind}: {result.error}; check the model's endpoint (base_url), "
+                "key and model id",
+            )
+
+    async def _send(self, request: Request, key: str) -> CallResult:
         settings = self.settings
         retries: Counter[str] = Counter()
         estimate = estimate_tokens(request, settings)

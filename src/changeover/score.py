@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 _COMBINE_BATCH = 5000
+#: A judge model whose first calls all fail is stopped after this many (as a 401 stops it at once).
+JUDGE_FAIL_FAST = 10
 
 
 @dataclass
@@ -446,6 +448,7 @@ async def score_responses(
                         cache=workspace,
                         run_id=run_id,
                         secrets=secrets,
+                        fail_fast_after=JUDGE_FAIL_FAST,
                     )
                 for name in names:
                     signal = study.signals[name]

@@ -11,10 +11,12 @@ from rich.progress import (
     TaskID,
 )
 from rich.table import Table
+from rich.text import Text
 
 from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars, split_names
 from changeover.cli.generate import implausible_usage_note
 from changeover.score import ScoreSummary, SignalScore, score
+from changeover.signals import signal_health
 from changeover.study import load_study
 from changeover.workspace import open_workspace
 
@@ -79,7 +81,7 @@ def _notes(signal: SignalScore) -> list[str]:
             "retry them with --retry-failed"
         )
     unparseable = signal.levels.get("unparseable", 0)
-    if unparseable:
+    if unparseable and signal_health(signal.levels).is_healthy:  # else a loud warning says it
         notes.append(
             f"{signal.signal}: {unparseable:,} judge answers held no verdict (level "
             "'unparseable', raw answer in detail); `changeover export signals` shows them"
@@ -150,5 +152,9 @@ def score_command(
         console.print(
             f"{combined.dimension}: {combined.signal} (cross product of levels) feeds "
             "`changeover export rows`",
+            markup=False,
             highlight=False,
         )
+    for signal in summary.signals:
+        for warning in signal_health(signal.levels).warnings(signal.signal):
+            console.print(Text("warning: ", style="bold red") + Text(warning), highlight=False)
