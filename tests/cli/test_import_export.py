@@ -57,6 +57,8 @@ def test_import_generate_export(
     assert run(["generate", "--models", "legacy", "--limit", "2"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "legacy" in out and "server 1" in out and "--retry-failed" in out
+    # The title says what the table counts; it once said "generate (run 2)" on a first generate.
+    assert "generate, this run: 2 items × 1 model" in out and "(run" not in out
     assert run(["generate", "--study", str(study)], monkeypatch) == 0
     out = capsys.readouterr().out
     assert len(server.log) == 2 + 4  # legacy: the third item; cand: all three

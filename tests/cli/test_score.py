@@ -82,7 +82,7 @@ def test_score_then_counts(
 
     assert run(["score"], monkeypatch) == 0
     out = capsys.readouterr().out
-    assert "score (run" in out and "refusal_judge" in out
+    assert "score, this run: 6 responses × 3 signals" in out and "refusal_judge" in out
     assert "refusal_phrases|refusal_judge" in out
     # 1 of 6 unparseable is more than 10%: a loud warning with the fix, not a note.
     assert "warning: refusal_judge: 1 of 6 responses (17%) have level 'unparseable'" in " ".join(

@@ -109,7 +109,10 @@ def _seconds(value: float | None) -> str:
 
 
 def summary_table(summary: GenerateSummary) -> Table:
-    table = Table(title=f"generate (run {summary.run_id})", title_justify="left")
+    items = max((m.total for m in summary.models), default=0)
+    models = len(summary.models)
+    title = f"generate, this run: {items:,} items × {models} model{'s' * (models != 1)}"
+    table = Table(title=title, title_justify="left")
     for column in ("model", "done", "cached", "failed", "tokens in/out", "cost", "p50", "p95"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for model in summary.models:

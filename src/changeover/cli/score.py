@@ -43,7 +43,10 @@ def _levels(summary: SignalScore) -> str:
 
 
 def summary_table(summary: ScoreSummary) -> Table:
-    table = Table(title=f"score (run {summary.run_id})", title_justify="left")
+    responses = max((s.total for s in summary.signals), default=0)
+    signals = len(summary.signals)
+    title = f"score, this run: {responses:,} responses × {signals} signal{'s' * (signals != 1)}"
+    table = Table(title=title, title_justify="left")
     columns = ("signal", "dimension", "scored", "stored", "levels", "calls", "cached", "cost")
     for column in columns:
         is_text = column in ("signal", "dimension", "levels")
