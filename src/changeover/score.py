@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import jinja2
 import polars as pl
@@ -30,13 +30,13 @@ import polars as pl
 from changeover.calls import Caller, CallResult
 from changeover.errors import InputError, StudyError
 from changeover.providers import configured_secrets, make_provider
-from changeover.records import SignalRecord
+from changeover.records import ExpectedBehaviour, SignalRecord
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
 from changeover.signals.judge import JudgeInput, judge_responses
 from changeover.signals.result import SignalResult
 from changeover.signals.rubric import builtin_source, load_template
 from changeover.signals.settings import AnySignal, JudgeSignal, ReferenceSignal
-from changeover.study import Study
+from changeover.study import Study, feeds_dimension
 from changeover.workspace import BatchWriter, ScoringTarget, Workspace
 
 __all__ = [
@@ -60,7 +60,7 @@ class SignalScore:
     signal: str
     kind: str
     dimension: str
-    total: int = 0  # successful responses in the workspace
+    total: int = 0  # successful responses that feed its dimension (study.feeds_dimension)
     scored: int = 0  # computed in this run
     stored: int = 0  # stored before this run and left alone
     earlier_errors: int = 0  # judge errors stored before, kept (retry_failed re-judges them)
@@ -168,7 +168,8 @@ def _score_deterministic(
     page_size: int,
 ) -> None:
     started = time.monotonic()
-    pending = workspace.count_unscored(name)
+    behaviours = feeding_behaviours(signal.dimension)
+    pending = workspace.count_unscored(name, behaviours=behaviours)
     # Quantile bins are cut at the quantiles of all responses: new responses move the edges,
     # so every response is binned again.
     if (
@@ -185,7 +186,7 @@ def _score_deterministic(
     if isinstance(signal, ReferenceSignal) and signal.quantiles is not None:
         page_size = max(pending, 1)  # one batch: the quantiles need every value
     batch: list[ScoringTarget] = []
-    for target in workspace.iter_unscored(name, page_size=page_size):
+    for target in workspace.iter_unscored(name, behaviours=behaviours, page_size=page_size):
         batch.append(target)
         if len(batch) >= page_size:
             _store_batch(study, workspace, name, signal, batch, summary, reporter, run_id)
@@ -228,7 +229,8 @@ async def _score_judge(
 ) -> None:
     started = time.monotonic()
     redo = ("error",) if retry_failed else ()
-    pending = workspace.count_unscored(name, redo_levels=redo)
+    behaviours = feeding_behaviours(signal.dimension)
+    pending = workspace.count_unscored(name, redo_levels=redo, behaviours=behaviours)
     summary.stored = summary.total - pending
     if not retry_failed:
         summary.earlier_errors = workspace.signal_levels(name).get("error", 0)
@@ -260,7 +262,9 @@ async def _score_judge(
                 )
         reporter.advance(name, 1)
 
-    targets = workspace.iter_unscored(name, redo_levels=redo, page_size=page_size)
+    targets = workspace.iter_unscored(
+        name, redo_levels=redo, behaviours=behaviours, page_size=page_size
+    )
     while caller.stopped is None:
         page = [target for _, target in zip(range(page_size), targets, strict=False)]
         if not page:
@@ -323,6 +327,15 @@ def _combine(
         summary.scored += len(stale)
     summary.stored = sum(workspace.signal_levels(combined).values()) - summary.scored
     summary.elapsed_s = time.monotonic() - started
+
+
+def feeding_behaviours(dimension: str) -> tuple[ExpectedBehaviour, ...] | None:
+    """The expected behaviours whose items feed `dimension`, or None when all do: correctness
+    is scored on should-answer items only (its verdict on a should-refuse item is never used,
+    and a judge would be paid for it)."""
+    every: tuple[ExpectedBehaviour, ...] = get_args(ExpectedBehaviour)
+    feeding = tuple(b for b in every if feeds_dimension(dimension, b))
+    return None if feeding == every else feeding
 
 
 def signal_fingerprint(study: Study, name: str) -> str:
@@ -420,12 +433,16 @@ async def score_responses(
         }
         with workspace.recorded_run("score", detail) as run:
             run_id = run.run_id
+            totals = {
+                dimension: workspace.count_unscored(None, behaviours=feeding_behaviours(dimension))
+                for dimension in study.signals.dimensions
+            }
             summaries = {
                 n: SignalScore(
                     n,
                     study.signals[n].kind,
                     study.signals[n].dimension,
-                    total=total,
+                    total=totals[study.signals[n].dimension],
                     settings_changed=n in changed,
                 )
                 for n in names
@@ -474,7 +491,7 @@ async def score_responses(
                     if len(parts) < 2:
                         continue
                     name = LEVEL_SEPARATOR.join(parts)
-                    summary = SignalScore(name, "combined", dimension, total=total)
+                    summary = SignalScore(name, "combined", dimension, total=totals[dimension])
                     _combine(workspace, name, parts, summary, run_id=run_id)
                     combined.append(summary)
             finally:

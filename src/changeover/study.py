@@ -24,10 +24,39 @@ from changeover.signals.settings import (
     StyleSignal,
 )
 
-__all__ = ["Decision", "Gate", "Study", "load_study", "parse_study"]
+__all__ = [
+    "Decision",
+    "Gate",
+    "Study",
+    "dimension_group",
+    "feeds_dimension",
+    "load_study",
+    "parse_study",
+]
 
 Scope = Literal["overall", "segments", "both"]
 Better = Literal["higher", "lower"]
+
+
+def dimension_group(dimension: str, expected_behaviour: str) -> str | None:
+    """The group a response joins in `dimension`, or None when it does not inform it.
+
+    DESIGN.md: refusal is judged on every item, grouped by its expected behaviour (the
+    over-refusal rate on should-answer items, the refusal rate on should-refuse ones);
+    correctness only on should-answer items (a should-refuse item has no answer to be correct
+    against); every other dimension (style, ...) on every item, in one group ("").
+    """
+    if dimension == "refusal":
+        return expected_behaviour
+    if dimension == "correctness" and expected_behaviour == "refuse":
+        return None
+    return ""
+
+
+def feeds_dimension(dimension: str, expected_behaviour: str) -> bool:
+    """Whether a response to an item with this expected behaviour informs `dimension` (so that
+    it is worth scoring or labelling for it)."""
+    return dimension_group(dimension, expected_behaviour) is not None
 
 
 class Decision(BaseModel):

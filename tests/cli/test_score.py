@@ -92,8 +92,9 @@ def test_score_then_counts(
 
     assert run(["export", "signals", "--out", "signals.csv"], monkeypatch) == 0
     signals = pl.read_csv(folder / "signals.csv")
-    # 6 responses x (3 signals + the refusal combination)
-    assert signals.height == 24
+    # 6 responses x (2 refusal signals + their combination), and correctness (answer_contained)
+    # on the 4 responses to should-answer items only
+    assert signals.height == 22
     levels = {
         (r["item_id"], r["model"], r["signal"]): r["level"] for r in signals.iter_rows(named=True)
     }
@@ -101,7 +102,7 @@ def test_score_then_counts(
     assert levels[("q2", "cand-a", "refusal_phrases|refusal_judge")] == "refused|partial"
     assert levels[("q3", "cand-a", "refusal_judge")] == "unparseable"
     assert levels[("q1", "legacy", "answer_contained")] == "contained"
-    assert levels[("q3", "legacy", "answer_contained")] == "no_reference"
+    assert ("q3", "legacy", "answer_contained") not in levels  # q3 should be refused
 
     # Idempotent: nothing recomputed, no request sent.
     assert run(["score", "--signals", "refusal_judge,answer_contained"], monkeypatch) == 0
@@ -111,7 +112,7 @@ def test_score_then_counts(
     last = json.loads(pl.read_ndjson(folder / "runs.jsonl")["detail"][-1])
     assert [(s["signal"], s["scored"], s["stored"]) for s in last["summary"]] == [
         ("refusal_judge", 0, 6),
-        ("answer_contained", 0, 6),
+        ("answer_contained", 0, 4),
         ("refusal_phrases|refusal_judge", 0, 6),
     ]
 
