@@ -8,6 +8,9 @@ For one model, a `Caller` owns:
 * **client-side rate limits**: token buckets for requests and tokens per minute (`RateLimiter`);
 * **retries** with exponential backoff and jitter on 429, 5xx, timeouts and broken connections,
   honouring Retry-After (which also pauses the model's other workers, since the limit is shared);
+* **stopping** a model every request would fail on: a 401, 403 or 404, nothing answering at its
+  URL `UNREACHABLE_LIMIT` times in a row, or (with `fail_fast_after`, the judges) its first
+  calls all failing;
 * **accounting**: tokens, cost, latency, retries and failures by kind;
 * **redaction**: every configured secret (the API keys the study's models name) is taken out of
   answers and error messages before anything sees them.

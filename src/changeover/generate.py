@@ -76,7 +76,7 @@ class ModelSummary:
     cost: float | None = None
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     elapsed_s: float = 0.0
-    stopped: str | None = None  # why the model was stopped early (a fatal error)
+    stopped: str | None = None  # why the model was stopped early (401, nothing at its URL)
     implausible_usage: int = 0  # answers whose token counts could not be true (kept as unknown)
     implausible_example: str | None = None  # the first of them, e.g. "completion_tokens=1e+30"
 

@@ -75,7 +75,7 @@ class SignalScore:
     retries_by_kind: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
     settings_changed: bool = False  # stored rows were computed with other settings (kept)
-    stopped: str | None = None  # judges: why the judging model was stopped early (fatal error)
+    stopped: str | None = None  # judges: why the judging model was stopped early (a 401, ...)
     implausible_usage: int = 0  # judges: answers whose token counts could not be true
     implausible_example: str | None = None  # the first of them, e.g. "output_tokens=-5"
 

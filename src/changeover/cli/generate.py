@@ -151,8 +151,9 @@ def _notes(model: ModelSummary) -> list[str]:
     if model.stopped:
         notes.append(f"{model.model}: stopped early — {model.stopped}; fix it and re-run")
     if model.implausible_usage:
-        notes.append(implausible_usage_note(model.model, model.implausible_usage,
-                                            model.implausible_example))  # fmt: skip
+        notes.append(
+            implausible_usage_note(model.model, model.implausible_usage, model.implausible_example)
+        )
     return notes
 
 

@@ -92,8 +92,11 @@ def _notes(signal: SignalScore) -> list[str]:
     if signal.stopped:
         notes.append(f"{signal.signal}: stopped early — {signal.stopped}; fix it and re-run")
     if signal.implausible_usage:
-        notes.append(implausible_usage_note(signal.signal, signal.implausible_usage,
-                                            signal.implausible_example))  # fmt: skip
+        notes.append(
+            implausible_usage_note(
+                signal.signal, signal.implausible_usage, signal.implausible_example
+            )
+        )
     if signal.settings_changed:
         notes.append(
             f"{signal.signal}: its settings changed since its stored rows were computed; they "
