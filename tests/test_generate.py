@@ -356,6 +356,37 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert statuses == ["interrupted", "finished"]  # the killed run, closed by the next
 
 
+def test_ctrl_c_says_what_was_stored_and_how_to_resume(tmp_path: Path) -> None:
+    with FakeLLMServer(latency=0.3) as server:
+        models = {"legacy": _openai(server, concurrency=2), "cand": _openai(server, model="n")}
+        study_path = write_study(tmp_path, models)
+        study = load_study(study_path)
+        db = tmp_path / "changeover.db"
+        with open_workspace(db, create=True) as workspace:
+            prompts = [f"prompt {i}" for i in range(40)]
+            import_items(workspace, write_items(tmp_path / "items.jsonl", prompts), study)
+        command = [*CHANGEOVER, "generate", "--study", str(study_path), "--models", "legacy"]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while len(_stored(db)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    stored = len(_stored(db))
+    assert process.returncode == 130
+    out = " ".join(out.split())
+    assert out.startswith(f"interrupted: this run received legacy {stored}; each response was")
+    assert f"the workspace holds legacy {stored} of 40" in out
+    resume = f"changeover generate --study {study_path} --models legacy"
+    assert f"resume with `{resume}`: it sends only the {40 - stored} requests still missing" in out
+    with open_workspace(db) as workspace:
+        assert workspace.frame("runs").filter(kind="generate")["status"].to_list() == [
+            "interrupted"
+        ]
+
+
 def test_worker_processes_send_the_requests(server: FakeLLMServer, tmp_path: Path) -> None:
     prompts = [f"pooled {i}" for i in range(12)] + ["!script:429,ok pooled limited"]
     settings = _openai(server, processes=2, concurrency=6)

@@ -42,6 +42,7 @@ def _setup(
     *,
     signals: dict[str, Any],
     models: dict[str, Any],
+    refuse: frozenset[str] = frozenset(),
     **extra: Any,
 ) -> tuple[Study, Workspace]:
     replay = {"provider": "replay", "file": "unused.jsonl"}
@@ -60,7 +61,13 @@ def _setup(
     items.write_text(
         "".join(
             json.dumps(
-                {"item_id": i, "prompt": f"question {i}?", "segment": "na", "reference": "Paris"}
+                {
+                    "item_id": i,
+                    "prompt": f"question {i}?",
+                    "segment": "na",
+                    "reference": "Paris",
+                    "expected_behaviour": "refuse" if i in refuse else "answer",
+                }
             )
             + "\n"
             for i in responses
@@ -195,6 +202,65 @@ def test_a_fatal_error_stops_the_judge_and_stores_only_what_was_sent(
         (judge,) = score(study, workspace).signals
         assert judge.stopped is not None and "401" in judge.stopped
         assert judge.levels == {"error": 1} and len(judge_server.log) == 1
+
+
+@pytest.mark.parametrize("first", ["!script:html answer", "fine !judge:correct"])
+def test_a_judge_whose_first_calls_all_fail_is_stopped(
+    first: str, tmp_path: Path, judge_server: FakeLLMServer
+) -> None:
+    # An endpoint answering an HTML page (200, not JSON) once gave 120 of 120 `error` levels.
+    # The scripted marker in a response reaches the judge inside its prompt.
+    responses = {"q00": first} | {f"q{i:02d}": f"!script:html answer {i}" for i in range(1, 15)}
+    study, workspace = _setup(
+        tmp_path,
+        responses,
+        signals={"judge": {"kind": "judge", "rubric": "correctness", "model": "grader"}},
+        models={"grader": _grader(judge_server, api_key_env=None, concurrency=1)},
+    )
+    with workspace:
+        (judge,) = score(study, workspace).signals
+    if first.startswith("fine"):  # a judge that worked once is not stopped by later failures
+        assert judge.stopped is None and judge.levels == {"correct": 1, "error": 14}
+        assert len(judge_server.log) == 15
+    else:
+        assert judge.stopped is not None
+        assert judge.stopped.startswith("its first 10 calls all failed, the last with malformed")
+        assert judge.levels == {"error": 10} and len(judge_server.log) == 10
+
+
+def test_correctness_is_scored_on_should_answer_items_only(
+    tmp_path: Path, judge_server: FakeLLMServer
+) -> None:
+    # A correctness verdict on a should-refuse item is never used: 20 of 120 paid judge calls
+    # were spent on them. Refusal is judged on every item, style too.
+    responses = {f"q{i}": f"answer {i} !judge:correct" for i in range(6)}
+    study, workspace = _setup(
+        tmp_path,
+        responses,
+        refuse=frozenset({"q4", "q5"}),
+        signals={
+            "correct_judge": {"kind": "judge", "rubric": "correctness", "model": "grader"},
+            "contained": {"kind": "reference", "metric": "containment"},
+            "refusal_phrases": {"kind": "refusal"},
+        },
+        models={"grader": _grader(judge_server, api_key_env=None)},
+    )
+    with workspace:
+        summaries = {s.signal: s for s in score(study, workspace).signals}
+        scored = {
+            name: sorted(_levels(workspace, name))
+            for name in ("correct_judge", "contained", "refusal_phrases")
+        }
+        again = {s.signal: (s.scored, s.stored) for s in score(study, workspace).signals}
+    answer_items = ["q0", "q1", "q2", "q3"]
+    assert scored == {
+        "correct_judge": answer_items, "contained": answer_items,
+        "refusal_phrases": [*answer_items, "q4", "q5"],
+    }  # fmt: skip
+    assert len(judge_server.log) == 4
+    assert all("answer 4" not in r.prompt and "answer 5" not in r.prompt for r in judge_server.log)
+    assert (summaries["correct_judge"].total, summaries["refusal_phrases"].total) == (4, 6)
+    assert again == {"correct_judge": (0, 4), "contained": (0, 4), "refusal_phrases": (0, 6)}
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(

@@ -8,7 +8,12 @@ For one model, a `Caller` owns:
 * **client-side rate limits**: token buckets for requests and tokens per minute (`RateLimiter`);
 * **retries** with exponential backoff and jitter on 429, 5xx, timeouts and broken connections,
   honouring Retry-After (which also pauses the model's other workers, since the limit is shared);
-* **accounting**: tokens, cost, latency, retries and failures by kind.
+* **stopping** a model every request would fail on: a 401, 403 or 404, nothing answering at its
+  URL `UNREACHABLE_LIMIT` times in a row, or (with `fail_fast_after`, the judges) its first
+  calls all failing;
+* **accounting**: tokens, cost, latency, retries and failures by kind;
+* **redaction**: every configured secret (the API keys the study's models name) is taken out of
+  answers and error messages before anything sees them.
 
 `call_many` runs a list of requests for one model with bounded concurrency and returns results in
 order: the judges' entry point. Generation drives `Caller.send` itself, to write each response
@@ -24,7 +29,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +41,9 @@ from changeover.providers import (
     ModelSettings,
     Provider,
     Request,
+    configured_secrets,
     make_provider,
+    redact,
 )
 from changeover.providers.base import short
 
@@ -77,6 +84,9 @@ class CallCache(Protocol):
 
 
 _MAX_RETRY_AFTER = 600.0  # seconds; a longer Retry-After is taken as this
+#: Attempts in a row that find nothing answering at a model's URL before the model is stopped:
+#: a server restarting is back within a few seconds; a wrong `base_url` never is.
+UNREACHABLE_LIMIT = 3
 
 
 def cache_key(
@@ -216,14 +226,21 @@ class Caller:
         *,
         cache: CallCache | None = None,
         run_id: int | None = None,
+        secrets: Collection[str] | None = None,
+        fail_fast_after: int | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`secrets` are redacted from every answer and error (default: this model's key; a
+        stage passes `configured_secrets(study.models)`, every key the study names).
+        `fail_fast_after=N` stops the model when its first N calls all fail (a judge whose
+        endpoint answers an HTML page would otherwise fail thousands of times)."""
         self.name = name
         self.settings = settings
         self.provider = provider
         self.cache = cache
         self.run_id = run_id
+        self.secrets = configured_secrets({name: settings}) if secrets is None else secrets
         self.limiter = RateLimiter(
             requests_per_minute=settings.requests_per_minute,
             tokens_per_minute=settings.tokens_per_minute,
@@ -235,6 +252,10 @@ class Caller:
         self._resume_at = 0.0
         self._generation = settings.generation_settings()
         self._in_flight: dict[str, asyncio.Future[CallResult]] = {}
+        self._unreachable_in_a_row = 0
+        self._fail_fast_after = fail_fast_after
+        self._failed_first = 0  # calls that failed before any succeeded
+        self._has_succeeded = False
 
     @property
     def model_id(self) -> str:
@@ -265,7 +286,28 @@ class Caller:
 
     async def send(self, request: Request, key: str | None = None) -> CallResult:
         """Send `request`, retrying transient failures; never raises CallError."""
-        key = key or self.key(request)
+        result = await self._send(request, key or self.key(request))
+        self._note_outcome(result)
+        return result
+
+    def _note_outcome(self, result: CallResult) -> None:
+        """Stop the model when its first `fail_fast_after` calls have all failed."""
+        if self._has_succeeded or result.attempts == 0:
+            return
+        if result.error is None:
+            self._has_succeeded = True
+            return
+        self._failed_first += 1
+        limit = self._fail_fast_after
+        if limit is not None and self._failed_first >= limit and self.stopped is None:
+            self.stopped = CallError(
+                result.error.kind,
+                f"its first {self._failed_first} calls all failed, the last with "
+                f"{result.error.kind}: {result.error}; check the model's endpoint (base_url), "
+                "key and model id",
+            )
+
+    async def _send(self, request: Request, key: str) -> CallResult:
         settings = self.settings
         retries: Counter[str] = Counter()
         estimate = estimate_tokens(request, settings)
@@ -283,13 +325,15 @@ class Caller:
             try:
                 completion = await self._complete(request)
             except CallError as error:
-                if error.kind == "fatal":
-                    self.stopped = error
+                error = self._note_failure(error)
+                if self.stopped is error:
+                    return CallResult(key, None, error, attempts=attempt, retries=retries)
                 if not error.is_retryable or attempt > settings.max_retries:
                     return CallResult(key, None, error, attempts=attempt, retries=retries)
                 retries[error.kind] += 1
                 await asyncio.sleep(self._wait(attempt, error))
                 continue
+            self._unreachable_in_a_row = 0
             latency = self._clock() - started
             if completion.input_tokens is not None or completion.output_tokens is not None:
                 used = (completion.input_tokens or 0) + (completion.output_tokens or 0)
@@ -304,15 +348,38 @@ class Caller:
                 cost=self.cost(completion),
             )
 
+    def _note_failure(self, error: CallError) -> CallError:
+        """Stop the model on an error every request would meet: a fatal one (401, 403, 404), or
+        nothing answering at its URL `UNREACHABLE_LIMIT` times in a row; the error to record."""
+        if error.kind != "unreachable":
+            self._unreachable_in_a_row = 0
+        if error.kind == "fatal" and self.stopped is None:
+            self.stopped = error
+        elif error.kind == "unreachable":
+            self._unreachable_in_a_row += 1
+            if self._unreachable_in_a_row >= UNREACHABLE_LIMIT and self.stopped is None:
+                self.stopped = CallError(
+                    "unreachable",
+                    f"{error}, {self._unreachable_in_a_row} attempts in a row; check the "
+                    "model's base_url and that its server is running",
+                )
+                return self.stopped
+        return error
+
     async def _complete(self, request: Request) -> Completion:
-        """One attempt. An unexpected exception from an SDK becomes a recorded error rather than
-        the end of the run: thousands of stored responses matter more than one odd answer."""
+        """One attempt, its answer and error redacted. An unexpected exception from an SDK
+        becomes a recorded error rather than the end of the run: thousands of stored responses
+        matter more than one odd answer."""
         try:
-            return await self.provider.complete(request)
-        except (CallError, asyncio.CancelledError):
+            completion = await self.provider.complete(request)
+        except asyncio.CancelledError:
             raise
+        except CallError as error:
+            raise error.redacted(self.secrets) from None
         except Exception as error:  # noqa: BLE001
-            raise CallError("client", f"{type(error).__name__}: {short(error)}") from None
+            message = short(redact(f"{type(error).__name__}: {error}", self.secrets))
+            raise CallError("client", message) from None
+        return completion.redacted(self.secrets)
 
     def _wait(self, attempt: int, error: CallError) -> float:
         """Exponential backoff with jitter; a Retry-After is honoured and pauses the model."""
@@ -421,12 +488,13 @@ async def call_model(
     cache: CallCache | None,
     base: Path,
     run_id: int | None = None,
+    secrets: Collection[str] | None = None,
     on_result: Callable[[int, CallResult], None] | None = None,
 ) -> list[CallResult]:
     """`call_many` for one model of the study, from its settings: makes the provider and the
     caller, runs the requests (results in order) and closes the connections."""
     provider = make_provider(name, settings, base=base)
-    caller = Caller(name, settings, provider, cache=cache, run_id=run_id)
+    caller = Caller(name, settings, provider, cache=cache, run_id=run_id, secrets=secrets)
     try:
         return await call_many(caller, requests, on_result=on_result)
     finally:

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 from changeover.calls import CachedCall, Caller, CallResult, LatencyHistogram, as_cached
 from changeover.errors import InputError, StudyError
 from changeover.io import read_responses
-from changeover.providers import Message, ModelSettings, Provider, Request, make_provider
+from changeover.providers import (
+    Message,
+    ModelSettings,
+    Provider,
+    Request,
+    configured_secrets,
+    make_provider,
+)
 from changeover.records import Item, ResponseRecord, ResponseSource
 from changeover.study import Study
 from changeover.workspace import BatchWriter, GeneratedResponse, Workspace
@@ -69,7 +76,9 @@ class ModelSummary:
     cost: float | None = None
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     elapsed_s: float = 0.0
-    stopped: str | None = None  # why the model was stopped early (a fatal error)
+    stopped: str | None = None  # why the model was stopped early (401, nothing at its URL)
+    implausible_usage: int = 0  # answers whose token counts could not be true (kept as unknown)
+    implausible_example: str | None = None  # the first of them, e.g. "completion_tokens=1e+30"
 
     @property
     def p50(self) -> float | None:
@@ -98,6 +107,8 @@ class ModelSummary:
             "latency_p95_s": self.p95,
             "elapsed_s": round(self.elapsed_s, 3),
             "stopped": self.stopped,
+            "implausible_usage": self.implausible_usage,
+            "implausible_example": self.implausible_example,
         }
 
 
@@ -176,6 +187,11 @@ async def _generate_model(
                 summary.cost = (summary.cost or 0.0) + result.cost
             if result.latency_s is not None:
                 summary.latency.add(result.latency_s)
+            if completion.implausible_usage is not None:
+                summary.implausible_usage += 1
+                summary.implausible_example = (
+                    summary.implausible_example or completion.implausible_usage
+                )
         summary.requests += result.attempts
         summary.retries_by_kind.update(result.retries)
 
@@ -329,9 +345,18 @@ async def _generate_locked(
     detail = {"models": names, "limit": limit, "retry_failed": retry_failed}
     rng = rng or random.Random()
     summaries = [ModelSummary(model=name) for name in names]
+    secrets = configured_secrets(study.models)
     with workspace.recorded_run("generate", detail) as run:
         callers = [
-            Caller(name, study.models[name], provider, cache=workspace, run_id=run.run_id, rng=rng)
+            Caller(
+                name,
+                study.models[name],
+                provider,
+                cache=workspace,
+                run_id=run.run_id,
+                secrets=secrets,
+                rng=rng,
+            )
             for name, provider in zip(names, providers, strict=True)
         ]
         writer: BatchWriter[GeneratedResponse] = BatchWriter(

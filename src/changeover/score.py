@@ -22,21 +22,21 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import jinja2
 import polars as pl
 
 from changeover.calls import Caller, CallResult
 from changeover.errors import InputError, StudyError
-from changeover.providers import make_provider
-from changeover.records import SignalRecord
+from changeover.providers import configured_secrets, make_provider
+from changeover.records import ExpectedBehaviour, SignalRecord
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
 from changeover.signals.judge import JudgeInput, judge_responses
 from changeover.signals.result import SignalResult
 from changeover.signals.rubric import builtin_source, load_template
 from changeover.signals.settings import AnySignal, JudgeSignal, ReferenceSignal
-from changeover.study import Study
+from changeover.study import Study, feeds_dimension
 from changeover.workspace import BatchWriter, ScoringTarget, Workspace
 
 __all__ = [
@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 _COMBINE_BATCH = 5000
+#: A judge model whose first calls all fail is stopped after this many (as a 401 stops it at once).
+JUDGE_FAIL_FAST = 10
 
 
 @dataclass
@@ -58,7 +60,7 @@ class SignalScore:
     signal: str
     kind: str
     dimension: str
-    total: int = 0  # successful responses in the workspace
+    total: int = 0  # successful responses that feed its dimension (study.feeds_dimension)
     scored: int = 0  # computed in this run
     stored: int = 0  # stored before this run and left alone
     earlier_errors: int = 0  # judge errors stored before, kept (retry_failed re-judges them)
@@ -73,7 +75,9 @@ class SignalScore:
     retries_by_kind: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
     settings_changed: bool = False  # stored rows were computed with other settings (kept)
-    stopped: str | None = None  # judges: why the judging model was stopped early (fatal error)
+    stopped: str | None = None  # judges: why the judging model was stopped early (a 401, ...)
+    implausible_usage: int = 0  # judges: answers whose token counts could not be true
+    implausible_example: str | None = None  # the first of them, e.g. "output_tokens=-5"
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
@@ -164,7 +168,8 @@ def _score_deterministic(
     page_size: int,
 ) -> None:
     started = time.monotonic()
-    pending = workspace.count_unscored(name)
+    behaviours = feeding_behaviours(signal.dimension)
+    pending = workspace.count_unscored(name, behaviours=behaviours)
     # Quantile bins are cut at the quantiles of all responses: new responses move the edges,
     # so every response is binned again.
     if (
@@ -181,7 +186,7 @@ def _score_deterministic(
     if isinstance(signal, ReferenceSignal) and signal.quantiles is not None:
         page_size = max(pending, 1)  # one batch: the quantiles need every value
     batch: list[ScoringTarget] = []
-    for target in workspace.iter_unscored(name, page_size=page_size):
+    for target in workspace.iter_unscored(name, behaviours=behaviours, page_size=page_size):
         batch.append(target)
         if len(batch) >= page_size:
             _store_batch(study, workspace, name, signal, batch, summary, reporter, run_id)
@@ -224,7 +229,8 @@ async def _score_judge(
 ) -> None:
     started = time.monotonic()
     redo = ("error",) if retry_failed else ()
-    pending = workspace.count_unscored(name, redo_levels=redo)
+    behaviours = feeding_behaviours(signal.dimension)
+    pending = workspace.count_unscored(name, redo_levels=redo, behaviours=behaviours)
     summary.stored = summary.total - pending
     if not retry_failed:
         summary.earlier_errors = workspace.signal_levels(name).get("error", 0)
@@ -249,9 +255,16 @@ async def _score_judge(
             summary.output_tokens += call.completion.output_tokens or 0
             if call.cost is not None:
                 summary.cost = (summary.cost or 0.0) + call.cost
+            if call.completion.implausible_usage is not None:
+                summary.implausible_usage += 1
+                summary.implausible_example = (
+                    summary.implausible_example or call.completion.implausible_usage
+                )
         reporter.advance(name, 1)
 
-    targets = workspace.iter_unscored(name, redo_levels=redo, page_size=page_size)
+    targets = workspace.iter_unscored(
+        name, redo_levels=redo, behaviours=behaviours, page_size=page_size
+    )
     while caller.stopped is None:
         page = [target for _, target in zip(range(page_size), targets, strict=False)]
         if not page:
@@ -316,6 +329,15 @@ def _combine(
         summary.scored += len(stale)
     summary.stored = sum(workspace.signal_levels(combined).values()) - summary.scored
     summary.elapsed_s = time.monotonic() - started
+
+
+def feeding_behaviours(dimension: str) -> tuple[ExpectedBehaviour, ...] | None:
+    """The expected behaviours whose items feed `dimension`, or None when all do: correctness
+    is scored on should-answer items only (its verdict on a should-refuse item is never used,
+    and a judge would be paid for it)."""
+    every: tuple[ExpectedBehaviour, ...] = get_args(ExpectedBehaviour)
+    feeding = tuple(b for b in every if feeds_dimension(dimension, b))
+    return None if feeding == every else feeding
 
 
 def signal_fingerprint(study: Study, name: str) -> str:
@@ -413,12 +435,16 @@ async def score_responses(
         }
         with workspace.recorded_run("score", detail) as run:
             run_id = run.run_id
+            totals = {
+                dimension: workspace.count_unscored(None, behaviours=feeding_behaviours(dimension))
+                for dimension in study.signals.dimensions
+            }
             summaries = {
                 n: SignalScore(
                     n,
                     study.signals[n].kind,
                     study.signals[n].dimension,
-                    total=total,
+                    total=totals[study.signals[n].dimension],
                     settings_changed=n in changed,
                 )
                 for n in names
@@ -431,10 +457,17 @@ async def score_responses(
                 stage="score",
             )
             try:
+                secrets = configured_secrets(study.models or {})
                 for model, provider in providers.items():
                     assert study.models is not None
                     callers[model] = Caller(
-                        model, study.models[model], provider, cache=workspace, run_id=run_id
+                        model,
+                        study.models[model],
+                        provider,
+                        cache=workspace,
+                        run_id=run_id,
+                        secrets=secrets,
+                        fail_fast_after=JUDGE_FAIL_FAST,
                     )
                 for name in names:
                     signal = study.signals[name]
@@ -460,7 +493,7 @@ async def score_responses(
                     if len(parts) < 2:
                         continue
                     name = LEVEL_SEPARATOR.join(parts)
-                    summary = SignalScore(name, "combined", dimension, total=total)
+                    summary = SignalScore(name, "combined", dimension, total=totals[dimension])
                     _combine(workspace, name, parts, summary, run_id=run_id)
                     combined.append(summary)
             finally:

@@ -668,32 +668,54 @@ class Workspace:
     # -- signals --------------------------------------------------------------------------------
 
     @staticmethod
-    def _unscored_filter(signal: str | None, redo_levels: Sequence[str]) -> tuple[str, list[Any]]:
+    def _unscored_filter(
+        signal: str | None, redo_levels: Sequence[str], behaviours: Sequence[str] | None
+    ) -> tuple[str, list[Any]]:
+        where, args = "", []
+        if behaviours is not None:
+            marks = ", ".join("?" for _ in behaviours)
+            where += (
+                " AND r.item_id IN (SELECT item_id FROM items"
+                f" WHERE expected_behaviour IN ({marks}))"
+            )
+            args += list(behaviours)
         if signal is None:
-            return "", []
+            return where, args
         marks = ", ".join("?" for _ in redo_levels)
         redo = f" AND s.level NOT IN ({marks})" if redo_levels else ""
         return (
-            " AND NOT EXISTS (SELECT 1 FROM signals s WHERE s.item_id = r.item_id"
+            where + " AND NOT EXISTS (SELECT 1 FROM signals s WHERE s.item_id = r.item_id"
             f" AND s.model = r.model AND s.signal = ?{redo})",
-            [signal, *redo_levels],
+            [*args, signal, *redo_levels],
         )
 
-    def count_unscored(self, signal: str | None, *, redo_levels: Sequence[str] = ()) -> int:
+    def count_unscored(
+        self,
+        signal: str | None,
+        *,
+        redo_levels: Sequence[str] = (),
+        behaviours: Sequence[str] | None = None,
+    ) -> int:
         """Successful responses without a stored `signal` (or whose stored level is one of
-        `redo_levels`); with `signal=None`, every successful response."""
-        where, args = self._unscored_filter(signal, redo_levels)
+        `redo_levels`); with `signal=None`, every successful response. `behaviours` keeps only
+        the responses to items with one of these expected behaviours."""
+        where, args = self._unscored_filter(signal, redo_levels, behaviours)
         row = self._db.execute(
             f"SELECT count(*) FROM responses r WHERE r.error IS NULL{where}", args
         ).fetchone()
         return int(row[0])
 
     def iter_unscored(
-        self, signal: str | None, *, redo_levels: Sequence[str] = (), page_size: int = 500
+        self,
+        signal: str | None,
+        *,
+        redo_levels: Sequence[str] = (),
+        behaviours: Sequence[str] | None = None,
+        page_size: int = 500,
     ) -> Iterator[ScoringTarget]:
         """The responses `count_unscored` counts, with their items, read in pages (memory stays
         flat; signals written between pages do not disturb the iteration)."""
-        where, args = self._unscored_filter(signal, redo_levels)
+        where, args = self._unscored_filter(signal, redo_levels, behaviours)
         last = 0
         while True:
             rows = self._db.execute(

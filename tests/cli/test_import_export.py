@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.fakes.judge import fake_judge
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.studies import run_cli as run
 from tests.fakes.studies import write_items, write_study
@@ -56,6 +57,8 @@ def test_import_generate_export(
     assert run(["generate", "--models", "legacy", "--limit", "2"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "legacy" in out and "server 1" in out and "--retry-failed" in out
+    # The title says what the table counts; it once said "generate (run 2)" on a first generate.
+    assert "generate, this run: 2 items × 1 model" in out and "(run" not in out
     assert run(["generate", "--study", str(study)], monkeypatch) == 0
     out = capsys.readouterr().out
     assert len(server.log) == 2 + 4  # legacy: the third item; cand: all three
@@ -94,3 +97,97 @@ def test_bad_import_exits_2_with_one_line_and_imports_nothing(
     assert pl.read_csv(tmp_path / "i.csv").height == 0
     assert run(["import", "labels", str(bad), "--study", str(study)], monkeypatch) == 2
     assert "unknown table 'labels'" in capsys.readouterr().err
+
+
+KEYS = {
+    "LEGACY_KEY": "sk-live-7Hq2Zr9Wx4Tn6Lp8Vb3Kd5Mf1Gs0Yc",
+    "CAND_KEY": "sk-ant-4Jw8Qe2Rt6Yu0Io3Pa7Sd9Fg1Hj5Kl",
+    "JUDGE_KEY": "sk-judge-3Zx7Cv1Bn5Mq9Wr2Et6Ty0Ui4Op8As",
+}
+
+
+def _fragments(key: str, size: int = 10) -> list[bytes]:
+    return [key[i : i + size].encode() for i in range(len(key) - size + 1)]
+
+
+def _assert_no_key(folder: Path, printed: str) -> None:
+    """No key, nor any 10-character piece of one, in any file of the folder (the workspace, its
+    -wal and -shm files, every export) or in what was printed."""
+    for key in KEYS.values():
+        for fragment in _fragments(key):
+            assert fragment not in printed.encode(), fragment
+            for path in folder.iterdir():
+                if path.is_file():
+                    assert fragment not in path.read_bytes(), (path, fragment)
+
+
+def test_a_provider_error_that_echoes_the_key_keeps_no_trace_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Gateways that quote the Authorization (or x-api-key) header in a 400 or 401 body; the
+    # first attempt of each scripted prompt fails so, the next one succeeds.
+    with (
+        FakeLLMServer() as legacy_server,
+        FakeLLMServer() as cand_server,
+        FakeLLMServer(script="400echo,ok", reply=fake_judge) as judge_server,
+    ):
+        common = {"max_tokens": 16, "retry_wait": 0.01, "max_retries": 0}
+        path = write_study(
+            tmp_path,
+            {
+                "legacy": {"provider": "openai", "model": "gpt-test",
+                           "base_url": legacy_server.openai_url, "api_key_env": "LEGACY_KEY",
+                           **common},
+                "cand": {"provider": "anthropic", "model": "claude-test",
+                         "base_url": cand_server.anthropic_url, "api_key_env": "CAND_KEY",
+                         **common},
+                "grader": {"provider": "openai", "model": "judge-1",
+                           "base_url": judge_server.openai_url, "api_key_env": "JUDGE_KEY",
+                           **common},
+            },
+        )  # fmt: skip
+        with path.open("a") as handle:
+            handle.write("signals:\n  judge: {kind: judge, rubric: refusal, model: grader}\n")
+        prompts = [
+            "hello",
+            "!script:400echo,ok bad request",
+            "!script:401echo,ok bad key",
+            "!script:okecho a debugging proxy",
+        ]
+        items = write_items(tmp_path / "items.jsonl", prompts)
+        for variable, key in KEYS.items():
+            monkeypatch.setenv(variable, key)
+        monkeypatch.chdir(tmp_path)
+        printed = ""
+
+        def command(*args: str) -> None:
+            nonlocal printed
+            assert run(list(args), monkeypatch) == 0
+            captured = capsys.readouterr()
+            printed += captured.out + captured.err
+
+        def export_all(tag: str) -> None:
+            for table in ("responses", "signals", "runs", "calls"):
+                command("export", table, "--out", f"{tag}-{table}.csv")
+
+        command("import", "items", str(items))
+        command("generate", "--models", "legacy,cand")
+        command("score")
+        export_all("failed")
+        errors = pl.read_csv(tmp_path / "failed-responses.csv")["error"].drop_nulls().to_list()
+        # Both models failed on both echoing items, the key taken out of every message.
+        assert len(errors) == 4 and all("[redacted]" in error for error in errors), errors
+        details = pl.read_csv(tmp_path / "failed-signals.csv")["detail"].drop_nulls().to_list()
+        assert any("[redacted]" in detail for detail in details), details
+        assert "stopped early" in printed and "[redacted]" in printed, printed
+        answers = pl.read_csv(tmp_path / "failed-responses.csv")["response"].to_list()
+        assert sum("(sent with Bearer [redacted])" in str(a) for a in answers) == 2, answers
+        _assert_no_key(tmp_path, printed)
+
+        command("generate", "--models", "legacy,cand", "--retry-failed")
+        command("score", "--retry-failed")
+        command("score", "--retry-failed")
+        export_all("retried")
+        retried = pl.read_csv(tmp_path / "retried-responses.csv")
+        assert retried["error"].null_count() == retried.height == 8
+        _assert_no_key(tmp_path, printed)

@@ -83,15 +83,19 @@ def test_score_then_counts(
 
     assert run(["score"], monkeypatch) == 0
     out = capsys.readouterr().out
-    assert "score (run" in out and "refusal_judge" in out
+    assert "score, this run: 6 responses × 3 signals" in out and "refusal_judge" in out
     assert "refusal_phrases|refusal_judge" in out
-    assert "1 judge answers held no verdict" in out
+    # 1 of 6 unparseable is more than 10%: a loud warning with the fix, not a note.
+    assert "warning: refusal_judge: 1 of 6 responses (17%) have level 'unparseable'" in " ".join(
+        out.split()
+    )
     assert len(judge_server.log) == 6
 
     assert run(["export", "signals", "--out", "signals.csv"], monkeypatch) == 0
     signals = pl.read_csv(folder / "signals.csv")
-    # 6 responses x (3 signals + the refusal combination)
-    assert signals.height == 24
+    # 6 responses x (2 refusal signals + their combination), and correctness (answer_contained)
+    # on the 4 responses to should-answer items only
+    assert signals.height == 22
     levels = {
         (r["item_id"], r["model"], r["signal"]): r["level"] for r in signals.iter_rows(named=True)
     }
@@ -99,7 +103,7 @@ def test_score_then_counts(
     assert levels[("q2", "cand-a", "refusal_phrases|refusal_judge")] == "refused|partial"
     assert levels[("q3", "cand-a", "refusal_judge")] == "unparseable"
     assert levels[("q1", "legacy", "answer_contained")] == "contained"
-    assert levels[("q3", "legacy", "answer_contained")] == "no_reference"
+    assert ("q3", "legacy", "answer_contained") not in levels  # q3 should be refused
 
     # Idempotent: nothing recomputed, no request sent.
     assert run(["score", "--signals", "refusal_judge,answer_contained"], monkeypatch) == 0
@@ -109,7 +113,7 @@ def test_score_then_counts(
     last = json.loads(pl.read_ndjson(folder / "runs.jsonl")["detail"][-1])
     assert [(s["signal"], s["scored"], s["stored"]) for s in last["summary"]] == [
         ("refusal_judge", 0, 6),
-        ("answer_contained", 0, 6),
+        ("answer_contained", 0, 4),
         ("refusal_phrases|refusal_judge", 0, 6),
     ]
 
@@ -162,3 +166,60 @@ def test_score_reports_mistakes_in_one_line(
     assert err.endswith("--signals: unknown signal 'refusal_judge'; the study has refusal_phrases")
     assert run(["score"], monkeypatch) == 2
     assert "no successful responses to score" in capsys.readouterr().err
+
+
+def test_a_failing_judge_is_stopped_and_every_unhealthy_signal_warned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Seen: an endpoint answering HTML gave 120 of 120 `error`; a judge answering "Grade: PASS"
+    # gave 78 of 120 `unparseable`; both fed the fit without a word.
+    with (
+        FakeLLMServer(script="html") as html_server,
+        FakeLLMServer(reply=lambda prompt, system: "Grade: PASS") as grade_server,
+    ):
+        grader = {"provider": "openai", "model": "judge-1", "max_tokens": 50, "retry_wait": 0.01,
+                  "max_retries": 0, "concurrency": 1}  # fmt: skip
+        study = {
+            "incumbent": "legacy",
+            "candidates": ["cand"],
+            "segments": {"na": 1},
+            "models": {
+                "legacy": {"provider": "replay", "file": "unused.jsonl"},
+                "cand": {"provider": "replay", "file": "unused.jsonl"},
+                "html_grader": grader | {"base_url": html_server.openai_url},
+                "grade_grader": grader | {"base_url": grade_server.openai_url},
+            },
+            "signals": {
+                "html_judge": {"kind": "judge", "rubric": "refusal", "model": "html_grader"},
+                "grade_judge": {"kind": "judge", "rubric": "correctness", "model": "grade_grader"},
+            },
+        }
+        (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+        ids = [f"q{i:02d}" for i in range(12)]
+        items = _write_csv(
+            tmp_path / "items.csv",
+            ["item_id", "segment", "prompt"],
+            [(i, "na", f"question {i}") for i in ids],
+        )
+        responses = _write_csv(
+            tmp_path / "responses.csv",
+            ["item_id", "model", "response"],
+            [(i, "legacy", f"answer {i}") for i in ids],
+        )
+        monkeypatch.chdir(tmp_path)
+        assert run(["import", "items", str(items)], monkeypatch) == 0, capsys.readouterr().err
+        assert run(["import", "responses", str(responses)], monkeypatch) == 0
+        capsys.readouterr()
+        assert run(["score"], monkeypatch) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert len(html_server.log) == 10 and len(grade_server.log) == 12
+    assert (
+        "html_judge: stopped early — its first 10 calls all failed, the last with malformed" in out
+    )
+    assert (
+        "warning: html_judge: 10 of 10 responses (100%) have level 'error' (the judge call "
+        "failed)" in out
+    )
+    assert "endpoint (base_url) and key, then `changeover score --retry-failed`" in out
+    assert "warning: grade_judge: 12 of 12 responses (100%) have level 'unparseable'" in out
+    assert "check the rubric or template" in out and "--rescore --signals grade_judge" in out

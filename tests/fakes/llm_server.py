@@ -12,6 +12,18 @@ second and a normal answer from the third on (the last step repeats). Steps:
     timeout     sleeps ``timeout_sleep`` seconds before answering (the client gives up first)
     malformed   status 200 with a body that is not JSON
     empty       status 200 with empty content
+    html        status 200 with an HTML page (a wrong endpoint, a login page)
+    400echo     a 400 whose body quotes the request's credentials header (some gateways do),
+    401echo     a 401 likewise; quoted five times, so that an excerpt of the first 200
+                characters is likely to cut through one of them
+    okecho      a normal answer whose text quotes the credentials header (a debugging proxy)
+    drip        a normal answer sent one byte every ``drip_interval`` seconds; a client that
+                hangs up in the middle is noted in ``cut``
+    hugeusage   a normal answer reporting 10**30 output tokens
+    negusage    a normal answer reporting -5 input tokens and 2.5 output tokens
+
+``script``, when given, is the script of prompts that have none (a judge model whose every
+answer is scripted, say).
 
 ``reply(prompt, system)``, when given, writes the text of normal answers instead of the echo (a
 fake judge, see tests/fakes/judge.py); returning None keeps the echo.
@@ -55,9 +67,12 @@ class _State:
     latency: float = 0.0
     retry_after: float = 0.2
     timeout_sleep: float = 3.0
+    drip_interval: float = 0.5
+    script: str | None = None
     reply: Callable[[str, str], str | None] | None = None
     attempts: dict[str, int] = field(default_factory=dict)
     log: list[LoggedRequest] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -87,9 +102,10 @@ def _error(protocol: str, kind: str, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
-def _answer(protocol: str, model: str, prompt: str, text: str) -> dict[str, Any]:
-    input_tokens = max(1, len(prompt) // 4)
-    output_tokens = len(text) // 4
+def _answer(
+    protocol: str, model: str, prompt: str, text: str, usage: tuple[Any, Any] | None = None
+) -> dict[str, Any]:
+    input_tokens, output_tokens = usage or (max(1, len(prompt) // 4), len(text) // 4)
     if protocol == "anthropic":
         return {
             "id": "msg_fake",
@@ -117,18 +133,32 @@ def _answer(protocol: str, model: str, prompt: str, text: str) -> dict[str, Any]
     }
 
 
-_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error"}  # fmt: skip
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            429: "Too Many Requests", 500: "Internal Server Error"}  # fmt: skip
 
 
-def _http(status: int, data: bytes, headers: dict[str, str] | None = None) -> bytes:
+def _http(
+    status: int,
+    data: bytes,
+    headers: dict[str, str] | None = None,
+    *,
+    content_type: str = "application/json",
+) -> bytes:
     lines = [
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-        "Content-Type: application/json",
+        f"Content-Type: {content_type}",
         f"Content-Length: {len(data)}",
         *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
+
+
+@dataclass(frozen=True)
+class _Drip:
+    """An answer to send one byte at a time."""
+
+    prompt: str
+    data: bytes
 
 
 class FakeLLMServer:
@@ -144,10 +174,17 @@ class FakeLLMServer:
         latency: float = 0.0,
         retry_after: float = 0.2,
         timeout_sleep: float = 3.0,
+        drip_interval: float = 0.5,
+        script: str | None = None,
         reply: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.state = _State(
-            latency=latency, retry_after=retry_after, timeout_sleep=timeout_sleep, reply=reply
+            latency=latency,
+            retry_after=retry_after,
+            timeout_sleep=timeout_sleep,
+            drip_interval=drip_interval,
+            script=script,
+            reply=reply,
         )
         self._requested_port = port
         self._port = 0
@@ -172,6 +209,12 @@ class FakeLLMServer:
     def log(self) -> list[LoggedRequest]:
         with self.state.lock:
             return list(self.state.log)
+
+    @property
+    def cut(self) -> list[str]:
+        """The prompts whose dripping answer the client hung up on."""
+        with self.state.lock:
+            return list(self.state.cut)
 
     def start(self) -> FakeLLMServer:
         self._thread.start()
@@ -237,10 +280,30 @@ class FakeLLMServer:
                 name, _, value = line.decode("latin-1").partition(":")
                 headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
-            writer.write(await self._respond(method, path, headers, body))
+            answer = await self._respond(method, path, headers, body)
+            if isinstance(answer, _Drip):
+                await self._drip(answer, writer)
+                return
+            writer.write(answer)
             await writer.drain()
 
-    async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> bytes:
+    async def _drip(self, answer: _Drip, writer: asyncio.StreamWriter) -> None:
+        head, _, data = answer.data.partition(b"\r\n\r\n")
+        try:
+            writer.write(head + b"\r\n\r\n")
+            for index in range(len(data)):
+                await asyncio.sleep(self.state.drip_interval)
+                if writer.is_closing() or writer.transport.get_extra_info("socket") is None:
+                    raise ConnectionResetError
+                writer.write(data[index : index + 1])
+                await writer.drain()
+        except ConnectionError:
+            with self.state.lock:
+                self.state.cut.append(answer.prompt)
+
+    async def _respond(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> bytes | _Drip:
         state = self.state
         if method == "GET" and path == "/_count":
             with state.lock:
@@ -260,7 +323,8 @@ class FakeLLMServer:
             attempt = state.attempts.get(prompt, 0)
             state.attempts[prompt] = attempt + 1
         match = _SCRIPT.search(prompt)
-        steps = match.group(1).split(",") if match else ["ok"]
+        script = match.group(1) if match else state.script or "ok"
+        steps = script.split(",")
         step = steps[min(attempt, len(steps) - 1)]
         auth = headers.get("authorization") or headers.get("x-api-key") or ""
         with state.lock:
@@ -280,15 +344,28 @@ class FakeLLMServer:
             return _http(
                 401, json.dumps(_error(protocol, "authentication_error", "bad key")).encode()
             )
+        if step in ("400echo", "401echo"):
+            status = int(step[:3])
+            named = "x-api-key" if "x-api-key" in headers else "authorization"
+            quoted = "invalid credentials; headers received: " + "; ".join([f"{named}: {auth}"] * 5)
+            payload = _error(protocol, "invalid_request_error", quoted)
+            return _http(status, json.dumps(payload).encode())
+        if step == "html":
+            page = b"<!doctype html><html><body><h1>Sign in</h1></body></html>"
+            return _http(200, page, content_type="text/html")
         if step == "500":
             return _http(500, json.dumps(_error(protocol, "api_error", "internal error")).encode())
         if step == "malformed":
             return _http(200, b'{"id": "x", "choices": [ {not json')
         text = "" if step == "empty" else f"echo: {prompt}"
+        if step == "okecho":
+            text = f"echo: {prompt} (sent with {auth})"
         if step == "ok" and state.reply is not None:
             reply = state.reply(prompt, system)
             text = text if reply is None else reply
-        return _http(200, json.dumps(_answer(protocol, model, prompt, text)).encode())
+        usage = {"hugeusage": (3, 10**30), "negusage": (-5, 2.5)}.get(step)
+        answer = _http(200, json.dumps(_answer(protocol, model, prompt, text, usage)).encode())
+        return _Drip(prompt, answer) if step == "drip" else answer
 
 
 def main() -> None:

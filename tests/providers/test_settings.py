@@ -10,7 +10,7 @@ import pytest
 
 from changeover.errors import StudyError
 from changeover.providers import ModelSettings, api_key_for
-from changeover.providers.base import classify_status, parse_retry_after
+from changeover.providers.base import classify_status, parse_retry_after, redact
 from changeover.study import parse_study
 
 
@@ -93,3 +93,11 @@ def test_status_kinds() -> None:
     assert [classify_status(s) for s in (429, 500, 503, 408, 401, 404, 400, 422)] == [
         "rate_limit", "server", "server", "server", "fatal", "fatal", "client", "client",
     ]  # fmt: skip
+
+
+def test_redact_takes_out_every_key_but_not_short_placeholders() -> None:
+    key, longer = "sk-abc123456789", "sk-abc123456789-extended"
+    text = f"Bearer {longer}; x-api-key: {key}; api_key=EMPTY"
+    assert redact(text, [key, longer, "EMPTY"]) == (
+        "Bearer [redacted]; x-api-key: [redacted]; api_key=EMPTY"
+    )

@@ -34,12 +34,14 @@ class RichReporter:
         self._tasks: dict[str, TaskID] = {}
         self._shown: dict[str, float] = {}
         self._interval = interval
+        self.summaries: dict[str, ModelSummary] = {}  # the latest of each model, as it runs
 
     def start(self, model: str, total: int) -> None:
         self._tasks[model] = self._progress.add_task(model, total=total, status="")
         self._shown[model] = 0.0
 
     def update(self, summary: ModelSummary) -> None:
+        self.summaries[summary.model] = summary
         # At hundreds of responses a second, updating the bar for each one costs more than it
         # shows: redraw at most every `interval` seconds, and always at the end.
         now = time.monotonic()
@@ -51,12 +53,66 @@ class RichReporter:
         self._progress.update(self._tasks[summary.model], completed=finished, status=status)
 
 
+def implausible_usage_note(name: str, count: int, example: str | None) -> str:
+    """The one warning for a model's answers whose token counts cannot be true."""
+    return (
+        f"{name}: warning — {count:,} answers reported token usage that cannot be true "
+        f"({example}); the responses are kept with their usage unknown, so tokens and cost "
+        "undercount"
+    )
+
+
+def interrupted_lines(
+    summaries: list[ModelSummary],
+    stored: dict[str, dict[str, int]],
+    resume: str,
+    *,
+    retry_failed: bool,
+) -> list[str]:
+    """What a Ctrl-C left: what this run received per model, what the workspace holds, and the
+    command that resumes (each response was committed the moment it arrived)."""
+    received = ", ".join(
+        f"{m.model} {m.done + m.failed:,}" + (f" ({m.failed:,} failed)" if m.failed else "")
+        for m in summaries
+    )
+    held = ", ".join(
+        f"{name} {counts['ok']:,} of {sum(counts.values()):,}"
+        + (f" ({counts['error']:,} failed)" if counts["error"] else "")
+        for name, counts in stored.items()
+    )
+    missing = sum(c["missing"] + (c["error"] if retry_failed else 0) for c in stored.values())
+    return [
+        f"interrupted: this run received {received or 'nothing'}; each response was stored "
+        "the moment it arrived, and the requests still in flight were dropped",
+        f"the workspace holds {held or 'no response yet'}",
+        f"resume with `{resume}`: it sends only the {missing:,} requests still missing",
+    ]
+
+
+def _resume_command(
+    study_path: Path, names: list[str] | None, limit: int | None, retry_failed: bool
+) -> str:
+    parts = ["changeover generate"]
+    if study_path != Path("study.yaml"):
+        parts.append(f"--study {study_path}")
+    if names:
+        parts.append(f"--models {','.join(names)}")
+    if limit is not None:
+        parts.append(f"--limit {limit}")
+    if retry_failed:
+        parts.append("--retry-failed")
+    return " ".join(parts)
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
 def summary_table(summary: GenerateSummary) -> Table:
-    table = Table(title=f"generate (run {summary.run_id})", title_justify="left")
+    items = max((m.total for m in summary.models), default=0)
+    models = len(summary.models)
+    title = f"generate, this run: {items:,} items × {models} model{'s' * (models != 1)}"
+    table = Table(title=title, title_justify="left")
     for column in ("model", "done", "cached", "failed", "tokens in/out", "cost", "p50", "p95"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for model in summary.models:
@@ -94,6 +150,10 @@ def _notes(model: ModelSummary) -> list[str]:
         )
     if model.stopped:
         notes.append(f"{model.model}: stopped early — {model.stopped}; fix it and re-run")
+    if model.implausible_usage:
+        notes.append(
+            implausible_usage_note(model.model, model.implausible_usage, model.implausible_example)
+        )
     return notes
 
 
@@ -114,19 +174,31 @@ def generate_command(
     """Run the models over the items; resumable, re-running calls no provider for stored work."""
     study = load_study(study_path)
     names = split_names(models)
-    with (
-        open_workspace(study.workspace_path) as workspace,
-        progress_bars(label_width=12, status=True) as progress,
-    ):
-        summary = generate(
-            study,
-            workspace,
-            models=names,
-            limit=limit,
-            retry_failed=retry_failed,
-            reporter=RichReporter(progress),
-        )
+    progress = progress_bars(label_width=12, status=True)
+    reporter = RichReporter(progress)
+    with open_workspace(study.workspace_path) as workspace:
+        try:
+            with progress:
+                summary = generate(
+                    study,
+                    workspace,
+                    models=names,
+                    limit=limit,
+                    retry_failed=retry_failed,
+                    reporter=reporter,
+                )
+        except KeyboardInterrupt:
+            stored = {
+                name: workspace.count_for(name, limit=limit) for name in names or study.model_names
+            }
+            resume = _resume_command(study_path, names, limit, retry_failed)
+            lines = interrupted_lines(
+                list(reporter.summaries.values()), stored, resume, retry_failed=retry_failed
+            )
+            for line in lines:
+                console.print(line, markup=False, highlight=False)
+            raise typer.Exit(130) from None
     console.print(summary_table(summary))
     for model in summary.models:
         for note in _notes(model):
-            console.print(note, highlight=False)
+            console.print(note, markup=False, highlight=False)

@@ -11,9 +11,12 @@ from rich.progress import (
     TaskID,
 )
 from rich.table import Table
+from rich.text import Text
 
 from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars, split_names
+from changeover.cli.generate import implausible_usage_note
 from changeover.score import ScoreSummary, SignalScore, score
+from changeover.signals import signal_health
 from changeover.study import load_study
 from changeover.workspace import open_workspace
 
@@ -40,7 +43,10 @@ def _levels(summary: SignalScore) -> str:
 
 
 def summary_table(summary: ScoreSummary) -> Table:
-    table = Table(title=f"score (run {summary.run_id})", title_justify="left")
+    responses = max((s.total for s in summary.signals), default=0)
+    signals = len(summary.signals)
+    title = f"score, this run: {responses:,} responses × {signals} signal{'s' * (signals != 1)}"
+    table = Table(title=title, title_justify="left")
     columns = ("signal", "dimension", "scored", "stored", "levels", "calls", "cached", "cost")
     for column in columns:
         is_text = column in ("signal", "dimension", "levels")
@@ -78,13 +84,19 @@ def _notes(signal: SignalScore) -> list[str]:
             "retry them with --retry-failed"
         )
     unparseable = signal.levels.get("unparseable", 0)
-    if unparseable:
+    if unparseable and signal_health(signal.levels).is_healthy:  # else a loud warning says it
         notes.append(
             f"{signal.signal}: {unparseable:,} judge answers held no verdict (level "
             "'unparseable', raw answer in detail); `changeover export signals` shows them"
         )
     if signal.stopped:
         notes.append(f"{signal.signal}: stopped early — {signal.stopped}; fix it and re-run")
+    if signal.implausible_usage:
+        notes.append(
+            implausible_usage_note(
+                signal.signal, signal.implausible_usage, signal.implausible_example
+            )
+        )
     if signal.settings_changed:
         notes.append(
             f"{signal.signal}: its settings changed since its stored rows were computed; they "
@@ -141,10 +153,14 @@ def score_command(
     console.print(summary_table(summary))
     for signal in summary.signals:
         for note in _notes(signal):
-            console.print(note, highlight=False)
+            console.print(note, markup=False, highlight=False)
     for combined in summary.combined:
         console.print(
             f"{combined.dimension}: {combined.signal} (cross product of levels) feeds "
             "`changeover export rows`",
+            markup=False,
             highlight=False,
         )
+    for signal in summary.signals:
+        for warning in signal_health(signal.levels).warnings(signal.signal):
+            console.print(Text("warning: ", style="bold red") + Text(warning), highlight=False)

@@ -8,7 +8,7 @@ key is handed to the SDK client and kept nowhere else.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from changeover.errors import ChangeoverError, StudyError
@@ -20,6 +20,7 @@ from changeover.providers.base import (
     Message,
     Provider,
     Request,
+    redact,
 )
 from changeover.providers.settings import ModelSettings
 from changeover.records import ResponseRecord
@@ -34,7 +35,9 @@ __all__ = [
     "Provider",
     "Request",
     "api_key_for",
+    "configured_secrets",
     "make_provider",
+    "redact",
 ]
 
 _PACKAGES = {"openai": "openai", "anthropic": "anthropic"}
@@ -53,6 +56,17 @@ def api_key_for(name: str, settings: ModelSettings) -> str | None:
             "API key under that name (keys are read from the environment, never from files)"
         )
     return key
+
+
+def configured_secrets(models: Mapping[str, ModelSettings]) -> frozenset[str]:
+    """The values of the environment variables the models name for their keys (those that are
+    set): what `redact` takes out of every text before it is stored or shown."""
+    values = (
+        os.environ.get(variable, "").strip()
+        for settings in models.values()
+        if (variable := settings.effective_api_key_env) is not None
+    )
+    return frozenset(value for value in values if value)
 
 
 def make_provider(

@@ -4,35 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from changeover.providers.base import (
-    CallError,
-    Completion,
-    Provider,
-    Request,
-    load_answer,
-    post_raw,
-)
-from changeover.providers.openai import _http_client, _int_or_none
-from changeover.providers.settings import ModelSettings
+from changeover.providers.base import CallError, Completion, Request, load_answer
+from changeover.providers.sdk import SDKProvider, read_usage
 
-__all__ = ["AnthropicProvider"]
+__all__ = ["AnthropicProvider", "parse_message"]
 
 
-class AnthropicProvider(Provider):
-    def __init__(self, settings: ModelSettings, *, api_key: str | None) -> None:
-        import anthropic  # the SDK is imported only when this provider is used
+class AnthropicProvider(SDKProvider):
+    package = "anthropic"
+    client_class = "AsyncAnthropic"
+    path = "/v1/messages"
 
-        self._anthropic = anthropic
-        self._settings = settings
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            max_retries=0,
-            http_client=_http_client(anthropic, settings),
-        )
-
-    def _body(self, request: Request) -> dict[str, Any]:
+    def body(self, request: Request) -> dict[str, Any]:
         settings = self._settings
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         body: dict[str, Any] = {
@@ -51,18 +34,8 @@ class AnthropicProvider(Provider):
             body["temperature"] = settings.temperature
         return body
 
-    async def complete(self, request: Request) -> Completion:
-        raw = await post_raw(
-            self._anthropic,
-            self._client,
-            "/v1/messages",
-            self._body(request),
-            self._settings.timeout,
-        )
+    def parse(self, raw: bytes) -> Completion:
         return parse_message(raw)
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
 
 def parse_message(raw: bytes) -> Completion:
@@ -81,11 +54,11 @@ def parse_message(raw: bytes) -> Completion:
     stop_reason = answer.get("stop_reason")
     if not text:
         raise CallError("empty", f"the answer has no text (stop_reason={stop_reason})")
-    usage = answer.get("usage")
-    usage = usage if isinstance(usage, dict) else {}
+    usage = read_usage(answer.get("usage"), input_key="input_tokens", output_key="output_tokens")
     return Completion(
         text=text,
         finish_reason=stop_reason if isinstance(stop_reason, str) else None,
-        input_tokens=_int_or_none(usage.get("input_tokens")),
-        output_tokens=_int_or_none(usage.get("output_tokens")),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        implausible_usage=usage.implausible,
     )

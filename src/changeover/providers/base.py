@@ -11,7 +11,8 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Provider",
     "Request",
     "parse_retry_after",
+    "redact",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -31,14 +33,17 @@ ErrorKind = Literal[
     "rate_limit",  # 429: retried, honouring Retry-After
     "server",  # 5xx, 408, 409: retried
     "timeout",  # no answer within `timeout`: retried
-    "connection",  # could not connect or the connection broke: retried
+    "connection",  # the connection broke: retried
+    "unreachable",  # nothing answers at the URL (refused, unknown host): a few tries, then stop
     "malformed",  # an answer that is not valid JSON or not the protocol's shape
     "empty",  # a well-formed answer with no text
     "client",  # 4xx: the request itself is wrong (too long, bad parameter)
     "fatal",  # 401, 403, 404: every request would fail the same way; the model is stopped
     "missing",  # replay: no recorded response for this item
 ]
-RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
+RETRYABLE: frozenset[str] = frozenset(
+    {"rate_limit", "server", "timeout", "connection", "unreachable"}
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,14 @@ class Completion:
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: Token counts the answer reported that cannot be true ("completion_tokens=1e+30"), kept
+    #: as unknown instead: the response is good, its usage is not.
+    implausible_usage: str | None = None
+
+    def redacted(self, secrets: Iterable[str]) -> Completion:
+        """The answer with every secret taken out of its text (an endpoint echoing the key)."""
+        text = redact(self.text, secrets)
+        return self if text == self.text else replace(self, text=text)
 
 
 class CallError(Exception):
@@ -84,6 +97,13 @@ class CallError(Exception):
     @property
     def is_retryable(self) -> bool:
         return self.kind in RETRYABLE
+
+    def redacted(self, secrets: Iterable[str]) -> CallError:
+        """The same error with every secret taken out of its message."""
+        message = redact(str(self), secrets)
+        if message == str(self):
+            return self
+        return CallError(self.kind, message, status=self.status, retry_after=self.retry_after)
 
 
 class Provider(ABC):
@@ -138,34 +158,29 @@ def classify_status(status: int) -> ErrorKind:
     return "client"
 
 
+#: Values shorter than this are not taken for secrets: a real API key is long, and taking a
+#: placeholder ("EMPTY", "none") out of every text would mangle ordinary words.
+MIN_SECRET_LENGTH = 8
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of every secret replaced by "[redacted]".
+
+    Some gateways quote the request's `Authorization` header in an error body; that text must
+    never reach the workspace, the terminal or a report (docs/generate.md, *Secrets*). Redact
+    before shortening, so that an excerpt never keeps the beginning of a key.
+    """
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 def short(text: object, limit: int = 200) -> str:
     """A one-line excerpt of an error message."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-async def post_raw(sdk: Any, client: Any, path: str, body: dict[str, Any], timeout: float) -> bytes:
-    """POST through an official SDK client's low-level `post`, reading the body as bytes.
-
-    The typed methods (`chat.completions.create`, `messages.create`) re-walk every parameter and
-    build pydantic models, which doubles the CPU per request and caps throughput at high
-    concurrency (docs/generate.md). Both SDKs raise the same three exception classes, mapped here
-    to CallError; `sdk` is the imported SDK module, so no vendor type leaves the adapter.
-    """
-    try:
-        return await client.post(path, body=body, cast_to=bytes)
-    except sdk.APIStatusError as error:
-        status = error.status_code
-        raise CallError(
-            classify_status(status),
-            f"HTTP {status}: {short(error.message)}",
-            status=status,
-            retry_after=parse_retry_after(error.response.headers),
-        ) from None
-    except sdk.APITimeoutError:
-        raise CallError("timeout", f"no answer within {timeout:g}s") from None
-    except sdk.APIConnectionError as error:
-        raise CallError("connection", f"connection failed: {short(error)}") from None
 
 
 def load_answer(raw: bytes) -> Any:

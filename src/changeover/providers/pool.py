@@ -105,6 +105,7 @@ class ProcessPoolProvider(Provider):
                         data["finish_reason"],
                         data["input_tokens"],
                         data["output_tokens"],
+                        data["implausible_usage"],
                     )
                 )
         worker.is_alive = False

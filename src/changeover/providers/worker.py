@@ -2,7 +2,8 @@
 
 The first line names the model and its settings; every later line is one request
 `{"id", "messages": [[role, content], ...], "tag"}`, answered, in any order, by
-`{"id", "text", "finish_reason", "input_tokens", "output_tokens"}` or `{"id", "error": {...}}`.
+`{"id", "text", "finish_reason", "input_tokens", "output_tokens", "implausible_usage"}` or
+`{"id", "error": {...}}`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ async def _answer(provider: Provider, data: dict[str, Any], out: asyncio.StreamW
             "finish_reason": completion.finish_reason,
             "input_tokens": completion.input_tokens,
             "output_tokens": completion.output_tokens,
+            "implausible_usage": completion.implausible_usage,
         }
     out.write(json.dumps(reply).encode() + b"\n")
 

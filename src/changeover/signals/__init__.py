@@ -13,11 +13,13 @@ LLM judges (`judge.py`): a model of the study grades each response by a rubric (
 refusal, style) → `correct`/`incorrect` or `1`..`5`, `complied`/`partial`/`refused`,
 `adheres`/`violates`, plus `unparseable` and `error`.
 
-Each returns `SignalResult(value, level, detail)`. The stage `changeover.score` computes every
-signal of a study for every response of the workspace.
+Each returns `SignalResult(value, level, detail)`; `signal_health` says when a signal's share of
+`error` or `unparseable` levels is too high to pass without a warning. The stage
+`changeover.score` computes every signal of a study for every response of the workspace.
 """
 
 from changeover.signals.compute import combine_levels, compute_signal
+from changeover.signals.health import SignalHealth, signal_health
 from changeover.signals.judge import (
     JudgeInput,
     build_judge_request,
@@ -63,6 +65,7 @@ __all__ = [
     "RefusalDetector",
     "RefusalPatterns",
     "RefusalSignal",
+    "SignalHealth",
     "SignalResult",
     "SignalsSettings",
     "StyleGuide",
@@ -86,6 +89,7 @@ __all__ = [
     "render_rubric",
     "score_reference",
     "score_references",
+    "signal_health",
     "split_references",
     "style_violations",
 ]
