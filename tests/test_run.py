@@ -115,3 +115,26 @@ def test_run_without_items_says_what_to_do(tmp_path: Path, monkeypatch: pytest.M
     assert changeover(["run", "--study", str(study)], monkeypatch) == 2
     assert "no items; import them first" in capsys.readouterr().err
     assert not (tmp_path / "s" / "report.html").exists()
+
+
+def test_a_cache_in_an_older_format_is_refitted_not_misread(
+    ran: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `<db>.fit.json` written by an earlier version (here: contrasts without `state`, under
+    the same fingerprint) is not trusted: the study is fitted again and the cache rewritten."""
+    cache = fit_cache_path(load_study(ran))
+    old = json.loads(cache.read_text())
+    for gate in old["result"]["gates"].values():
+        for entry in gate["contrasts"].values():
+            entry["overall"].pop("state")
+    cache.write_text(json.dumps(old))
+    out = tmp_path / "report.json"
+    args = ["report", "--study", str(ran), "--format", "json", "--out", str(out), *DRAWS]
+    assert changeover(args, monkeypatch) == 0
+    fresh = json.loads(cache.read_text())
+    assert all(
+        "state" in entry["overall"]
+        for gate in fresh["result"]["gates"].values()
+        for entry in gate["contrasts"].values()
+    )
+    assert json.loads(out.read_text())["fit"]["fingerprint"] == old["fit"]["fingerprint"]

@@ -33,6 +33,7 @@ from changeover.demo_text import (
     forbidden_item,
     write_response,
 )
+from changeover.report.document import ReportDocument
 from changeover.signals.compute import compute_signal
 from changeover.signals.settings import RefusalSignal
 from changeover.study import load_study
@@ -600,7 +601,7 @@ class DemoRun:
     (the verdicts after each fit; the labels `next` picked before each fit but the first)."""
 
     demo: DemoStudy
-    document: dict[str, Any]
+    document: ReportDocument
     verdicts: list[dict[str, str]]
     labels_added: list[int]
 
@@ -644,8 +645,8 @@ def run_demo(
             score_reporter=score_reporter,
             on_stage=on_stage,
         )
-        candidates = analysis.document["result"]["candidates"]
-        verdicts.append({c: v["verdict"] for c, v in candidates.items()})
+        candidates = analysis.document.result.candidates
+        verdicts.append({c: v.verdict for c, v in candidates.items()})
         done = len(labels) - 1
         if "undecided" not in verdicts[-1].values() or done >= rounds:
             break

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
 from changeover.agreement import agreement
 from changeover.annotate.labels import read_labels
@@ -27,7 +28,7 @@ from changeover.counts import counts_from_rows
 from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.generate import GenerateSummary, Reporter, generate
-from changeover.report.document import Rates, build_document
+from changeover.report.document import FitRecord, ReportDocument, build_document, point_rates
 from changeover.score import ScoreReporter, ScoreSummary, score
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
@@ -39,7 +40,7 @@ __all__ = ["Analysis", "analyse", "fit_cache_path", "next_responses", "run"]
 class Analysis:
     """The report document of a study, and whether it was re-used from an earlier fit."""
 
-    document: dict[str, Any]
+    document: ReportDocument
     reused: bool
 
 
@@ -67,6 +68,15 @@ def _fingerprint(
     return digest.hexdigest()
 
 
+def _cached(path: Path) -> ReportDocument | None:
+    """The kept document, or None when there is none or it cannot be read as this version's
+    (an older cache, a damaged file): then the study is simply fitted again."""
+    try:
+        return ReportDocument.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
 def _scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
     rows = workspace.rows().filter(
         pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
@@ -85,7 +95,7 @@ def analyse(
     *,
     settings: FitSettings = FitSettings(),
     budget: int = 100,
-    truth: Rates | None = None,
+    truth: Mapping[str, Any] | None = None,
     refit: bool = False,
 ) -> Analysis:
     """Counts from the workspace, then the fit (re-used when its inputs are unchanged), what to
@@ -102,15 +112,11 @@ def analyse(
     study_text = _study_text(study)
     key = _fingerprint(counts, study_text, settings, budget)
     cache = fit_cache_path(study)
-    if not refit and cache.exists():
-        try:
-            stored = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            stored = {}
-        if stored.get("fit", {}).get("fingerprint") == key:
-            if truth is not None:
-                stored["truth"] = truth
-            return Analysis(stored, reused=True)
+    stored = None if refit else _cached(cache)
+    if stored is not None and stored.fit is not None and stored.fit.fingerprint == key:
+        if truth is not None:
+            stored = stored.model_copy(update={"truth": point_rates(truth)})
+        return Analysis(stored, reused=True)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -118,7 +124,7 @@ def analyse(
     assert result.draws is not None
     blocks = result.draws.blocks
     notes = [str(w.message) for w in caught]
-    result.warnings = list(dict.fromkeys([*result.warnings, *notes]))
+    result = result.model_copy(update={"warnings": list(dict.fromkeys([*result.warnings, *notes]))})
     available = available_per_stratum(blocks, unlabelled_responses(rows, queued_keys(workspace)))
     plan = plan_next(study, result, budget, available=available)
     document = build_document(
@@ -127,35 +133,34 @@ def analyse(
         blocks,
         agreement=agreement(read_labels(workspace)),
         plan=plan,
-        fit={
+        fit=FitRecord(
             **asdict(settings),
-            "budget": budget,
-            "fingerprint": key,
-            "seconds": result.diagnostics.seconds,
-        },
+            budget=budget,
+            fingerprint=key,
+            seconds=result.diagnostics.seconds,
+        ),
         truth=truth,
         study_text=study_text,
     )
     with replacing(cache) as tmp:
-        tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        tmp.write_text(document.to_json(indent=1), encoding="utf-8")
     return Analysis(document, reused=False)
 
 
 def next_responses(
-    study: Study, workspace: Workspace, document: dict[str, Any], *, seed: int = 0
+    study: Study, workspace: Workspace, document: ReportDocument, *, seed: int = 0
 ) -> list[tuple[str, str, str]]:
     """The (item_id, model, dimension) of the responses the document's label plan asks for,
     drawn at random within its strata from those neither labelled nor queued."""
-    from changeover.calibrate.next import NextPlan, choose_responses, unlabelled_responses
+    from changeover.calibrate.next import choose_responses, unlabelled_responses
 
-    plan = document.get("next")
-    if not plan or not plan["picks"]:
+    plan = document.next
+    if plan is None or not plan.picks:
         return []
     rows = _scored_rows(workspace, study)
     unlabelled = unlabelled_responses(rows, queued_keys(workspace))
     return [
-        (p.item_id, p.model, p.dimension)
-        for p in choose_responses(NextPlan.from_dict(plan), unlabelled, seed=seed)
+        (p.item_id, p.model, p.dimension) for p in choose_responses(plan, unlabelled, seed=seed)
     ]
 
 
@@ -166,7 +171,7 @@ def run(
     labels: Sequence[Path] = (),
     settings: FitSettings = FitSettings(),
     budget: int = 100,
-    truth: Rates | None = None,
+    truth: Mapping[str, Any] | None = None,
     generate_reporter: Reporter | None = None,
     score_reporter: ScoreReporter | None = None,
     on_stage: Callable[[str], None] = lambda stage: None,

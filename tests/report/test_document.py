@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from changeover.calibrate.blocks import Block
+from changeover.calibrate.decide import ErrorModel, Interval
 from changeover.report.document import judge_flags, naive_reading, raw_rates
 from changeover.study import parse_study
 
@@ -43,25 +44,25 @@ def test_raw_rate_is_traffic_weighted_share_of_passing_levels() -> None:
     block = Block("correctness", "", ("a", "b"), ("x", "y"), ("correct", "incorrect"),
                   n_all, np.zeros_like(n_all), np.zeros_like(n_all))  # fmt: skip
     rates = raw_rates([block], study)["correctness"]["all"]
-    assert rates["a"]["overall"] == pytest.approx(0.75 * 0.8 + 0.25 * 0.25)
-    assert rates["a"]["segments"] == {"x": pytest.approx(0.8), "y": pytest.approx(0.25)}
-    assert rates["b"]["overall"] is None and rates["b"]["segments"]["y"] is None
+    assert rates["a"].overall == pytest.approx(0.75 * 0.8 + 0.25 * 0.25)
+    assert rates["a"].segments == {"x": pytest.approx(0.8), "y": pytest.approx(0.25)}
+    assert rates["b"].overall is None and rates["b"].segments["y"] is None
 
 
-def _cell(mean: float, half: float = 0.03) -> dict[str, float]:
-    return {"mean": mean, "lo": mean - half, "hi": mean + half}
+def _cell(mean: float, half: float = 0.03) -> Interval:
+    return Interval(mean=mean, lo=mean - half, hi=mean + half)
 
 
 def test_judge_flags_the_model_the_signal_treats_differently() -> None:
-    def model(p_pass: float) -> dict[str, dict[str, dict[str, float]]]:
-        return {
-            "level_given_pass": {"correct": _cell(p_pass), "incorrect": _cell(1 - p_pass)},
-            "level_given_fail": {"correct": _cell(0.1), "incorrect": _cell(0.9)},
-        }
+    def model(p_pass: float) -> ErrorModel:
+        return ErrorModel(
+            level_given_pass={"correct": _cell(p_pass), "incorrect": _cell(1 - p_pass)},
+            level_given_fail={"correct": _cell(0.1), "incorrect": _cell(0.9)},
+        )
 
     class Fitted:
         judge = {"correctness": {"all": {"a": model(0.9), "b": model(0.91), "c": model(0.7)}}}
 
     flags = judge_flags(Fitted())  # type: ignore[arg-type]
-    assert {(f["model"], f["given"]) for f in flags} == {("c", "pass")}
-    assert {f["level"] for f in flags} == {"correct", "incorrect"}
+    assert {(f.model, f.given) for f in flags} == {("c", "pass")}
+    assert {f.level for f in flags} == {"correct", "incorrect"}

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from changeover.calibrate.settings import FitSettings
+from changeover.report.document import ReportDocument
 from changeover.report.html import render_html
 from changeover.run import analyse
 from changeover.study import load_study
@@ -22,7 +23,7 @@ from tests.fakes.pipeline import write_pipeline_study
 
 
 @pytest.fixture(scope="module")
-def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def document(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
     from changeover.annotate.exchange import import_labels
     from changeover.generate import generate
     from changeover.io import import_items
@@ -40,7 +41,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
-    document: dict[str, Any], tmp_path: Path
+    document: ReportDocument, tmp_path: Path
 ) -> None:
     sync_playwright = playwright_or_fail()
     path = tmp_path / "report.html"
@@ -62,12 +63,12 @@ def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
             verdicts = page.locator("#verdicts tr")
             assert verdicts.count() == 2  # header + one candidate
             row = verdicts.nth(1).inner_text()
-            verdict = document["result"]["candidates"]["cand"]["verdict"]
+            verdict = document.result.candidates["cand"].verdict
             assert "cand" in row and verdict in row
             assert page.locator(f"#verdicts .verdict.{verdict}").count() == 1
 
-            gates = len(document["result"]["gates"])
-            blocks = sum(len(g) for g in document["result"]["rates"].values())
+            gates = len(document.result.gates)
+            blocks = sum(len(g) for g in document.result.rates.values())
             images = page.locator("img.plot")
             assert images.count() == gates + 2 * blocks
             widths = images.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")

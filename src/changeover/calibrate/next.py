@@ -48,12 +48,14 @@ budget evenly over the model x segment cells of every dimension.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import ConfigDict, field_serializer, field_validator
+from pydantic.dataclasses import dataclass as record
 from scipy.special import ndtr, ndtri
 
 from changeover.calibrate.blocks import Block
@@ -73,7 +75,7 @@ __all__ = [
     "unlabelled_responses",
 ]
 
-Mode = Literal["targeted", "stratified-start", "nothing-to-do"]
+Mode = Literal["targeted", "stratified-start", "nothing-to-do", "unconverged"]
 Objective = Literal["target", "risk", "decide", "target-log"]
 OBJECTIVES: tuple[Objective, ...] = ("target", "risk", "decide", "target-log")
 StratumKey = tuple[str, str]  # (dimension, group) of a block
@@ -82,9 +84,15 @@ _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
 
-@dataclass(frozen=True)
+#: Plan records are written into the report document (NaN risks of a stratified start kept).
+_CONFIG = ConfigDict(ser_json_inf_nan="constants")
+
+
+@record(frozen=True, config=_CONFIG)
 class StratumPick:
-    """Label `n` responses drawn at random from one stratum (level None: any level)."""
+    """Label `n` responses drawn at random from one stratum (level None: any level).
+
+    `group` is empty where the dimension has none (written "all", as everywhere in results)."""
 
     dimension: str
     group: str
@@ -95,10 +103,19 @@ class StratumPick:
     gain: float  # expected reduction of the summed wrong-verdict risk due to these labels
     reason: str
 
+    @field_serializer("group")
+    def _write_group(self, group: str) -> str:
+        return group or "all"
 
-@dataclass(frozen=True)
+    @field_validator("group", mode="before")
+    @classmethod
+    def _read_group(cls, group: Any) -> Any:
+        return "" if group == "all" else group
+
+
+@record(frozen=True, config=_CONFIG)
 class NextPlan:
-    """What to label next and why."""
+    """What to label next and why (a typed record, written into the report document)."""
 
     mode: Mode
     picks: tuple[StratumPick, ...]
@@ -115,36 +132,6 @@ class NextPlan:
     @property
     def expected_gain(self) -> float:
         return self.risk - self.expected_risk
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (the report's `next`); the group reads "all" where there is none."""
-        return {
-            "mode": self.mode,
-            "budget": self.budget,
-            "labels": self.n_labels,
-            "risk": self.risk,
-            "expected_risk": self.expected_risk,
-            "undecided": list(self.undecided),
-            "message": self.message,
-            "picks": [asdict(p) | {"group": p.group or "all"} for p in self.picks],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> NextPlan:
-        """The plan `as_dict` wrote (e.g. read back from a kept report document)."""
-        picks = tuple(
-            StratumPick(**{**p, "group": "" if p["group"] == "all" else p["group"]})
-            for p in data["picks"]
-        )
-        return cls(
-            mode=data["mode"],
-            picks=picks,
-            budget=data["budget"],
-            risk=data["risk"],
-            expected_risk=data["expected_risk"],
-            undecided=tuple(data["undecided"]),
-            message=data["message"],
-        )
 
 
 @dataclass(frozen=True)
@@ -236,21 +223,21 @@ def _conditions(
             if candidate not in targets:
                 continue
             c = models.index(candidate)
-            entry = result.gates[gate.name]["contrasts"][candidate]
-            parts = [("overall", overall[:, c] - overall[:, inc], entry["overall"])]
+            entry = result.gates[gate.name].contrasts[candidate]
+            parts = [("overall", overall[:, c] - overall[:, inc], entry.overall)]
             parts += [
-                (s, theta[:, c, j] - theta[:, inc, j], entry["segments"][s])
+                (s, theta[:, c, j] - theta[:, inc, j], entry.segments[s])
                 for j, s in enumerate(block.segments)
             ]
             for where, diff, summary in parts:
-                if not summary["gated"]:
+                if not summary.gated:
                     continue
                 out.setdefault(key, []).append(
                     _Condition(
                         candidate,
                         gate.name,
                         where,
-                        float(summary["p_gate"]),
+                        summary.p_gate,
                         study.gate_probability(gate),
                         sign * diff,
                     )

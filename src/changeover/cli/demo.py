@@ -86,11 +86,11 @@ def demo(
                 highlight=False,
             )
     document = outcome.document
-    print_summary(document["result"], console)
+    print_summary(document.result, console)
     print_truth(document, console)
     designed = outcome.demo.designed.get("verdicts", {})
     if designed:
-        got = {c: v["verdict"] for c, v in document["result"]["candidates"].items()}
+        got = {c: v.verdict for c, v in document.result.candidates.items()}
         matches = sum(got.get(c) == v for c, v in designed.items())
         console.print(
             f"designed verdicts: {', '.join(f'{c} {v}' for c, v in designed.items())} — "

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,13 +12,16 @@ from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.study import Study, load_study
 
+if TYPE_CHECKING:
+    from changeover.report.document import ReportDocument
+
 FORMATS = ("html", "json", "md")
 
 
-def write_report(document: dict[str, Any], out: Path, fmt: str) -> None:
+def write_report(document: ReportDocument, out: Path, fmt: str) -> None:
     """Render the document in `fmt` and write it to `out` (temp file, then rename)."""
     if fmt == "json":
-        text = json.dumps(document, indent=2)
+        text = document.to_json()
     elif fmt == "md":
         from changeover.report.markdown import render_markdown
 
@@ -98,7 +100,7 @@ def report(
         analysis = analyse(study, workspace, settings=settings, budget=budget, refit=refit)
     write_report(analysis.document, out, fmt)
     verdicts = ", ".join(
-        f"{name} {c['verdict']}" for name, c in analysis.document["result"]["candidates"].items()
+        f"{name} {c.verdict}" for name, c in analysis.document.result.candidates.items()
     )
     reused = " (fit re-used: nothing changed)" if analysis.reused else ""
     console.print(f"{verdicts}{reused}\nreport written to {out}", highlight=False)

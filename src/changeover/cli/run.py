@@ -108,6 +108,6 @@ def run(
         f"{sum(s.scored for s in scored.signals):,} new signal values · fit: "
         + ("re-used (nothing changed)" if analysis.reused else "sampled")
     )
-    print_summary(analysis.document["result"], console)
+    print_summary(analysis.document.result, console)
     write_report(analysis.document, out, fmt)
     console.print(f"report written to {out}")

@@ -1,8 +1,10 @@
-"""The report as data: one JSON-able document that the HTML, Markdown and JSON reports render.
+"""The report as data: one typed document that the HTML, Markdown, terminal and JSON reports
+render.
 
 Everything a reader needs is computed here, once, from the fit's Result, the counts and the
 labels, so the renderers only lay it out and `changeover report --format json` says exactly what
-the HTML shows.
+the HTML shows. The document is a pydantic record: it is written as JSON beside the workspace
+and read back as the same types.
 """
 
 from __future__ import annotations
@@ -11,19 +13,46 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, TypeAdapter
 
 from changeover.agreement import DimensionAgreement
 from changeover.calibrate.blocks import Block
-from changeover.calibrate.decide import Result
+from changeover.calibrate.decide import Record, Result
 from changeover.calibrate.next import NextPlan
-from changeover.study import Study
+from changeover.calibrate.settings import Engine
+from changeover.study import Decision, Gate, Study
 
-__all__ = ["build_document", "judge_flags", "naive_reading", "raw_rates"]
+__all__ = [
+    "FitRecord",
+    "JudgeFlag",
+    "PointRate",
+    "PointRates",
+    "ReportDocument",
+    "StudySummary",
+    "build_document",
+    "judge_flags",
+    "label_counts",
+    "naive_reading",
+    "point_rates",
+    "raw_rates",
+]
 
-Rates = dict[str, dict[str, dict[str, dict[str, Any]]]]
+
+class PointRate(Record):
+    """A rate without an interval (the raw signal's, or the truth of a simulated study),
+    overall and per segment; None where there is no response."""
+
+    overall: float | None
+    segments: dict[str, float | None]
+
+
+#: Per dimension, group ("all" when none) and model.
+PointRates = dict[str, dict[str, dict[str, PointRate]]]
+#: Human labels per dimension, group, model and segment.
+LabelCounts = dict[str, dict[str, dict[str, dict[str, int]]]]
 
 # Levels that, read at face value, mean "1" for their dimension (correct / refused / adheres).
 _FACE_VALUE: dict[str, set[str]] = {
@@ -74,34 +103,34 @@ def _overall(per_segment: np.ndarray, block: Block, weights: Mapping[str, float]
     return float(per_segment @ (w / w.sum()))
 
 
-def raw_rates(blocks: Sequence[Block], study: Study) -> Rates:
+def raw_rates(blocks: Sequence[Block], study: Study) -> PointRates:
     """The rate each model would get if the signal were believed at face value, overall
     (traffic-weighted like the calibrated rates) and per segment; None where unreadable."""
-    out: Rates = {}
+    out: PointRates = {}
     for block in blocks:
         reading = naive_reading(block.dimension, block.levels)
-        per_model: dict[str, dict[str, Any]] = {}
+        per_model: dict[str, PointRate] = {}
         for m, model in enumerate(block.models):
             if reading is None:
-                per_model[model] = {"overall": None, "segments": {}}
+                per_model[model] = PointRate(overall=None, segments={})
                 continue
             totals = block.n_all[m].sum(axis=1)
             positive = block.n_all[m][:, np.array(reading)].sum(axis=1)
             rate = np.divide(positive, totals, out=np.full(totals.shape, np.nan), where=totals > 0)
-            per_model[model] = {
-                "overall": None if np.isnan(rate).any() else _overall(rate, block, study.weights),
-                "segments": {
+            per_model[model] = PointRate(
+                overall=None if np.isnan(rate).any() else _overall(rate, block, study.weights),
+                segments={
                     s: None if np.isnan(rate[j]) else float(rate[j])
                     for j, s in enumerate(block.segments)
                 },
-            }
+            )
         out.setdefault(block.dimension, {})[block.group_key] = per_model
     return out
 
 
-def label_counts(blocks: Sequence[Block]) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+def label_counts(blocks: Sequence[Block]) -> LabelCounts:
     """Human labels per dimension, group, model and segment."""
-    out: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+    out: LabelCounts = {}
     for block in blocks:
         labelled = block.n_pass + block.n_fail
         out.setdefault(block.dimension, {})[block.group_key] = {
@@ -111,7 +140,20 @@ def label_counts(blocks: Sequence[Block]) -> dict[str, dict[str, dict[str, dict[
     return out
 
 
-def judge_flags(result: Result, *, threshold: float = 0.05) -> list[dict[str, Any]]:
+class JudgeFlag(Record):
+    """A model the signal treats differently: P(level | human verdict) for it against the
+    median over all models."""
+
+    dimension: str
+    group: str
+    model: str
+    given: Literal["pass", "fail"]
+    level: str
+    value: float
+    others: float
+
+
+def judge_flags(result: Result, *, threshold: float = 0.05) -> list[JudgeFlag]:
     """Where the signal behaves differently on one model: P(level | truth) for that model has an
     interval that excludes the median over all models, and differs from it by `threshold`.
     (With two models that differ, both are flagged: there is no telling which one is odd.)"""
@@ -121,42 +163,112 @@ def judge_flags(result: Result, *, threshold: float = 0.05) -> list[dict[str, An
             names = list(models)
             if len(names) < 2:
                 continue
-            for given in ("level_given_pass", "level_given_fail"):
-                for level in models[names[0]][given]:
-                    means = {m: models[m][given][level]["mean"] for m in names}
-                    others = float(np.median(list(means.values())))
+            for given in ("pass", "fail"):
+                tables = {
+                    m: models[m].level_given_pass if given == "pass" else models[m].level_given_fail
+                    for m in names
+                }
+                for level in tables[names[0]]:
+                    others = float(np.median([tables[m][level].mean for m in names]))
                     for model in names:
-                        cell = models[model][given][level]
-                        outside = cell["lo"] > others or cell["hi"] < others
-                        if outside and abs(cell["mean"] - others) >= threshold:
+                        cell = tables[model][level]
+                        outside = cell.lo > others or cell.hi < others
+                        if outside and abs(cell.mean - others) >= threshold:
                             flags.append(
-                                {
-                                    "dimension": dimension,
-                                    "group": group,
-                                    "model": model,
-                                    "given": "pass" if given == "level_given_pass" else "fail",
-                                    "level": level,
-                                    "value": cell["mean"],
-                                    "others": others,
-                                }
-                            )
+                                JudgeFlag(
+                                    dimension=dimension, group=group, model=model, given=given,
+                                    level=level, value=cell.mean, others=others,
+                                )
+                            )  # fmt: skip
     return flags
 
 
-def _study(study: Study, study_text: str | None) -> dict[str, Any]:
-    models = {}
-    for name, settings in (study.models or {}).items():
-        models[name] = settings.model_dump(mode="json", exclude_none=True)
-    return {
-        "path": None if study.path is None else str(study.path),
-        "incumbent": study.incumbent,
-        "candidates": list(study.candidates),
-        "segments": dict(study.segments),
-        "decision": study.decision.model_dump(),
-        "gates": [g.model_dump(mode="json") for g in study.gates],
-        "models": models,
-        "text": study_text,
-    }
+class StudySummary(Record):
+    """The study as the report shows it (and its file's text, for reproducibility)."""
+
+    path: str | None
+    incumbent: str
+    candidates: list[str]
+    segments: dict[str, float]
+    decision: Decision
+    gates: list[Gate]
+    models: dict[str, dict[str, Any]]
+    text: str | None
+
+
+class FitRecord(Record):
+    """How the document's fit was made: the fit settings, the label budget its plan was made
+    for, the fingerprint of its inputs and how long sampling took."""
+
+    seed: int
+    num_samples: int
+    num_warmup: int
+    num_chains: int
+    interval: float
+    engine: Engine
+    budget: int
+    fingerprint: str
+    seconds: float
+
+
+class ReportDocument(Record):
+    """The whole report: what `changeover report --format json` prints and what the HTML,
+    Markdown and terminal renderers lay out."""
+
+    changeover: str  # the version that wrote it
+    created: str
+    study: StudySummary
+    result: Result
+    raw: PointRates
+    truth: PointRates | None = None
+    labels: LabelCounts
+    responses: dict[str, dict[str, int]]  # scored responses per dimension and group
+    agreement: list[DimensionAgreement] = Field(default_factory=list)
+    judge_flags: list[JudgeFlag] = Field(default_factory=list)
+    next: NextPlan | None = None
+    fit: FitRecord | None = None
+
+    @property
+    def n_labels(self) -> int:
+        return sum(
+            n
+            for g in self.labels.values()
+            for m in g.values()
+            for s in m.values()
+            for n in s.values()
+        )
+
+    @property
+    def n_responses(self) -> int:
+        return sum(n for groups in self.responses.values() for n in groups.values())
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+
+_POINT_RATES: TypeAdapter[PointRates] = TypeAdapter(PointRates)
+
+
+def point_rates(data: Mapping[str, Any]) -> PointRates:
+    """Rates given as plain data (`{dimension: {group: {model: {"overall", "segments"}}}}`, as
+    the demo's truth is), checked and typed."""
+    return _POINT_RATES.validate_python(data)
+
+
+def _study(study: Study, study_text: str | None) -> StudySummary:
+    return StudySummary(
+        path=None if study.path is None else str(study.path),
+        incumbent=study.incumbent,
+        candidates=list(study.candidates),
+        segments=dict(study.segments),
+        decision=study.decision,
+        gates=list(study.gates),
+        models={
+            name: settings.model_dump(mode="json", exclude_none=True)
+            for name, settings in (study.models or {}).items()
+        },
+        text=study_text,
+    )
 
 
 def build_document(
@@ -166,35 +278,26 @@ def build_document(
     *,
     agreement: Sequence[DimensionAgreement] = (),
     plan: NextPlan | None = None,
-    fit: Mapping[str, Any] | None = None,
-    truth: Rates | None = None,
+    fit: FitRecord | None = None,
+    truth: Mapping[str, Any] | None = None,
     study_text: str | None = None,
-) -> dict[str, Any]:
-    """The whole report as plain data (what `changeover report --format json` prints);
-    `blocks` are the counts the result was fitted to (`result.draws.blocks`)."""
+) -> ReportDocument:
+    """The whole report as one typed record; `blocks` are the counts the result was fitted to
+    (`result.draws.blocks`), `truth` the true rates of a simulated study (shaped as `raw`)."""
     responses: dict[str, dict[str, int]] = {}
     for block in blocks:
         responses.setdefault(block.dimension, {})[block.group_key] = int(block.n_all.sum())
-    return {
-        "changeover": version("changeover"),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "study": _study(study, study_text),
-        "result": result.to_dict(),
-        "raw": raw_rates(blocks, study),
-        "truth": truth,
-        "labels": label_counts(blocks),
-        "responses": responses,
-        "agreement": [
-            {
-                "dimension": a.dimension,
-                "responses": a.responses,
-                "pairs_agreeing": a.pairs_agreeing,
-                "cohen_kappa": a.cohen_kappa,
-                "krippendorff_alpha": a.krippendorff_alpha,
-            }
-            for a in agreement
-        ],
-        "judge_flags": judge_flags(result),
-        "next": None if plan is None else plan.as_dict(),
-        "fit": dict(fit or {}),
-    }
+    return ReportDocument(
+        changeover=version("changeover"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        study=_study(study, study_text),
+        result=result,
+        raw=raw_rates(blocks, study),
+        truth=None if truth is None else point_rates(truth),
+        labels=label_counts(blocks),
+        responses=responses,
+        agreement=list(agreement),
+        judge_flags=judge_flags(result),
+        next=plan,
+        fit=fit,
+    )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from changeover.report import plots
+from changeover.report.document import JudgeFlag, PointRate, ReportDocument
 
 __all__ = ["blocks_of", "percent", "render_html"]
 
@@ -37,28 +38,42 @@ def _data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-def blocks_of(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per dimension and group, with what each section shows about it."""
+@dataclass(frozen=True)
+class BlockView:
+    """One dimension and group, with what each section shows about it."""
+
+    id: str
+    dimension: str
+    group: str
+    title: str
+    raw: dict[str, PointRate]
+    truth: dict[str, PointRate]
+    labels: dict[str, dict[str, int]]
+    flags: list[JudgeFlag]
+
+
+def blocks_of(document: ReportDocument) -> list[BlockView]:
+    """One entry per dimension and group of the result."""
     out = []
-    truth = document.get("truth") or {}
-    for dimension, groups in document["result"]["rates"].items():
+    truth = document.truth or {}
+    for dimension, groups in document.result.rates.items():
         for group in groups:
             title = dimension if group == "all" else f"{dimension}, items that should {group}"
             out.append(
-                {
-                    "id": f"{dimension}/{group}",
-                    "dimension": dimension,
-                    "group": group,
-                    "title": title,
-                    "raw": document["raw"].get(dimension, {}).get(group, {}),
-                    "truth": truth.get(dimension, {}).get(group, {}),
-                    "labels": document["labels"].get(dimension, {}).get(group, {}),
-                    "flags": [
+                BlockView(
+                    id=f"{dimension}/{group}",
+                    dimension=dimension,
+                    group=group,
+                    title=title,
+                    raw=document.raw.get(dimension, {}).get(group, {}),
+                    truth=truth.get(dimension, {}).get(group, {}),
+                    labels=document.labels.get(dimension, {}).get(group, {}),
+                    flags=[
                         f
-                        for f in document["judge_flags"]
-                        if f["dimension"] == dimension and f["group"] == group
+                        for f in document.judge_flags
+                        if f.dimension == dimension and f.group == group
                     ],
-                }
+                )
             )
     return out
 
@@ -76,45 +91,29 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(document: dict[str, Any]) -> str:
+def render_html(document: ReportDocument) -> str:
     """The report as one HTML page with its plots inlined as SVG data URIs."""
     blocks = blocks_of(document)
-    result = document["result"]
+    result = document.result
     rendered = {
-        "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result["gates"].items()},
+        "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result.gates.items()},
         "rates": {
-            b["id"]: _data_uri(plots.rates_plot(document, b["dimension"], b["group"]))
-            for b in blocks
+            b.id: _data_uri(plots.rates_plot(document, b.dimension, b.group)) for b in blocks
         },
         "error": {
-            b["id"]: _data_uri(plots.error_model_plot(document, b["dimension"], b["group"]))
-            for b in blocks
+            b.id: _data_uri(plots.error_model_plot(document, b.dimension, b.group)) for b in blocks
         },
     }
-    labels_total = sum(
-        n
-        for groups in document["labels"].values()
-        for models in groups.values()
-        for per in models.values()
-        for n in per.values()
-    )
-    responses_total = sum(n for groups in document["responses"].values() for n in groups.values())
     return (
         _environment()
         .get_template("report.html.j2")
         .render(
-            study=document["study"],
+            doc=document,
+            study=document.study,
             result=result,
             blocks=blocks,
             plots=rendered,
-            truth=document.get("truth"),
-            agreement=document["agreement"],
-            next=document["next"],
-            fit=document["fit"],
-            segments=list(document["study"]["segments"]),
-            created=document["created"],
-            version=document["changeover"],
-            labels_total=labels_total,
-            responses_total=responses_total,
+            truth=document.truth,
+            segments=list(document.study.segments),
         )
     )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from changeover.report.document import ReportDocument
 from changeover.report.html import blocks_of, percent
 
 __all__ = ["render_markdown"]
@@ -15,90 +14,89 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def render_markdown(document: dict[str, Any]) -> str:
+def render_markdown(document: ReportDocument) -> str:
     """Verdicts, gates, rates, labels, what to label next and diagnostics, as Markdown."""
-    result = document["result"]
-    truth = document.get("truth")
-    out = [f"# Can a candidate replace `{result['incumbent']}`?", ""]
+    result = document.result
+    truth = document.truth
+    out = [f"# Can a candidate replace `{result.incumbent}`?", ""]
     out += _table(
         ["candidate", "verdict", "P(all gates)", "why"],
         [
-            [name, f"**{c['verdict']}**", f"{c['p_all_gates']:.3f}", c["reason"]]
-            for name, c in result["candidates"].items()
+            [name, f"**{c.verdict}**", f"{c.p_all_gates:.3f}", c.reason]
+            for name, c in result.candidates.items()
         ],
     )
-    diagnostics = result["diagnostics"]
-    if not diagnostics["converged"]:
+    diagnostics = result.diagnostics
+    if not diagnostics.converged:
         out += ["**The fit did not converge: do not act on these verdicts.**", ""]
     out += ["## Gates", "", "Contrast candidate − incumbent in percentage points.", ""]
-    for name, gate in result["gates"].items():
-        rows = []
-        for candidate, entry in gate["contrasts"].items():
-            for where, c in [("overall", entry["overall"]), *entry["segments"].items()]:
-                if c["gated"]:
-                    rows.append(
-                        [
-                            candidate,
-                            where,
-                            f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]",
-                            f"{100 * c['margin']:.1f}",
-                            f"{c['p_gate']:.3f}",
-                        ]
-                    )
-        out += [f"### {name} ({gate['dimension']}, {gate['better']} is better)", ""]
+    for name, gate in result.gates.items():
+        sign = "≥ -" if gate.better == "higher" else "≤ +"
+        rows = [
+            [
+                candidate,
+                where,
+                f"{100 * c.mean:+.1f} [{100 * c.lo:+.1f}, {100 * c.hi:+.1f}]",
+                f"{sign}{100 * c.margin:.1f}",
+                f"{c.p_gate:.3f}",
+            ]
+            for candidate, entry in gate.contrasts.items()
+            for where, c in entry.places()
+            if c.gated
+        ]
+        out += [f"### {name} ({gate.dimension}, {gate.better} is better)", ""]
         out += _table(["candidate", "where", "contrast", "margin", "P(holds)"], rows)
     out += ["## Calibrated rates against the raw signal", ""]
     for block in blocks_of(document):
         header = ["model", "calibrated", "raw signal", *(["true"] if truth else []), "labels"]
         rows = []
-        for model, r in result["rates"][block["dimension"]][block["group"]].items():
-            o = r["overall"]
-            row = [model, f"{percent(o['mean'])} [{percent(o['lo'])}, {percent(o['hi'])}]"]
-            row.append(percent(block["raw"].get(model, {}).get("overall")))
+        for model, r in result.rates[block.dimension][block.group].items():
+            o = r.overall
+            row = [model, f"{percent(o.mean)} [{percent(o.lo)}, {percent(o.hi)}]"]
+            row.append(percent(block.raw[model].overall if model in block.raw else None))
             if truth:
-                row.append(percent(block["truth"].get(model, {}).get("overall")))
-            row.append(str(sum(block["labels"].get(model, {}).values())))
+                row.append(percent(block.truth[model].overall if model in block.truth else None))
+            row.append(str(sum(block.labels.get(model, {}).values())))
             rows.append(row)
-        out += [f"### {block['title']}", ""] + _table(header, rows)
-        for f in block["flags"]:
+        out += [f"### {block.title}", ""] + _table(header, rows)
+        for f in block.flags:
             out.append(
-                f"- the signal treats **{f['model']}** differently: P({f['level']} | human "
-                f"{f['given']}) = {percent(f['value'])} against a median of {percent(f['others'])}"
+                f"- the signal treats **{f.model}** differently: P({f.level} | human "
+                f"{f.given}) = {percent(f.value)} against a median of {percent(f.others)}"
             )
-        if block["flags"]:
+        if block.flags:
             out.append("")
-    if document["agreement"]:
+    if document.agreement:
         out += ["## Agreement between annotators", ""]
         out += _table(
             ["dimension", "labelled twice", "Cohen's κ", "Krippendorff's α"],
             [
                 [
-                    a["dimension"],
-                    str(a["responses"]),
-                    "–" if a["cohen_kappa"] is None else f"{a['cohen_kappa']:.2f}",
-                    "–" if a["krippendorff_alpha"] is None else f"{a['krippendorff_alpha']:.2f}",
+                    a.dimension,
+                    str(a.responses),
+                    "–" if a.cohen_kappa is None else f"{a.cohen_kappa:.2f}",
+                    "–" if a.krippendorff_alpha is None else f"{a.krippendorff_alpha:.2f}",
                 ]
-                for a in document["agreement"]
+                for a in document.agreement
             ],
         )
-    plan = document["next"]
+    plan = document.next
     if plan:
-        out += ["## What to label next", "", plan["message"], ""]
-        if plan["picks"]:
+        out += ["## What to label next", "", plan.message, ""]
+        if plan.picks:
             out += _table(
                 ["dimension", "model", "segment", "level", "labels", "why"],
                 [
-                    [p["dimension"], p["model"], p["segment"], p["level"] or "any", str(p["n"]),
-                     p["reason"]]
-                    for p in plan["picks"]
+                    [p.dimension, p.model, p.segment, p.level or "any", str(p.n), p.reason]
+                    for p in plan.picks
                 ],
-            )  # fmt: skip
+            )
     out += [
         "## Diagnostics",
         "",
-        f"max R-hat {diagnostics['max_rhat']:.3f}, min bulk ESS {diagnostics['min_ess_bulk']:.0f}, "
-        f"{diagnostics['divergences']} divergences, {diagnostics['num_chains']} chains × "
-        f"{diagnostics['num_samples']} draws, engine {result['engine']}.",
+        f"max R-hat {diagnostics.max_rhat:.3f}, min bulk ESS {diagnostics.min_ess_bulk:.0f}, "
+        f"{diagnostics.divergences} divergences, {diagnostics.num_chains} chains × "
+        f"{diagnostics.num_samples} draws, engine {result.engine}.",
         "",
     ]
     return "\n".join(out)

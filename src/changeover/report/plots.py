@@ -7,9 +7,11 @@ report inlines it as a data URI, so each plot keeps its own ids and styles.
 from __future__ import annotations
 
 import io
-from typing import Any
 
 from matplotlib.figure import Figure
+
+from changeover.calibrate.decide import GateResult
+from changeover.report.document import ReportDocument
 
 __all__ = ["error_model_plot", "forest_plot", "rates_plot"]
 
@@ -30,24 +32,21 @@ def _colour(p: float, required: float) -> str:
     return AMBER
 
 
-def forest_plot(gate: dict[str, Any]) -> str:
+def forest_plot(gate: GateResult) -> str:
     """One panel per candidate: the contrast (percentage points) overall and per segment with
     its interval, the margin dashed, coloured by whether the condition holds."""
-    candidates = list(gate["contrasts"])
-    first = gate["contrasts"][candidates[0]]
-    places = ["overall", *first["segments"]]
+    candidates = list(gate.contrasts)
+    places = [where for where, _ in gate.contrasts[candidates[0]].places()]
     height = 0.8 + 0.32 * len(places)
     figure = Figure(figsize=(3.3 * len(candidates), height))
     axes = figure.subplots(1, len(candidates), sharey=True, squeeze=False)[0]
-    sign = -1 if gate["better"] == "higher" else 1
+    sign = -1 if gate.better == "higher" else 1
     for ax, candidate in zip(axes, candidates, strict=True):
-        entry = gate["contrasts"][candidate]
-        rows = [entry["overall"], *(entry["segments"][s] for s in places[1:])]
-        for y, (place, c) in enumerate(zip(places, rows, strict=True)):
-            colour = _colour(c["p_gate"], gate["probability"]) if c["gated"] else GREY
-            ax.plot([100 * c["lo"], 100 * c["hi"]], [y, y], color=colour, lw=2)
-            ax.plot(100 * c["mean"], y, "o", color=colour, ms=6 if place == "overall" else 4)
-            margin = 100 * sign * c["margin"]
+        for y, (place, c) in enumerate(gate.contrasts[candidate].places()):
+            colour = _colour(c.p_gate, gate.probability) if c.gated else GREY
+            ax.plot([100 * c.lo, 100 * c.hi], [y, y], color=colour, lw=2)
+            ax.plot(100 * c.mean, y, "o", color=colour, ms=6 if place == "overall" else 4)
+            margin = 100 * sign * c.margin
             ax.plot([margin, margin], [y - 0.4, y + 0.4], "--", color=GREY, lw=1)
         ax.axvline(0, color="#afb8c1", lw=0.8)
         ax.set_title(candidate, fontsize=10)
@@ -58,25 +57,25 @@ def forest_plot(gate: dict[str, Any]) -> str:
     return _svg(figure)
 
 
-def rates_plot(document: dict[str, Any], dimension: str, group: str) -> str:
+def rates_plot(document: ReportDocument, dimension: str, group: str) -> str:
     """Per model: the calibrated overall rate with its interval, the raw signal rate (×), and the
     true rate (◆) when it is known (the demo)."""
-    rates = document["result"]["rates"][dimension][group]
-    raw = document["raw"].get(dimension, {}).get(group, {})
-    truth = (document.get("truth") or {}).get(dimension, {}).get(group, {})
+    rates = document.result.rates[dimension][group]
+    raw = document.raw.get(dimension, {}).get(group, {})
+    truth = (document.truth or {}).get(dimension, {}).get(group, {})
     models = list(rates)
     figure = Figure(figsize=(5.2, 0.7 + 0.38 * len(models)))
     ax = figure.subplots()
     for y, model in enumerate(models):
-        r = rates[model]["overall"]
-        ax.plot([100 * r["lo"], 100 * r["hi"]], [y, y], color=BLUE, lw=2)
-        ax.plot(100 * r["mean"], y, "o", color=BLUE, ms=5, label="calibrated" if y == 0 else None)
-        face = (raw.get(model) or {}).get("overall")
+        r = rates[model].overall
+        ax.plot([100 * r.lo, 100 * r.hi], [y, y], color=BLUE, lw=2)
+        ax.plot(100 * r.mean, y, "o", color=BLUE, ms=5, label="calibrated" if y == 0 else None)
+        face = raw[model].overall if model in raw else None
         if face is not None:
             ax.plot(
                 100 * face, y, "x", color=RED, ms=7, mew=2, label="raw signal" if y == 0 else None
             )
-        true = (truth.get(model) or {}).get("overall")
+        true = truth[model].overall if model in truth else None
         if true is not None:
             ax.plot(100 * true, y, "D", color=GREEN, ms=5, label="true" if y == 0 else None)
     ax.set_yticks(range(len(models)), models)
@@ -87,12 +86,12 @@ def rates_plot(document: dict[str, Any], dimension: str, group: str) -> str:
     return _svg(figure)
 
 
-def error_model_plot(document: dict[str, Any], dimension: str, group: str) -> str:
+def error_model_plot(document: ReportDocument, dimension: str, group: str) -> str:
     """Per model, the signal's level distribution given a human pass and given a fail: where the
     bars of one model differ from the others, the signal treats that model differently."""
-    judge = document["result"]["judge"][dimension][group]
+    judge = document.result.judge[dimension][group]
     models = list(judge)
-    levels = list(judge[models[0]]["level_given_pass"])
+    levels = list(judge[models[0]].level_given_pass)
     rows = [(m, "pass") for m in models] + [(m, "fail") for m in models]
     figure = Figure(figsize=(5.8, 0.9 + 0.26 * len(rows)))
     ax = figure.subplots()
@@ -102,7 +101,11 @@ def error_model_plot(document: dict[str, Any], dimension: str, group: str) -> st
     for y, (model, given) in enumerate(rows):
         left = 0.0
         for j, level in enumerate(levels):
-            value = judge[model][f"level_given_{given}"][level]["mean"]
+            error_model = judge[model]
+            table = (
+                error_model.level_given_pass if given == "pass" else error_model.level_given_fail
+            )
+            value = table[level].mean
             ax.barh(
                 y,
                 value,

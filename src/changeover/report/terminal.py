@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 
 from changeover.calibrate.decide import Result
+from changeover.report.document import ReportDocument
 
 __all__ = ["print_result", "print_summary", "print_truth"]
 
@@ -19,31 +18,27 @@ def _pct(x: float) -> str:
 
 
 def print_result(result: Result, console: Console) -> None:
-    """Render a Result: one line per candidate, a table of gate contrasts, the diagnostics."""
-    print_summary(result.to_dict(), console, seconds=result.diagnostics.seconds)
+    """Render a fresh Result: verdicts, gate contrasts, diagnostics and how long sampling took."""
+    print_summary(result, console, seconds=result.diagnostics.seconds)
 
 
-def print_summary(
-    result: dict[str, Any], console: Console, *, seconds: float | None = None
-) -> None:
-    """Render a result as `Result.to_dict()` gives it (also read back from a report document)."""
-    verdicts = Table(
-        title=f"Can a candidate replace '{result['incumbent']}'?", title_justify="left"
-    )
+def print_summary(result: Result, console: Console, *, seconds: float | None = None) -> None:
+    """Render a result: one line per candidate, a table of gate contrasts, the diagnostics."""
+    verdicts = Table(title=f"Can a candidate replace '{result.incumbent}'?", title_justify="left")
     verdicts.add_column("candidate")
     verdicts.add_column("verdict")
     verdicts.add_column("P(all gates)", justify="right")
     verdicts.add_column("why")
-    for name, c in result["candidates"].items():
+    for name, verdict in result.candidates.items():
         verdicts.add_row(
             name,
-            f"[{_STYLE[c['verdict']]}]{c['verdict']}[/]",
-            f"{c['p_all_gates']:.3f}",
-            c["reason"],
+            f"[{_STYLE[verdict.verdict]}]{verdict.verdict}[/]",
+            f"{verdict.p_all_gates:.3f}",
+            verdict.reason,
         )
     console.print(verdicts)
 
-    pct = int(round(100 * result["interval"]))
+    pct = int(round(100 * result.interval))
     gates = Table(
         title=f"Gates: contrast candidate - incumbent, percentage points, mean [{pct}% interval]",
         title_justify="left",
@@ -52,38 +47,37 @@ def print_summary(
         gates.add_column(column)
     for column in ("contrast", "margin", "P(holds)"):
         gates.add_column(column, justify="right")
-    for gate_name, gate in result["gates"].items():
-        for candidate, entry in gate["contrasts"].items():
-            places = [("overall", entry["overall"]), *entry["segments"].items()]
-            for where, c in places:
-                if not c["gated"]:
+    for gate_name, gate in result.gates.items():
+        sign = "≥ -" if gate.better == "higher" else "≤ +"
+        for candidate, entry in gate.contrasts.items():
+            for where, c in entry.places():
+                if not c.gated:
                     continue
-                sign = "≥ -" if gate["better"] == "higher" else "≤ +"
                 gates.add_row(
                     gate_name,
                     candidate,
                     where,
-                    f"{_pct(c['mean'])} [{_pct(c['lo'])}, {_pct(c['hi'])}]",
-                    f"{sign}{100 * c['margin']:.1f}",
-                    f"{c['p_gate']:.3f}",
+                    f"{_pct(c.mean)} [{_pct(c.lo)}, {_pct(c.hi)}]",
+                    f"{sign}{100 * c.margin:.1f}",
+                    f"{c.p_gate:.3f}",
                 )
     console.print(gates)
 
-    d = result["diagnostics"]
-    status = "[green]converged[/]" if d["converged"] else "[bold red]NOT CONVERGED[/]"
+    d = result.diagnostics
+    status = "[green]converged[/]" if d.converged else "[bold red]NOT CONVERGED[/]"
     took = "" if seconds is None else f", {seconds:.1f} s"
     console.print(
-        f"diagnostics: {status} — max R-hat {d['max_rhat']:.3f}, min bulk ESS "
-        f"{d['min_ess_bulk']:.0f}, {d['divergences']} divergences ({d['num_chains']} chains × "
-        f"{d['num_samples']} draws{took}, engine {result['engine']})"
+        f"diagnostics: {status} — max R-hat {d.max_rhat:.3f}, min bulk ESS "
+        f"{d.min_ess_bulk:.0f}, {d.divergences} divergences ({d.num_chains} chains × "
+        f"{d.num_samples} draws{took}, engine {result.engine})"
     )
 
 
-def print_truth(document: dict[str, Any], console: Console) -> None:
+def print_truth(document: ReportDocument, console: Console) -> None:
     """Estimated against true overall rates, for a study whose truth is known (the demo)."""
-    truth = document.get("truth") or {}
-    result = document["result"]
-    pct = int(round(100 * result["interval"]))
+    truth = document.truth or {}
+    result = document.result
+    pct = int(round(100 * result.interval))
     table = Table(
         title=f"The method against the truth: calibrated rate [{pct}% interval], raw signal, true",
         title_justify="left",
@@ -93,21 +87,23 @@ def print_truth(document: dict[str, Any], console: Console) -> None:
     for column in ("calibrated", "raw signal", "true", "covered"):
         table.add_column(column, justify="right")
     covered = total = 0
-    for dimension, groups in result["rates"].items():
+    for dimension, groups in result.rates.items():
         for group, models in groups.items():
             title = dimension if group == "all" else f"{dimension} ({group})"
+            true_rates = truth.get(dimension, {}).get(group, {})
+            raw_rates = document.raw.get(dimension, {}).get(group, {})
             for model, r in models.items():
-                true = truth.get(dimension, {}).get(group, {}).get(model, {}).get("overall")
-                raw = document["raw"].get(dimension, {}).get(group, {}).get(model, {})
-                o = r["overall"]
-                hit = true is not None and o["lo"] <= true <= o["hi"]
+                true = true_rates[model].overall if model in true_rates else None
+                raw = raw_rates[model].overall if model in raw_rates else None
+                o = r.overall
+                hit = true is not None and o.lo <= true <= o.hi
                 covered += hit
                 total += true is not None
                 table.add_row(
                     title,
                     model,
-                    f"{100 * o['mean']:.1f}% [{100 * o['lo']:.1f}, {100 * o['hi']:.1f}]",
-                    "–" if raw.get("overall") is None else f"{100 * raw['overall']:.1f}%",
+                    f"{100 * o.mean:.1f}% [{100 * o.lo:.1f}, {100 * o.hi:.1f}]",
+                    "–" if raw is None else f"{100 * raw:.1f}%",
                     "–" if true is None else f"{100 * true:.1f}%",
                     "[green]yes[/]" if hit else "[red]no[/]" if true is not None else "",
                 )
