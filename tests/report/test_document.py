@@ -7,46 +7,64 @@ import pytest
 
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import ErrorModel, Interval
-from changeover.report.document import judge_flags, naive_reading, raw_rates
+from changeover.report.document import judge_flags, raw_rates, signal_readings
 from changeover.study import parse_study
 
-
-@pytest.mark.parametrize(
-    ("dimension", "levels", "expected"),
-    [
-        ("correctness", ["correct", "incorrect", "unparseable"], [True, False, False]),
-        ("correctness", ["contained", "not_contained", "no_reference"], [True, False, False]),
-        ("correctness", ["1", "2", "3", "4", "5"], [False, False, False, True, True]),
-        ("correctness", ["0-0.5", "0.5-1"], [False, True]),
-        ("correctness", ["q1", "q2", "q3", "q4"], [False, False, True, True]),
-        ("refusal", ["complied", "partial", "refused"], [False, True, True]),
-        ("style", ["0", "1", "2", "3+"], [True, False, False, False]),
-        ("style", ["fail", "pass"], [False, True]),
-    ],
-)
-def test_naive_reading_of_known_levels(
-    dimension: str, levels: list[str], expected: list[bool]
-) -> None:
-    assert naive_reading(dimension, levels) == expected
+STUDY = {"incumbent": "a", "candidates": ["b"], "segments": {"x": 3, "y": 1}}
 
 
-def test_unknown_or_one_sided_levels_have_no_raw_rate() -> None:
-    assert naive_reading("correctness", ["correct", "a|b"]) is None
-    assert naive_reading("correctness", ["correct"]) is None
+def _block(levels: tuple[str, ...], n_all: np.ndarray, dimension: str = "correctness") -> Block:
+    zeros = np.zeros_like(n_all)
+    return Block(dimension, "", ("a", "b"), ("x", "y"), levels, n_all, zeros, zeros)
 
 
 def test_raw_rate_is_traffic_weighted_share_of_passing_levels() -> None:
-    study = parse_study({"incumbent": "a", "candidates": ["b"], "segments": {"x": 3, "y": 1}})
-    n_all = np.zeros((2, 2, 2))
-    n_all[0, 0] = [8, 2]  # levels (correct, incorrect): a in x 80%
-    n_all[0, 1] = [1, 3]  # a in y 25%
-    n_all[1] = [[5, 5], [0, 0]]  # b has no response in y
-    block = Block("correctness", "", ("a", "b"), ("x", "y"), ("correct", "incorrect"),
-                  n_all, np.zeros_like(n_all), np.zeros_like(n_all))  # fmt: skip
-    rates = raw_rates([block], study)["correctness"]["all"]
+    study = parse_study(
+        {**STUDY, "signals": {"judge": {"kind": "reference", "metric": "exact_match"}}}
+    )
+    n_all = np.zeros((2, 2, 3))
+    n_all[0, 0] = [8, 2, 0]  # levels (match, no_match, no_reference): a in x 80%
+    n_all[0, 1] = [1, 2, 1]  # a in y 25%: no_reference reads as 0
+    n_all[1] = [[5, 5, 0], [0, 0, 0]]  # b has no response in y
+    block = _block(("match", "no_match", "no_reference"), n_all)
+    rates = raw_rates([block], study)["correctness"]["all"]["judge"]
     assert rates["a"].overall == pytest.approx(0.75 * 0.8 + 0.25 * 0.25)
     assert rates["a"].segments == {"x": pytest.approx(0.8), "y": pytest.approx(0.25)}
     assert rates["b"].overall is None and rates["b"].segments["y"] is None
+
+
+def test_each_signal_of_a_combined_dimension_has_its_own_raw_rate() -> None:
+    """Two signals on one dimension feed the fit as their cross product ("a|b"); the report
+    reads each part with its own signal's pass levels (issue 14, item 9)."""
+    study = parse_study({
+        **STUDY,
+        "signals": {
+            "overlap": {"kind": "reference", "metric": "containment"},
+            "grader": {"kind": "reference", "metric": "token_f1", "bins": [0.5]},
+        },
+    })  # fmt: skip
+    levels = ("contained|0-0.5", "contained|0.5-1", "not_contained|0-0.5", "not_contained|0.5-1")
+    n_all = np.zeros((2, 2, 4))
+    n_all[:, :] = [1, 2, 3, 4]  # contained: 3 of 10; f1 >= 0.5: 6 of 10
+    rates = raw_rates([_block(levels, n_all)], study)["correctness"]["all"]
+    assert list(rates) == ["overlap", "grader"]
+    assert rates["overlap"]["a"].overall == pytest.approx(0.3)
+    assert rates["grader"]["b"].overall == pytest.approx(0.6)
+
+
+def test_no_raw_rate_without_the_signals_that_made_the_levels() -> None:
+    """A counts file fitted on a study without signals (`fit --counts`) has no raw rate, and
+    neither have levels that do not come from the study's signals."""
+    n_all = np.ones((2, 2, 2))
+    assert raw_rates([_block(("pass", "fail"), n_all)], parse_study(STUDY)) == {
+        "correctness": {"all": {}}
+    }
+    two = parse_study({
+        **STUDY,
+        "signals": {"r1": {"kind": "refusal"}, "r2": {"kind": "refusal", "scale": "binary"}},
+    })  # fmt: skip
+    block = _block(("refused", "complied"), n_all, dimension="refusal")
+    assert signal_readings(block, two) == {}
 
 
 def _cell(mean: float, half: float = 0.03) -> Interval:

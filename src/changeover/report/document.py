@@ -9,7 +9,6 @@ and read back as the same types.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -23,6 +22,7 @@ from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Record, Result
 from changeover.calibrate.next import NextPlan
 from changeover.calibrate.settings import Engine
+from changeover.signals.compute import LEVEL_SEPARATOR
 from changeover.study import Decision, Gate, Study
 
 __all__ = [
@@ -30,14 +30,16 @@ __all__ = [
     "JudgeFlag",
     "PointRate",
     "PointRates",
+    "RawRates",
     "ReportDocument",
     "StudySummary",
     "build_document",
     "judge_flags",
     "label_counts",
-    "naive_reading",
+    "overall_rate",
     "point_rates",
     "raw_rates",
+    "signal_readings",
 ]
 
 
@@ -51,51 +53,36 @@ class PointRate(Record):
 
 #: Per dimension, group ("all" when none) and model.
 PointRates = dict[str, dict[str, dict[str, PointRate]]]
+
+
+def overall_rate(rates: Mapping[str, PointRate], model: str) -> float | None:
+    """A model's overall rate in a table of point rates, or None where it has none."""
+    return rates[model].overall if model in rates else None
+
+
 #: Human labels per dimension, group, model and segment.
 LabelCounts = dict[str, dict[str, dict[str, dict[str, int]]]]
 
-# Levels that, read at face value, mean "1" for their dimension (correct / refused / adheres).
-_FACE_VALUE: dict[str, set[str]] = {
-    "correctness": {"correct", "match", "contained", "pass", "yes"},
-    "refusal": {"refused", "partial", "yes"},
-    "style": {"adheres", "pass", "0", "yes"},
-}
-_BIN = re.compile(r"(\d*\.?\d+)-(\d*\.?\d+)")
-_QUANTILE = re.compile(r"q(\d+)")
+#: The raw signal rates: per dimension, group and signal, each model's rate.
+RawRates = dict[str, dict[str, dict[str, dict[str, PointRate]]]]
 
 
-def naive_reading(dimension: str, levels: Sequence[str]) -> list[bool] | None:
-    """Which levels mean "1" when the signal is taken at its word, or None when it cannot be
-    read that way (then the report shows no raw rate for the dimension).
-
-    Named levels follow the signal kinds (docs/signals.md); a 1–5 judge score reads as 1 from 4
-    up; a metric bin "a-b" from a >= 0.5; quantile levels q1…qK from the upper half.
-    """
-    face = _FACE_VALUE.get(dimension, {"pass", "yes", "correct", "adheres", "refused"})
-    quantiles = [int(m.group(1)) for k in levels if (m := _QUANTILE.fullmatch(k))]
-    out = []
-    for level in levels:
-        if level in face:
-            out.append(True)
-        elif level in {"unparseable", "error", "no_reference"}:
-            out.append(False)
-        elif level.isdigit() and dimension != "style":
-            out.append(int(level) >= 4)
-        elif (m := _BIN.fullmatch(level)) is not None:
-            out.append(float(m.group(1)) >= 0.5)
-        elif (m := _QUANTILE.fullmatch(level)) is not None:
-            out.append(int(m.group(1)) > max(quantiles) / 2)
-        elif level.isdigit() or level.endswith("+"):
-            out.append(False)  # style: broken rules
-        elif (
-            re.fullmatch(r"[a-z_]+", level)
-            and any(level == f"{p}_{q}" for p in ("no", "not") for q in face)
-            or level in {"incorrect", "complied", "violates", "fail", "no", "no_match"}
-        ):
-            out.append(False)
-        else:
-            return None
-    return out if any(out) and not all(out) else None
+def signal_readings(block: Block, study: Study) -> dict[str, np.ndarray]:
+    """For each signal of the study that feeds the block's dimension, which of the block's
+    levels it reads as 1 (`pass_levels`). A dimension fed by several signals has their cross
+    product as its levels ("refused|fail"), each part read by its own signal. Empty when the
+    study names no signal for the dimension (a counts file fitted on its own) or the levels do
+    not come from its signals."""
+    signals = study.signals.for_dimension(block.dimension) if study.signals is not None else {}
+    if not signals:
+        return {}
+    parts = [k.split(LEVEL_SEPARATOR) if len(signals) > 1 else [k] for k in block.levels]
+    if any(len(p) != len(signals) for p in parts):
+        return {}
+    return {
+        name: np.array([p[i] in signal.pass_levels for p in parts])
+        for i, (name, signal) in enumerate(signals.items())
+    }
 
 
 def _overall(per_segment: np.ndarray, block: Block, weights: Mapping[str, float]) -> float:
@@ -103,28 +90,30 @@ def _overall(per_segment: np.ndarray, block: Block, weights: Mapping[str, float]
     return float(per_segment @ (w / w.sum()))
 
 
-def raw_rates(blocks: Sequence[Block], study: Study) -> PointRates:
-    """The rate each model would get if the signal were believed at face value, overall
-    (traffic-weighted like the calibrated rates) and per segment; None where unreadable."""
-    out: PointRates = {}
+def raw_rates(blocks: Sequence[Block], study: Study) -> RawRates:
+    """The rate each model would get from each signal believed at face value, overall
+    (traffic-weighted like the calibrated rates) and per segment; None where a model has no
+    response (overall: in some segment)."""
+    out: RawRates = {}
     for block in blocks:
-        reading = naive_reading(block.dimension, block.levels)
-        per_model: dict[str, PointRate] = {}
-        for m, model in enumerate(block.models):
-            if reading is None:
-                per_model[model] = PointRate(overall=None, segments={})
-                continue
-            totals = block.n_all[m].sum(axis=1)
-            positive = block.n_all[m][:, np.array(reading)].sum(axis=1)
-            rate = np.divide(positive, totals, out=np.full(totals.shape, np.nan), where=totals > 0)
-            per_model[model] = PointRate(
-                overall=None if np.isnan(rate).any() else _overall(rate, block, study.weights),
-                segments={
-                    s: None if np.isnan(rate[j]) else float(rate[j])
-                    for j, s in enumerate(block.segments)
-                },
-            )
-        out.setdefault(block.dimension, {})[block.group_key] = per_model
+        per_signal: dict[str, dict[str, PointRate]] = {}
+        for name, reading in signal_readings(block, study).items():
+            per_model = {}
+            for m, model in enumerate(block.models):
+                totals = block.n_all[m].sum(axis=1)
+                positive = block.n_all[m][:, reading].sum(axis=1)
+                rate = np.divide(
+                    positive, totals, out=np.full(totals.shape, np.nan), where=totals > 0
+                )
+                per_model[model] = PointRate(
+                    overall=None if np.isnan(rate).any() else _overall(rate, block, study.weights),
+                    segments={
+                        s: None if np.isnan(rate[j]) else float(rate[j])
+                        for j, s in enumerate(block.segments)
+                    },
+                )
+            per_signal[name] = per_model
+        out.setdefault(block.dimension, {})[block.group_key] = per_signal
     return out
 
 
@@ -219,7 +208,7 @@ class ReportDocument(Record):
     created: str
     study: StudySummary
     result: Result
-    raw: PointRates
+    raw: RawRates
     truth: PointRates | None = None
     labels: LabelCounts
     responses: dict[str, dict[str, int]]  # scored responses per dimension and group

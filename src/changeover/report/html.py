@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from changeover.report import plots
-from changeover.report.document import JudgeFlag, PointRate, ReportDocument
+from changeover.report.document import JudgeFlag, PointRate, ReportDocument, overall_rate
 
-__all__ = ["blocks_of", "percent", "render_html"]
+__all__ = ["BlockView", "blocks_of", "percent", "render_html"]
 
 
 def percent(x: float | None) -> str:
@@ -46,7 +46,7 @@ class BlockView:
     dimension: str
     group: str
     title: str
-    raw: dict[str, PointRate]
+    raw: dict[str, dict[str, PointRate]]  # per signal feeding it, per model
     truth: dict[str, PointRate]
     labels: dict[str, dict[str, int]]
     flags: list[JudgeFlag]
@@ -85,6 +85,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals.update(overall=overall_rate)
     env.filters.update(
         pct=percent, pp=_pp, prob=_prob, num=_num, state=_state, thousands=lambda n: f"{n:,}"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from changeover.report.document import ReportDocument
+from changeover.report.document import ReportDocument, overall_rate
 from changeover.report.html import blocks_of, percent
 
 __all__ = ["render_markdown"]
@@ -48,14 +48,15 @@ def render_markdown(document: ReportDocument) -> str:
         out += _table(["candidate", "where", "contrast", "margin", "P(holds)"], rows)
     out += ["## Calibrated rates against the raw signal", ""]
     for block in blocks_of(document):
-        header = ["model", "calibrated", "raw signal", *(["true"] if truth else []), "labels"]
+        raw = [f"raw: {signal}" for signal in block.raw]
+        header = ["model", "calibrated", *raw, *(["true"] if truth else []), "labels"]
         rows = []
         for model, r in result.rates[block.dimension][block.group].items():
             o = r.overall
             row = [model, f"{percent(o.mean)} [{percent(o.lo)}, {percent(o.hi)}]"]
-            row.append(percent(block.raw[model].overall if model in block.raw else None))
+            row += [percent(overall_rate(rates, model)) for rates in block.raw.values()]
             if truth:
-                row.append(percent(block.truth[model].overall if model in block.truth else None))
+                row.append(percent(overall_rate(block.truth, model)))
             row.append(str(sum(block.labels.get(model, {}).values())))
             rows.append(row)
         out += [f"### {block.title}", ""] + _table(header, rows)

@@ -11,11 +11,12 @@ import io
 from matplotlib.figure import Figure
 
 from changeover.calibrate.decide import GateResult
-from changeover.report.document import ReportDocument
+from changeover.report.document import ReportDocument, overall_rate
 
 __all__ = ["error_model_plot", "forest_plot", "rates_plot"]
 
 GREEN, RED, AMBER, GREY, BLUE = "#1a7f37", "#cf222e", "#bf8700", "#6e7781", "#0969da"
+MARKERS = ("x", "+", "1", "*", "|")  # one per signal feeding a dimension
 
 
 def _svg(figure: Figure) -> str:
@@ -58,24 +59,26 @@ def forest_plot(gate: GateResult) -> str:
 
 
 def rates_plot(document: ReportDocument, dimension: str, group: str) -> str:
-    """Per model: the calibrated overall rate with its interval, the raw signal rate (×), and the
-    true rate (◆) when it is known (the demo)."""
+    """Per model: the calibrated overall rate with its interval, the raw rate of each signal
+    feeding the dimension (×, +, …), and the true rate (◆) when it is known (the demo)."""
     rates = document.result.rates[dimension][group]
     raw = document.raw.get(dimension, {}).get(group, {})
     truth = (document.truth or {}).get(dimension, {}).get(group, {})
     models = list(rates)
     figure = Figure(figsize=(5.2, 0.7 + 0.38 * len(models)))
     ax = figure.subplots()
+    labelled: set[str] = set()
     for y, model in enumerate(models):
         r = rates[model].overall
         ax.plot([100 * r.lo, 100 * r.hi], [y, y], color=BLUE, lw=2)
         ax.plot(100 * r.mean, y, "o", color=BLUE, ms=5, label="calibrated" if y == 0 else None)
-        face = raw[model].overall if model in raw else None
-        if face is not None:
-            ax.plot(
-                100 * face, y, "x", color=RED, ms=7, mew=2, label="raw signal" if y == 0 else None
-            )
-        true = truth[model].overall if model in truth else None
+        for (signal, per_model), marker in zip(raw.items(), MARKERS, strict=False):
+            face = overall_rate(per_model, model)
+            if face is not None:
+                label = None if signal in labelled else f"raw: {signal}"
+                labelled.add(signal)
+                ax.plot(100 * face, y, marker, color=RED, ms=7, mew=2, label=label)
+        true = overall_rate(truth, model)
         if true is not None:
             ax.plot(100 * true, y, "D", color=GREEN, ms=5, label="true" if y == 0 else None)
     ax.set_yticks(range(len(models)), models)

@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from changeover.calibrate.decide import Result
-from changeover.report.document import ReportDocument
+from changeover.report.document import ReportDocument, overall_rate
+from changeover.report.html import percent
 
 __all__ = ["print_result", "print_summary", "print_truth"]
 
@@ -73,6 +74,13 @@ def print_summary(result: Result, console: Console, *, seconds: float | None = N
     )
 
 
+def _raw(rates: list[tuple[str, float | None]]) -> str:
+    """The raw rate of the one signal, or of each signal by name; "–" where there is none."""
+    if len(rates) == 1:
+        return percent(rates[0][1])
+    return ", ".join(f"{percent(rate)} {signal}" for signal, rate in rates) or "–"
+
+
 def print_truth(document: ReportDocument, console: Console) -> None:
     """Estimated against true overall rates, for a study whose truth is known (the demo)."""
     truth = document.truth or {}
@@ -94,7 +102,7 @@ def print_truth(document: ReportDocument, console: Console) -> None:
             raw_rates = document.raw.get(dimension, {}).get(group, {})
             for model, r in models.items():
                 true = true_rates[model].overall if model in true_rates else None
-                raw = raw_rates[model].overall if model in raw_rates else None
+                raw = [(signal, overall_rate(rates, model)) for signal, rates in raw_rates.items()]
                 o = r.overall
                 hit = true is not None and o.lo <= true <= o.hi
                 covered += hit
@@ -103,7 +111,7 @@ def print_truth(document: ReportDocument, console: Console) -> None:
                     title,
                     model,
                     f"{100 * o.mean:.1f}% [{100 * o.lo:.1f}, {100 * o.hi:.1f}]",
-                    "–" if raw is None else f"{100 * raw:.1f}%",
+                    _raw(raw),
                     "–" if true is None else f"{100 * true:.1f}%",
                     "[green]yes[/]" if hit else "[red]no[/]" if true is not None else "",
                 )
