@@ -138,3 +138,41 @@ def test_a_cache_in_an_older_format_is_refitted_not_misread(
         for entry in gate["contrasts"].values()
     )
     assert json.loads(out.read_text())["fit"]["fingerprint"] == old["fit"]["fingerprint"]
+
+
+def test_the_first_run_before_any_label_gives_a_preview(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14, item 2: no labels yet is not an error: `run` writes a report marked as a
+    preview (raw signal rates, how labelling starts, no verdict), and `--allow-uncalibrated`
+    fits on the prior alone, on `run` and `report` alike."""
+    study = write_pipeline_study(tmp_path / "s")
+    items = str(tmp_path / "s" / "items.csv")
+    assert changeover(["run", "--study", str(study), "--items", items, *DRAWS], monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "PREVIEW — no verdict without labels" in out
+    assert "fit: none yet" in out and "raw: overlap" in out and "raw: refusals" in out
+    assert "stratified random start" in out
+    assert "next: `changeover next --budget 100`" in out
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert 'id="preview"' in html and 'id="verdicts"' not in html
+    cached = json.loads(fit_cache_path(load_study(study)).read_text())
+    assert cached["result"] is None and cached["next"]["mode"] == "stratified-start"
+    assert cached["raw"]["correctness"]["all"]["overlap"]["legacy"]["overall"] > 0.5
+
+    md = tmp_path / "r.md"
+    args = ["report", "--study", str(study), "--format", "md", "--out", str(md), *DRAWS]
+    assert changeover(args, monkeypatch) == 0
+    assert "**Preview — no verdict without labels.**" in md.read_text()
+    assert "preview: no verdict without labels" in capsys.readouterr().out
+
+    json_out = tmp_path / "r.json"
+    args = ["report", "--study", str(study), "--format", "json", "--out", str(json_out),
+            "--allow-uncalibrated", *DRAWS]  # fmt: skip
+    assert changeover(args, monkeypatch) == 0
+    document = json.loads(json_out.read_text())
+    assert document["result"]["candidates"]["cand"]["verdict"]
+    assert any("uncalibrated" in w for w in document["warnings"])
+    args = ["run", "--study", str(study), "--allow-uncalibrated", *DRAWS]
+    assert changeover(args, monkeypatch) == 0
+    assert "fit: re-used" in capsys.readouterr().out  # the same settings: the same fit

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from changeover.agreement import agreement
 from changeover.annotate.labels import read_labels
 from changeover.annotate.queue import queued_keys
+from changeover.calibrate.next import PlanRequest
 from changeover.calibrate.settings import FitSettings, PriorScales
 from changeover.counts import counts_from_rows
 from changeover.errors import ChangeoverError
@@ -33,7 +34,7 @@ from changeover.score import ScoreReporter, ScoreSummary, score
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
 
-__all__ = ["Analysis", "analyse", "fit_cache_path", "next_responses", "run"]
+__all__ = ["Analysis", "analyse", "fit_cache_path", "run", "scored_rows"]
 
 
 @dataclass
@@ -57,12 +58,12 @@ def _study_text(study: Study) -> str | None:
 
 
 def _fingerprint(
-    counts: pl.DataFrame, study_text: str | None, settings: FitSettings, budget: int
+    counts: pl.DataFrame, study_text: str | None, settings: FitSettings, plan: PlanRequest
 ) -> str:
     digest = hashlib.sha256()
     digest.update(counts.sort(pl.all()).write_csv().encode())
     digest.update((study_text or "").encode())
-    digest.update(json.dumps([asdict(settings), budget], sort_keys=True).encode())
+    digest.update(json.dumps([asdict(settings), asdict(plan)], sort_keys=True).encode())
     digest.update(version("changeover").encode())
     digest.update(repr(PriorScales()).encode())  # new default priors mean a new fit
     return digest.hexdigest()
@@ -77,7 +78,9 @@ def _cached(path: Path) -> ReportDocument | None:
         return None
 
 
-def _scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
+def scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
+    """The workspace's per-response rows of the study's models and segments (what counts and
+    label plans are made of); an error that says what to run when there are none."""
     rows = workspace.rows().filter(
         pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
     )
@@ -94,23 +97,24 @@ def analyse(
     workspace: Workspace,
     *,
     settings: FitSettings = FitSettings(),
-    budget: int = 100,
+    plan: PlanRequest = PlanRequest(),
     truth: Mapping[str, Any] | None = None,
     refit: bool = False,
 ) -> Analysis:
     """Counts from the workspace, then the fit (re-used when its inputs are unchanged), what to
-    label next, agreement between annotators: the report document."""
-    from changeover.calibrate import fit
-    from changeover.calibrate.next import (
-        available_per_stratum,
-        plan_next,
-        unlabelled_responses,
-    )
+    label next, agreement between annotators: the report document.
 
-    rows = _scored_rows(workspace, study)
+    While a dimension has no human label at all (and `settings.allow_uncalibrated` is off),
+    nothing is fitted: the document is a preview (no result; the raw signal rates and the
+    stratified random start of the labelling)."""
+    from changeover.calibrate import fit
+    from changeover.calibrate.blocks import blocks_from_counts
+    from changeover.calibrate.next import available_per_stratum, plan_labels, unlabelled_responses
+
+    rows = scored_rows(workspace, study)
     counts, _ = counts_from_rows(rows, source=str(workspace.path))
     study_text = _study_text(study)
-    key = _fingerprint(counts, study_text, settings, budget)
+    key = _fingerprint(counts, study_text, settings, plan)
     cache = fit_cache_path(study)
     stored = None if refit else _cached(cache)
     if stored is not None and stored.fit is not None and stored.fit.fingerprint == key:
@@ -120,48 +124,34 @@ def analyse(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fit(study, counts, **asdict(settings))
-    assert result.draws is not None
-    blocks = result.draws.blocks
-    notes = [str(w.message) for w in caught]
-    result = result.model_copy(update={"warnings": list(dict.fromkeys([*result.warnings, *notes]))})
+        blocks = blocks_from_counts(counts, study.model_names, study.segment_names)
+        uncalibrated = any(b.n_labels == 0 for b in blocks)
+        result = None
+        if not uncalibrated or settings.allow_uncalibrated:
+            result = fit(study, counts, **asdict(settings))
+            assert result.draws is not None
+            blocks = result.draws.blocks
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
     available = available_per_stratum(blocks, unlabelled_responses(rows, queued_keys(workspace)))
-    plan = plan_next(study, result, budget, available=available)
     document = build_document(
         study,
         result,
         blocks,
         agreement=agreement(read_labels(workspace)),
-        plan=plan,
+        plan=plan_labels(study, result, blocks, plan, available=available, seed=settings.seed),
         fit=FitRecord(
             **asdict(settings),
-            budget=budget,
+            **asdict(plan),
             fingerprint=key,
-            seconds=result.diagnostics.seconds,
+            seconds=0.0 if result is None else result.diagnostics.seconds,
         ),
         truth=truth,
         study_text=study_text,
+        warnings=notes,
     )
     with replacing(cache) as tmp:
         tmp.write_text(document.to_json(indent=1), encoding="utf-8")
     return Analysis(document, reused=False)
-
-
-def next_responses(
-    study: Study, workspace: Workspace, document: ReportDocument, *, seed: int = 0
-) -> list[tuple[str, str, str]]:
-    """The (item_id, model, dimension) of the responses the document's label plan asks for,
-    drawn at random within its strata from those neither labelled nor queued."""
-    from changeover.calibrate.next import choose_responses, unlabelled_responses
-
-    plan = document.next
-    if plan is None or not plan.picks:
-        return []
-    rows = _scored_rows(workspace, study)
-    unlabelled = unlabelled_responses(rows, queued_keys(workspace))
-    return [
-        (p.item_id, p.model, p.dimension) for p in choose_responses(plan, unlabelled, seed=seed)
-    ]
 
 
 def run(
@@ -170,7 +160,7 @@ def run(
     items: Path | None = None,
     labels: Sequence[Path] = (),
     settings: FitSettings = FitSettings(),
-    budget: int = 100,
+    plan: PlanRequest = PlanRequest(),
     truth: Mapping[str, Any] | None = None,
     generate_reporter: Reporter | None = None,
     score_reporter: ScoreReporter | None = None,
@@ -199,8 +189,6 @@ def run(
         on_stage("score")
         scored = score(study, workspace, reporter=score_reporter)
         on_stage("fit")
-        analysis = analyse(
-            study, workspace, settings=settings, budget=budget, truth=truth, refit=refit
-        )
+        analysis = analyse(study, workspace, settings=settings, plan=plan, truth=truth, refit=refit)
     on_stage("done")
     return generated, scored, analysis

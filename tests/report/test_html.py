@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from changeover.calibrate.next import PlanRequest
 from changeover.calibrate.settings import FitSettings
 from changeover.report.document import ReportDocument
 from changeover.report.html import render_html
@@ -37,7 +38,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
         score(study, workspace)
         import_labels(workspace, folder / "labels.csv", study)
         settings = FitSettings(num_samples=300, num_warmup=300)
-        return analyse(study, workspace, settings=settings, budget=20).document
+        return analyse(study, workspace, settings=settings, plan=PlanRequest(20)).document
 
 
 def test_report_renders_in_chromium_with_verdicts_plots_and_tables(

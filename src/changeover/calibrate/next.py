@@ -66,9 +66,11 @@ from changeover.study import Study
 __all__ = [
     "NextPlan",
     "Pick",
+    "PlanRequest",
     "StratumPick",
     "available_per_stratum",
     "choose_responses",
+    "plan_labels",
     "plan_next",
     "stratified_start",
     "stratum_q",
@@ -706,3 +708,55 @@ def available_per_stratum(
                 ] = n
         out[block.key] = arr
     return out
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a label plan is asked for: `budget` labels, of one `dimension` (None: any), and with
+    `confirm` a confirming batch for every candidate, decided or not."""
+
+    budget: int = 100
+    dimension: str | None = None
+    confirm: bool = False
+
+
+def plan_labels(
+    study: Study,
+    result: Result | None,
+    blocks: list[Block],
+    request: PlanRequest,
+    *,
+    available: dict[StratumKey, np.ndarray] | None = None,
+    seed: int = 0,
+) -> NextPlan:
+    """The plan `changeover next`, `run` and `report` share.
+
+    Without a result (a dimension has no label yet, so nothing is calibrated), a stratified
+    random start over the dimensions that have none. From a fit that did not converge, no plan
+    settles what the fit cannot be trusted to have decided: when every candidate looks decided
+    the plan says the verdicts are provisional instead (mode "unconverged"). Otherwise
+    `plan_next`, for the undecided candidates (every candidate with `confirm`).
+    """
+    chosen = [b for b in blocks if request.dimension is None or b.dimension == request.dimension]
+    if result is None:
+        unlabelled = [b for b in chosen if b.n_labels == 0] or chosen
+        return stratified_start(unlabelled, request.budget, seed=seed, available=available)
+    diagnostics = result.diagnostics
+    undecided = [c for c, v in result.candidates.items() if v.verdict == "undecided"]
+    if not diagnostics.converged and not undecided and not request.confirm:
+        verdicts = ", ".join(f"{c} {v.verdict}" for c, v in result.candidates.items())
+        message = (
+            f"the fit did not converge ({'; '.join(diagnostics.problems())}), so its verdicts "
+            f"({verdicts}) are provisional and no label is planned from them; sample longer "
+            "(more draws) and look again"
+        )
+        nan = float("nan")
+        return NextPlan("unconverged", (), request.budget, nan, nan, (), message)
+    return plan_next(
+        study,
+        result,
+        request.budget,
+        available=available,
+        dimensions=None if request.dimension is None else [request.dimension],
+        candidates=study.candidates if request.confirm else None,
+    )

@@ -41,7 +41,7 @@ def demo(
     again. Ends with the verdicts, the estimates beside the true rates, and report.html."""
     from changeover.calibrate.settings import FitSettings
     from changeover.demo import CANDIDATES, INCUMBENT, SEGMENTS, run_demo
-    from changeover.report.terminal import print_summary, print_truth
+    from changeover.report.terminal import print_document, print_truth
 
     started = time.monotonic()
     marker = directory / "demo.json"
@@ -86,10 +86,10 @@ def demo(
                 highlight=False,
             )
     document = outcome.document
-    print_summary(document.result, console)
+    print_document(document, console)
     print_truth(document, console)
     designed = outcome.demo.designed.get("verdicts", {})
-    if designed:
+    if designed and document.result is not None:
         got = {c: v.verdict for c, v in document.result.candidates.items()}
         matches = sum(got.get(c) == v for c, v in designed.items())
         console.print(

@@ -186,8 +186,8 @@ class StudySummary(Record):
 
 
 class FitRecord(Record):
-    """How the document's fit was made: the fit settings, the label budget its plan was made
-    for, the fingerprint of its inputs and how long sampling took."""
+    """How the document's fit was made: the fit settings (`FitSettings`), what its label plan
+    was asked for (`PlanRequest`), the fingerprint of its inputs and how long sampling took."""
 
     seed: int
     num_samples: int
@@ -195,19 +195,23 @@ class FitRecord(Record):
     num_chains: int
     interval: float
     engine: Engine
+    allow_uncalibrated: bool
     budget: int
+    dimension: str | None
+    confirm: bool
     fingerprint: str
     seconds: float
 
 
 class ReportDocument(Record):
     """The whole report: what `changeover report --format json` prints and what the HTML,
-    Markdown and terminal renderers lay out."""
+    Markdown and terminal renderers lay out. Without a `result` it is a preview: some dimension
+    has no human label yet, so nothing is calibrated and no verdict is given."""
 
     changeover: str  # the version that wrote it
     created: str
     study: StudySummary
-    result: Result
+    result: Result | None
     raw: RawRates
     truth: PointRates | None = None
     labels: LabelCounts
@@ -216,6 +220,18 @@ class ReportDocument(Record):
     judge_flags: list[JudgeFlag] = Field(default_factory=list)
     next: NextPlan | None = None
     fit: FitRecord | None = None
+    warnings: list[str] = Field(default_factory=list)  # the fit's and the counts' warnings
+
+    @property
+    def unlabelled_dimensions(self) -> list[str]:
+        """Dimensions (and groups) without a single human label: while there is one, the
+        document is a preview."""
+        return [
+            dimension if group == "all" else f"{dimension} ({group})"
+            for dimension, groups in self.labels.items()
+            for group, models in groups.items()
+            if not any(n for segments in models.values() for n in segments.values())
+        ]
 
     @property
     def n_labels(self) -> int:
@@ -262,7 +278,7 @@ def _study(study: Study, study_text: str | None) -> StudySummary:
 
 def build_document(
     study: Study,
-    result: Result,
+    result: Result | None,
     blocks: Sequence[Block],
     *,
     agreement: Sequence[DimensionAgreement] = (),
@@ -270,9 +286,11 @@ def build_document(
     fit: FitRecord | None = None,
     truth: Mapping[str, Any] | None = None,
     study_text: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> ReportDocument:
     """The whole report as one typed record; `blocks` are the counts the result was fitted to
-    (`result.draws.blocks`), `truth` the true rates of a simulated study (shaped as `raw`)."""
+    (`result.draws.blocks`), `truth` the true rates of a simulated study (shaped as a result's
+    rates). Without a result, a preview."""
     responses: dict[str, dict[str, int]] = {}
     for block in blocks:
         responses.setdefault(block.dimension, {})[block.group_key] = int(block.n_all.sum())
@@ -286,7 +304,8 @@ def build_document(
         labels=label_counts(blocks),
         responses=responses,
         agreement=list(agreement),
-        judge_flags=judge_flags(result),
+        judge_flags=[] if result is None else judge_flags(result),
         next=plan,
         fit=fit,
+        warnings=list(warnings),
     )

@@ -56,7 +56,7 @@ def blocks_of(document: ReportDocument) -> list[BlockView]:
     """One entry per dimension and group of the result."""
     out = []
     truth = document.truth or {}
-    for dimension, groups in document.result.rates.items():
+    for dimension, groups in document.labels.items():
         for group in groups:
             title = dimension if group == "all" else f"{dimension}, items that should {group}"
             out.append(
@@ -96,15 +96,18 @@ def render_html(document: ReportDocument) -> str:
     """The report as one HTML page with its plots inlined as SVG data URIs."""
     blocks = blocks_of(document)
     result = document.result
-    rendered = {
-        "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result.gates.items()},
-        "rates": {
-            b.id: _data_uri(plots.rates_plot(document, b.dimension, b.group)) for b in blocks
-        },
-        "error": {
-            b.id: _data_uri(plots.error_model_plot(document, b.dimension, b.group)) for b in blocks
-        },
-    }
+    rendered: dict[str, dict[str, str]] = {"forest": {}, "rates": {}, "error": {}}
+    if result is not None:
+        rendered = {
+            "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result.gates.items()},
+            "rates": {
+                b.id: _data_uri(plots.rates_plot(document, b.dimension, b.group)) for b in blocks
+            },
+            "error": {
+                b.id: _data_uri(plots.error_model_plot(document, b.dimension, b.group))
+                for b in blocks
+            },
+        }
     return (
         _environment()
         .get_template("report.html.j2")

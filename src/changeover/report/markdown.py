@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from changeover.calibrate.decide import Result
 from changeover.report.document import ReportDocument, overall_rate
 from changeover.report.html import blocks_of, percent
 
@@ -14,20 +15,43 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def render_markdown(document: ReportDocument) -> str:
-    """Verdicts, gates, rates, labels, what to label next and diagnostics, as Markdown."""
-    result = document.result
-    truth = document.truth
-    out = [f"# Can a candidate replace `{result.incumbent}`?", ""]
-    out += _table(
+def _preview(document: ReportDocument) -> list[str]:
+    missing = ", ".join(document.unlabelled_dimensions)
+    budget = document.next.budget if document.next else 100
+    out = [
+        f"**Preview — no verdict without labels.** {missing} has no human label yet, so the "
+        "signals cannot be calibrated against people and no candidate can be judged. Below is "
+        "what each signal says taken at its word — not an estimate. Start labelling with the "
+        f"stratified random start below (`changeover next --budget {budget}`, then `changeover "
+        "annotate`), and run again.",
+        "",
+        "## The raw signal rates",
+        "",
+    ]
+    for block in blocks_of(document):
+        if not block.raw:
+            continue
+        models = list(next(iter(block.raw.values())))
+        out += [f"### {block.title}", ""]
+        out += _table(
+            ["model", *(f"raw: {signal}" for signal in block.raw)],
+            [
+                [model, *(percent(overall_rate(rates, model)) for rates in block.raw.values())]
+                for model in models
+            ],
+        )
+    return out
+
+
+def _verdicts(result: Result, document: ReportDocument) -> list[str]:
+    out = _table(
         ["candidate", "verdict", "P(all gates)", "why"],
         [
             [name, f"**{c.verdict}**", f"{c.p_all_gates:.3f}", c.reason]
             for name, c in result.candidates.items()
         ],
     )
-    diagnostics = result.diagnostics
-    if not diagnostics.converged:
+    if not result.diagnostics.converged:
         out += ["**The fit did not converge: do not act on these verdicts.**", ""]
     out += ["## Gates", "", "Contrast candidate − incumbent in percentage points.", ""]
     for name, gate in result.gates.items():
@@ -47,6 +71,7 @@ def render_markdown(document: ReportDocument) -> str:
         out += [f"### {name} ({gate.dimension}, {gate.better} is better)", ""]
         out += _table(["candidate", "where", "contrast", "margin", "P(holds)"], rows)
     out += ["## Calibrated rates against the raw signal", ""]
+    truth = document.truth
     for block in blocks_of(document):
         raw = [f"raw: {signal}" for signal in block.raw]
         header = ["model", "calibrated", *raw, *(["true"] if truth else []), "labels"]
@@ -67,6 +92,16 @@ def render_markdown(document: ReportDocument) -> str:
             )
         if block.flags:
             out.append("")
+    return out
+
+
+def render_markdown(document: ReportDocument) -> str:
+    """Verdicts, gates, rates, labels, what to label next and diagnostics, as Markdown (before
+    the first labels, a preview: the raw signal rates and how labelling starts)."""
+    result = document.result
+    out = [f"# Can a candidate replace `{document.study.incumbent}`?", ""]
+    out += _verdicts(result, document) if result is not None else _preview(document)
+    out += [f"> warning: {w}" for w in document.warnings] + ([""] if document.warnings else [])
     if document.agreement:
         out += ["## Agreement between annotators", ""]
         out += _table(
@@ -92,12 +127,13 @@ def render_markdown(document: ReportDocument) -> str:
                     for p in plan.picks
                 ],
             )
-    out += [
-        "## Diagnostics",
-        "",
-        f"max R-hat {diagnostics.max_rhat:.3f}, min bulk ESS {diagnostics.min_ess_bulk:.0f}, "
-        f"{diagnostics.divergences} divergences, {diagnostics.num_chains} chains × "
-        f"{diagnostics.num_samples} draws, engine {result.engine}.",
-        "",
-    ]
+    if result is not None:
+        d = result.diagnostics
+        out += [
+            "## Diagnostics",
+            "",
+            f"max R-hat {d.max_rhat:.3f}, min bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} "
+            f"divergences, {d.num_chains} chains × {d.num_samples} draws, engine {result.engine}.",
+            "",
+        ]
     return "\n".join(out)

@@ -61,6 +61,7 @@ def forest_plot(gate: GateResult) -> str:
 def rates_plot(document: ReportDocument, dimension: str, group: str) -> str:
     """Per model: the calibrated overall rate with its interval, the raw rate of each signal
     feeding the dimension (×, +, …), and the true rate (◆) when it is known (the demo)."""
+    assert document.result is not None, "a preview has no calibrated rates"
     rates = document.result.rates[dimension][group]
     raw = document.raw.get(dimension, {}).get(group, {})
     truth = (document.truth or {}).get(dimension, {}).get(group, {})
@@ -92,6 +93,7 @@ def rates_plot(document: ReportDocument, dimension: str, group: str) -> str:
 def error_model_plot(document: ReportDocument, dimension: str, group: str) -> str:
     """Per model, the signal's level distribution given a human pass and given a fail: where the
     bars of one model differ from the others, the signal treats that model differently."""
+    assert document.result is not None, "a preview has no error model"
     judge = document.result.judge[dimension][group]
     models = list(judge)
     levels = list(judge[models[0]].level_given_pass)

@@ -1,21 +1,125 @@
-"""The terminal summary of a fit: verdicts first, then gates, then diagnostics."""
+"""The terminal summary of a fit: verdicts first, then gates, then diagnostics.
+
+Readable at 80 columns and in a CI log: names and intervals never wrap or get cut (only the
+"why" text wraps), and when the output is not a terminal the tables are plain text, one line
+per row. Every name and reason is printed as text, never read as Rich markup.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from changeover.calibrate.decide import Result
+from changeover.calibrate.decide import CandidateResult, GateResult, Result
+from changeover.calibrate.next import NextPlan, StratumPick
 from changeover.report.document import ReportDocument, overall_rate
 from changeover.report.html import percent
 
-__all__ = ["print_result", "print_summary", "print_truth"]
+__all__ = [
+    "Column",
+    "print_document",
+    "print_plan",
+    "print_preview",
+    "print_result",
+    "print_summary",
+    "print_table",
+    "print_truth",
+    "print_warnings",
+    "verdict_text",
+]
 
-_STYLE = {"ready": "bold green", "not-ready": "bold red", "undecided": "bold yellow"}
+_STYLE = {
+    "ready": "bold green",
+    "not-ready": "bold red",
+    "undecided": "bold yellow",
+    "held": "green",
+    "failed": "red",
+    "unsettled": "yellow",
+}
 
 
-def _pct(x: float) -> str:
+@dataclass(frozen=True)
+class Column:
+    """A table column: `wrap` columns may wrap (free text); the others are kept whole."""
+
+    name: str
+    justify: Literal["left", "right"] = "left"
+    wrap: bool = False
+
+
+Cell = str | Text
+
+
+def print_table(
+    console: Console, title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[Cell]]
+) -> None:
+    """A table that stays whole: on a terminal a Rich table whose only wrapping columns are the
+    free-text ones; elsewhere (a pipe, a CI log) plain text, one line per row, never wrapped."""
+    if console.is_terminal:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in columns:
+            table.add_column(
+                column.name,
+                justify=column.justify,
+                no_wrap=not column.wrap,
+                overflow="fold",
+                ratio=1 if column.wrap else None,
+            )
+        for row in rows:
+            table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in row))
+        console.print(table)
+        return
+    plain = [[c.plain if isinstance(c, Text) else c for c in row] for row in rows]
+    header = [c.name for c in columns]
+    widths = [max(len(r[i]) for r in [header, *plain]) for i in range(len(columns))]
+    lines = [] if title is None else [title]
+    for row in [header, *plain]:
+        cells = [
+            text.rjust(width) if column.justify == "right" else text.ljust(width)
+            for text, width, column in zip(row, widths, columns, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print()
+
+
+def _say(console: Console, *parts: Cell) -> None:
+    """Print user text as text (never markup)."""
+    console.print(Text.assemble(*parts), highlight=False)
+
+
+def verdict_text(verdict: CandidateResult, *, converged: bool = True) -> Text:
+    """The verdict, coloured; "(provisional)" when the fit it comes from did not converge."""
+    text = Text(verdict.verdict, style=_STYLE[verdict.verdict])
+    if not converged:
+        text.append(" (provisional)", style="yellow")
+    return text
+
+
+def _pp(x: float) -> str:
     return f"{100 * x:+.1f}" if x == x else "n/a"
+
+
+def _gate_title(name: str, gate: GateResult, interval: float) -> str:
+    sign = "≥ -" if gate.better == "higher" else "≤ +"
+    first = next(iter(gate.contrasts.values()))
+    margin = f"{sign}{100 * first.overall.margin:.1f}"
+    segment = next(iter(first.segments.values()), None)
+    if segment is not None and segment.margin != first.overall.margin:
+        margin += f" overall, {sign}{100 * segment.margin:.1f} per segment"
+    group = "" if gate.group == "all" else f", items that should {gate.group}"
+    return (
+        f"gate {name} ({gate.dimension}{group}, {gate.better} is better): candidate − incumbent "
+        f"in points, mean [{round(100 * interval)}% interval]; margin {margin}; holds at "
+        f"P ≥ {gate.probability}"
+    )
 
 
 def print_result(result: Result, console: Console) -> None:
@@ -24,54 +128,131 @@ def print_result(result: Result, console: Console) -> None:
 
 
 def print_summary(result: Result, console: Console, *, seconds: float | None = None) -> None:
-    """Render a result: one line per candidate, a table of gate contrasts, the diagnostics."""
-    verdicts = Table(title=f"Can a candidate replace '{result.incumbent}'?", title_justify="left")
-    verdicts.add_column("candidate")
-    verdicts.add_column("verdict")
-    verdicts.add_column("P(all gates)", justify="right")
-    verdicts.add_column("why")
-    for name, verdict in result.candidates.items():
-        verdicts.add_row(
-            name,
-            f"[{_STYLE[verdict.verdict]}]{verdict.verdict}[/]",
-            f"{verdict.p_all_gates:.3f}",
-            verdict.reason,
-        )
-    console.print(verdicts)
-
-    pct = int(round(100 * result.interval))
-    gates = Table(
-        title=f"Gates: contrast candidate - incumbent, percentage points, mean [{pct}% interval]",
-        title_justify="left",
-    )
-    for column in ("gate", "candidate", "where"):
-        gates.add_column(column)
-    for column in ("contrast", "margin", "P(holds)"):
-        gates.add_column(column, justify="right")
-    for gate_name, gate in result.gates.items():
-        sign = "≥ -" if gate.better == "higher" else "≤ +"
-        for candidate, entry in gate.contrasts.items():
-            for where, c in entry.places():
-                if not c.gated:
-                    continue
-                gates.add_row(
-                    gate_name,
-                    candidate,
-                    where,
-                    f"{_pct(c.mean)} [{_pct(c.lo)}, {_pct(c.hi)}]",
-                    f"{sign}{100 * c.margin:.1f}",
-                    f"{c.p_gate:.3f}",
-                )
-    console.print(gates)
-
+    """Render a result: the verdicts and why (with how many human labels they rest on), one
+    table per gate with each condition's state, the diagnostics."""
+    converged = result.diagnostics.converged
+    labels = result.n_labels
+    print_table(
+        console,
+        f"Can a candidate replace '{result.incumbent}'? Decided on {labels:,} human "
+        f"label{'s' if labels != 1 else ''}.",
+        [Column("candidate"), Column("verdict"), Column("P(all gates)", "right"),
+         Column("why", wrap=True)],
+        [
+            [name, verdict_text(c, converged=converged), f"{c.p_all_gates:.3f}", c.reason]
+            for name, c in result.candidates.items()
+        ],
+    )  # fmt: skip
+    for name, gate in result.gates.items():
+        rows: list[list[Cell]] = [
+            [
+                candidate,
+                where,
+                f"{_pp(c.mean)} [{_pp(c.lo)}, {_pp(c.hi)}]",
+                f"{c.p_gate:.3f}",
+                Text(c.state, style=_STYLE.get(c.state, "")),
+            ]
+            for candidate, entry in gate.contrasts.items()
+            for where, c in entry.places()
+            if c.gated
+        ]
+        print_table(
+            console,
+            _gate_title(name, gate, result.interval),
+            [Column("candidate"), Column("where"), Column("contrast", "right"),
+             Column("P(holds)", "right"), Column("state")],
+            rows,
+        )  # fmt: skip
     d = result.diagnostics
-    status = "[green]converged[/]" if d.converged else "[bold red]NOT CONVERGED[/]"
     took = "" if seconds is None else f", {seconds:.1f} s"
-    console.print(
-        f"diagnostics: {status} — max R-hat {d.max_rhat:.3f}, min bulk ESS "
-        f"{d.min_ess_bulk:.0f}, {d.divergences} divergences ({d.num_chains} chains × "
-        f"{d.num_samples} draws{took}, engine {result.engine})"
+    status = Text("converged", style="green") if converged else Text("NOT CONVERGED", "bold red")
+    _say(
+        console,
+        "diagnostics: ",
+        status,
+        f" — max R-hat {d.max_rhat:.3f}, min bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} "
+        f"divergences ({d.num_chains} chains × {d.num_samples} draws{took}, engine "
+        f"{result.engine})",
     )
+    if not converged:
+        _say(
+            console,
+            Text("the fit did not converge, so its verdicts are provisional: ", "bold red"),
+            f"sample longer (e.g. --num-samples {2 * d.num_samples}) before acting on them",
+        )
+
+
+def print_document(document: ReportDocument, console: Console) -> None:
+    """A report document in the terminal: its warnings, then the fit's summary, or before the
+    first labels the preview and how labelling starts."""
+    print_warnings(document.warnings, console)
+    if document.result is not None:
+        seconds = None if document.fit is None else document.fit.seconds
+        print_summary(document.result, console, seconds=seconds)
+        return
+    print_preview(document, console)
+    if document.next is not None:
+        _say(console, document.next.message)
+        print_plan(document.next, console)
+
+
+def print_warnings(warnings: Sequence[str], console: Console) -> None:
+    for warning in warnings:
+        _say(console, Text("warning: ", "yellow"), warning)
+
+
+def print_preview(document: ReportDocument, console: Console) -> None:
+    """Before the first labels: the raw signal rates, marked as a preview, and how labelling
+    starts. No verdict without labels."""
+    missing = ", ".join(document.unlabelled_dimensions)
+    _say(
+        console,
+        Text("PREVIEW — no verdict without labels. ", "bold yellow"),
+        f"No human label yet for {missing}, so the signals cannot be calibrated: below is what "
+        "each signal says taken at its word, which is not an estimate.",
+    )
+    for dimension, groups in document.raw.items():
+        for group, signals in groups.items():
+            if not signals:
+                continue
+            models = list(next(iter(signals.values())))
+            title = dimension if group == "all" else f"{dimension} ({group})"
+            print_table(
+                console,
+                f"raw signal rates: {title}",
+                [Column("model"), *(Column(f"raw: {s}", "right") for s in signals)],
+                [
+                    [model, *(percent(overall_rate(rates, model)) for rates in signals.values())]
+                    for model in models
+                ],
+            )
+
+
+def print_plan(plan: NextPlan, console: Console) -> None:
+    """What to label next, grouped by why: each reason once, then the strata it asks for."""
+    if not plan.picks:
+        return
+    by_reason: dict[str, list[StratumPick]] = {}
+    for p in plan.picks:
+        by_reason.setdefault(p.reason, []).append(p)
+    console.print("what to label next, and why", highlight=False)
+    columns = [Column("dimension"), Column("model"), Column("segment"), Column("level"),
+               Column("labels", "right"), Column("gain", "right")]  # fmt: skip
+    for reason, picks in by_reason.items():
+        labels = sum(p.n for p in picks)
+        _say(console, Text(f"{labels} label{'s' if labels != 1 else ''}: ", "bold"), reason)
+        rows: list[list[Cell]] = [
+            [
+                p.dimension if not p.group else f"{p.dimension} ({p.group})",
+                p.model,
+                p.segment,
+                p.level or "any",
+                str(p.n),
+                f"{p.gain:.3f}" if plan.mode == "targeted" else "-",
+            ]
+            for p in picks
+        ]
+        print_table(console, None, columns, rows)
 
 
 def _raw(rates: list[tuple[str, float | None]]) -> str:
@@ -83,17 +264,12 @@ def _raw(rates: list[tuple[str, float | None]]) -> str:
 
 def print_truth(document: ReportDocument, console: Console) -> None:
     """Estimated against true overall rates, for a study whose truth is known (the demo)."""
-    truth = document.truth or {}
     result = document.result
+    if result is None:
+        return
+    truth = document.truth or {}
     pct = int(round(100 * result.interval))
-    table = Table(
-        title=f"The method against the truth: calibrated rate [{pct}% interval], raw signal, true",
-        title_justify="left",
-    )
-    for column in ("dimension", "model"):
-        table.add_column(column)
-    for column in ("calibrated", "raw signal", "true", "covered"):
-        table.add_column(column, justify="right")
+    rows: list[list[Cell]] = []
     covered = total = 0
     for dimension, groups in result.rates.items():
         for group, models in groups.items():
@@ -101,19 +277,29 @@ def print_truth(document: ReportDocument, console: Console) -> None:
             true_rates = truth.get(dimension, {}).get(group, {})
             raw_rates = document.raw.get(dimension, {}).get(group, {})
             for model, r in models.items():
-                true = true_rates[model].overall if model in true_rates else None
+                true = overall_rate(true_rates, model)
                 raw = [(signal, overall_rate(rates, model)) for signal, rates in raw_rates.items()]
                 o = r.overall
                 hit = true is not None and o.lo <= true <= o.hi
+                mark: Cell = Text("yes", "green") if hit else Text("no", "red")
                 covered += hit
                 total += true is not None
-                table.add_row(
-                    title,
-                    model,
-                    f"{100 * o.mean:.1f}% [{100 * o.lo:.1f}, {100 * o.hi:.1f}]",
-                    _raw(raw),
-                    "–" if true is None else f"{100 * true:.1f}%",
-                    "[green]yes[/]" if hit else "[red]no[/]" if true is not None else "",
+                rows.append(
+                    [
+                        title,
+                        model,
+                        f"{100 * o.mean:.1f}% [{100 * o.lo:.1f}, {100 * o.hi:.1f}]",
+                        _raw(raw),
+                        percent(true),
+                        "" if true is None else mark,
+                    ]
                 )
-    console.print(table)
+    print_table(
+        console,
+        f"The method against the truth: calibrated rate [{pct}% interval], raw signal, true",
+        [Column("dimension"), Column("model"), Column("calibrated", "right"),
+         Column("raw signal", "right", wrap=True), Column("true", "right"),
+         Column("covered", "right")],
+        rows,
+    )  # fmt: skip
     console.print(f"{covered} of {total} true rates inside their {pct}% intervals")
