@@ -87,6 +87,7 @@ def test_report_formats(ran: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     text = md.read_text()
     assert text.startswith("# Can a candidate replace `legacy`?")
     assert "| cand | **" in text
+    assert "| ≥ -5.0 |" in text and "| ≥ -15.0 |" in text  # the margin keeps its sign
     assert "## Diagnostics" in text
 
 
@@ -176,3 +177,20 @@ def test_the_first_run_before_any_label_gives_a_preview(
     args = ["run", "--study", str(study), "--allow-uncalibrated", *DRAWS]
     assert changeover(args, monkeypatch) == 0
     assert "fit: re-used" in capsys.readouterr().out  # the same settings: the same fit
+
+
+def test_the_stage_line_of_run_shows_no_eta() -> None:
+    """Issue 14, item 14: the stages of a run are of unequal length, so the stage line gives no
+    time left (it said "eta 0:00:01" through an 8 s fit); the bars of generation and scoring do."""
+    from changeover.cli.app import progress_bars
+    from changeover.cli.run import StageProgress
+
+    progress = progress_bars(label_width=20, status=True)
+    stages = StageProgress(progress)
+    stages.on_stage("generate")
+    stages.on_stage("fit")
+    bar = progress.add_task("legacy", total=10, status="")
+    progress.advance(bar, 5)
+    time_left = progress.columns[-1]
+    assert time_left.render(progress.tasks[0]).plain == ""
+    assert time_left.render(progress.tasks[1]).plain.startswith("eta ")

@@ -29,7 +29,13 @@ from changeover.counts import counts_from_rows
 from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.generate import GenerateSummary, Reporter, generate
-from changeover.report.document import FitRecord, ReportDocument, build_document, point_rates
+from changeover.report.document import (
+    FitRecord,
+    ReportDocument,
+    build_document,
+    gate_examples,
+    point_rates,
+)
 from changeover.score import ScoreReporter, ScoreSummary, score
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
@@ -132,6 +138,9 @@ def analyse(
             assert result.draws is not None
             blocks = result.draws.blocks
     notes = list(dict.fromkeys(str(w.message) for w in caught))
+    examples = (
+        [] if result is None else gate_examples(study, result, rows, workspace.response_texts)
+    )
     available = available_per_stratum(blocks, unlabelled_responses(rows, queued_keys(workspace)))
     document = build_document(
         study,
@@ -148,6 +157,7 @@ def analyse(
         truth=truth,
         study_text=study_text,
         warnings=notes,
+        examples=examples,
     )
     with replacing(cache) as tmp:
         tmp.write_text(document.to_json(indent=1), encoding="utf-8")

@@ -135,6 +135,13 @@ class NextPlan:
     def expected_gain(self) -> float:
         return self.risk - self.expected_risk
 
+    def by_reason(self) -> list[tuple[str, list[StratumPick]]]:
+        """The picks grouped by their reason, in plan order: each reason said once."""
+        groups: dict[str, list[StratumPick]] = {}
+        for pick in self.picks:
+            groups.setdefault(pick.reason, []).append(pick)
+        return list(groups.items())
+
 
 @dataclass(frozen=True)
 class Pick:

@@ -7,6 +7,7 @@ import sys
 import warnings
 
 import typer
+from rich.markup import escape
 
 # Two chains run in parallel on a 2-core machine only if XLA exposes two host devices, and that
 # must be said before JAX is first imported.
@@ -71,7 +72,8 @@ app.registered_commands.sort(
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False,
+                      soft_wrap=True)  # fmt: skip
 
 
 def main() -> None:
@@ -80,7 +82,9 @@ def main() -> None:
     try:
         app()
     except ChangeoverError as error:
-        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -63,6 +63,7 @@ def demo(
         f"demo study in {directory}: {items:,} support questions in {len(SEGMENTS)} regions; "
         f"incumbent {INCUMBENT}, candidates {', '.join(CANDIDATES)}",
         highlight=False,
+        markup=False,
     )
     with progress_bars(label_width=20, status=True) as progress:
         stages = StageProgress(progress)
@@ -99,9 +100,12 @@ def demo(
         )
     out = directory / "report.html"
     write_report(document, out, "html")
+    study = outcome.demo.study
     console.print(
         f"report written to {out} ({time.monotonic() - started:.0f} s). Next: open it, then "
-        f"try `changeover next --budget 50 --study {outcome.demo.study}` and "
-        f"`changeover annotate --study {outcome.demo.study}`.",
+        f"try `changeover next --budget 50 --study {study}` and label what it queues: "
+        f"`changeover annotators add YOUR-NAME --study {study}` prints your token, "
+        f"`changeover annotate --study {study}` serves the queue.",
         highlight=False,
+        markup=False,
     )

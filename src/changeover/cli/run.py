@@ -41,7 +41,9 @@ class StageProgress:
 
     def on_stage(self, stage: str) -> None:
         if self._stage is None:
-            self._stage = self._progress.add_task("pipeline", total=len(self._stages), status="")
+            self._stage = self._progress.add_task(
+                "pipeline", total=len(self._stages), status="", eta=False
+            )
         done = self._stages.index(stage) if stage in self._stages else len(self._stages)
         label = {"fit": "fit (NUTS) and next labels", "done": "done"}.get(stage, stage)
         self._progress.update(self._stage, completed=done, status=label)

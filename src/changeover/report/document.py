@@ -9,36 +9,50 @@ and read back as the same types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any, Literal
 
 import numpy as np
+import polars as pl
 from pydantic import Field, TypeAdapter
 
 from changeover.agreement import DimensionAgreement
 from changeover.calibrate.blocks import Block
-from changeover.calibrate.decide import Record, Result
+from changeover.calibrate.decide import (
+    CandidateContrasts,
+    CandidateResult,
+    GateResult,
+    Record,
+    Result,
+    State,
+)
 from changeover.calibrate.next import NextPlan
 from changeover.calibrate.settings import Engine
 from changeover.signals.compute import LEVEL_SEPARATOR
 from changeover.study import Decision, Gate, Study
 
 __all__ = [
+    "Example",
     "FitRecord",
     "JudgeFlag",
     "PointRate",
     "PointRates",
     "RawRates",
+    "RegionExamples",
     "ReportDocument",
+    "ResponseTexts",
     "StudySummary",
     "build_document",
+    "gate_examples",
     "judge_flags",
     "label_counts",
+    "outcome_words",
     "overall_rate",
     "point_rates",
     "raw_rates",
+    "level_readings",
     "signal_readings",
 ]
 
@@ -63,26 +77,45 @@ def overall_rate(rates: Mapping[str, PointRate], model: str) -> float | None:
 #: Human labels per dimension, group, model and segment.
 LabelCounts = dict[str, dict[str, dict[str, dict[str, int]]]]
 
+#: What a human label of 1 and of 0 say, per dimension (any other dimension: pass / fail).
+OUTCOMES: dict[str, tuple[str, str]] = {
+    "correctness": ("correct", "incorrect"),
+    "refusal": ("refused", "complied"),
+    "style": ("adheres", "violates"),
+}
+
+
+def outcome_words(dimension: str) -> tuple[str, str]:
+    """The words for a human 1 and 0 on a dimension: a refusal label of 1 is "refused", not
+    "pass"."""
+    return OUTCOMES.get(dimension, ("pass", "fail"))
+
+
 #: The raw signal rates: per dimension, group and signal, each model's rate.
 RawRates = dict[str, dict[str, dict[str, dict[str, PointRate]]]]
 
 
-def signal_readings(block: Block, study: Study) -> dict[str, np.ndarray]:
-    """For each signal of the study that feeds the block's dimension, which of the block's
-    levels it reads as 1 (`pass_levels`). A dimension fed by several signals has their cross
-    product as its levels ("refused|fail"), each part read by its own signal. Empty when the
-    study names no signal for the dimension (a counts file fitted on its own) or the levels do
-    not come from its signals."""
-    signals = study.signals.for_dimension(block.dimension) if study.signals is not None else {}
+def level_readings(study: Study, dimension: str, levels: Sequence[str]) -> dict[str, np.ndarray]:
+    """For each signal of the study that feeds `dimension`, which of `levels` it reads as 1
+    (`pass_levels`). A dimension fed by several signals has their cross product as its levels
+    ("refused|fail"), each part read by its own signal. Empty when the study names no signal
+    for the dimension (a counts file fitted on its own) or the levels do not come from its
+    signals."""
+    signals = study.signals.for_dimension(dimension) if study.signals is not None else {}
     if not signals:
         return {}
-    parts = [k.split(LEVEL_SEPARATOR) if len(signals) > 1 else [k] for k in block.levels]
+    parts = [k.split(LEVEL_SEPARATOR) if len(signals) > 1 else [k] for k in levels]
     if any(len(p) != len(signals) for p in parts):
         return {}
     return {
-        name: np.array([p[i] in signal.pass_levels for p in parts])
+        name: np.array([p[i] in signal.pass_levels for p in parts], dtype=bool)
         for i, (name, signal) in enumerate(signals.items())
     }
+
+
+def signal_readings(block: Block, study: Study) -> dict[str, np.ndarray]:
+    """`level_readings` of a block's levels."""
+    return level_readings(study, block.dimension, block.levels)
 
 
 def _overall(per_segment: np.ndarray, block: Block, weights: Mapping[str, float]) -> float:
@@ -172,6 +205,134 @@ def judge_flags(result: Result, *, threshold: float = 0.05) -> list[JudgeFlag]:
     return flags
 
 
+class Example(Record):
+    """A response shown in the report: what was asked, what the candidate said, the signal's
+    level and the human label (None when unlabelled). `why`: "worst" — people (or, unlabelled,
+    every signal) say it fails the gate's side; "disagrees" — a signal and the people disagree."""
+
+    item_id: str
+    prompt: str
+    response: str
+    level: str
+    human: int | None
+    why: Literal["worst", "disagrees"]
+
+
+class RegionExamples(Record):
+    """Example responses of one candidate in one region, for a gate it fails or has not settled."""
+
+    gate: str
+    candidate: str
+    segment: str
+    probability: float  # P(the gate's condition holds in this region)
+    state: State
+    examples: list[Example]
+
+
+#: Reads the prompt and response text of (item_id, model) pairs (`Workspace.response_texts`).
+ResponseTexts = Callable[[Sequence[tuple[str, str]]], Mapping[tuple[str, str], tuple[str, str]]]
+
+
+_Shown = tuple[str, str, int | None, str]  # item_id, level, human, why
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _regions(gate: GateResult, verdict: CandidateResult, name: str, contrasts: CandidateContrasts,
+             regions: int) -> list[str]:  # fmt: skip
+    """The regions to show for a gate a candidate fails or has not settled: its failing and
+    unsettled segments, worst first, then (when the overall condition is open) the segments
+    where the contrast is least likely to hold."""
+    open_conditions = [
+        c for c in verdict.conditions if c.gate == name and c.state in ("failed", "unsettled")
+    ]
+    chosen = [c.where for c in sorted(open_conditions, key=lambda c: c.probability)]
+    chosen = [w for w in chosen if w != "overall"]
+    if any(c.where == "overall" for c in open_conditions):
+        by_risk = sorted(contrasts.segments.items(), key=lambda item: item[1].p_gate)
+        chosen += [s for s, _ in by_risk if s not in chosen]
+    return chosen[:regions]
+
+
+def gate_examples(
+    study: Study,
+    result: Result,
+    rows: pl.DataFrame,
+    texts: ResponseTexts,
+    *,
+    regions: int = 3,
+    per_kind: int = 2,
+) -> list[RegionExamples]:
+    """For each gate a candidate fails or has not settled, a few responses per region: the
+    worst (labelled as failing the gate's side, else read so by every signal) and those where a
+    signal and the people disagree. `rows` are the workspace's per-response rows
+    (`Workspace.rows()`); `texts` reads the chosen responses' text."""
+    responses = (
+        rows.with_columns(pl.col("group").fill_null(""))
+        .group_by("item_id", "model", "segment", "group", "dimension", "level")
+        .agg(pl.col("human").mean().alias("human"))
+        .sort("item_id")
+    )
+    planned: list[tuple[RegionExamples, list[_Shown]]] = []
+    for name, gate in result.gates.items():
+        bad = 0 if gate.better == "higher" else 1
+        group = "" if gate.group == "all" else gate.group
+        part = responses.filter(
+            (pl.col("dimension") == gate.dimension) & (pl.col("group") == group)
+        )
+        levels = part["level"].unique().to_list()
+        readings = level_readings(study, gate.dimension, levels).values()
+        read = {k: [bool(r[j]) for r in readings] for j, k in enumerate(levels)}
+        for candidate, contrasts in gate.contrasts.items():
+            verdict = result.candidates[candidate]
+            for segment in _regions(gate, verdict, name, contrasts, regions):
+                here = part.filter((pl.col("model") == candidate) & (pl.col("segment") == segment))
+                labelled: list[tuple[str, str, int]] = []
+                unlabelled: list[tuple[str, str]] = []
+                for item_id, level, mean in here.select("item_id", "level", "human").iter_rows():
+                    if mean is None or mean == 0.5:
+                        unlabelled.append((item_id, level))
+                    else:
+                        labelled.append((item_id, level, int(mean > 0.5)))
+                worst: list[_Shown] = [(i, k, h, "worst") for i, k, h in labelled if h == bad]
+                worst += [
+                    (i, k, None, "worst")
+                    for i, k in unlabelled
+                    if read.get(k) and all(int(r) == bad for r in read[k])
+                ]
+                shown = worst[:per_kind]
+                seen = {i for i, *_ in shown}
+                shown += [
+                    (i, k, h, "disagrees")
+                    for i, k, h in labelled
+                    if i not in seen and any(int(r) != h for r in read.get(k, []))
+                ][:per_kind]
+                if not shown:
+                    continue
+                place = contrasts.segments[segment]
+                region = RegionExamples(
+                    gate=name, candidate=candidate, segment=segment, probability=place.p_gate,
+                    state=place.state, examples=[],
+                )  # fmt: skip
+                planned.append((region, shown))
+    found = texts([(item_id, r.candidate) for r, shown in planned for item_id, *_ in shown])
+    out = []
+    for region, shown in planned:
+        examples = []
+        for item_id, level, human, why in shown:
+            prompt, response = found.get((item_id, region.candidate), ("", ""))
+            examples.append(
+                Example(
+                    item_id=item_id, prompt=_clip(prompt, 400), response=_clip(response, 800),
+                    level=level, human=human, why=why,  # type: ignore[arg-type]
+                )
+            )  # fmt: skip
+        out.append(region.model_copy(update={"examples": examples}))
+    return out
+
+
 class StudySummary(Record):
     """The study as the report shows it (and its file's text, for reproducibility)."""
 
@@ -220,6 +381,7 @@ class ReportDocument(Record):
     judge_flags: list[JudgeFlag] = Field(default_factory=list)
     next: NextPlan | None = None
     fit: FitRecord | None = None
+    examples: list[RegionExamples] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)  # the fit's and the counts' warnings
 
     @property
@@ -287,6 +449,7 @@ def build_document(
     truth: Mapping[str, Any] | None = None,
     study_text: str | None = None,
     warnings: Sequence[str] = (),
+    examples: Sequence[RegionExamples] = (),
 ) -> ReportDocument:
     """The whole report as one typed record; `blocks` are the counts the result was fitted to
     (`result.draws.blocks`), `truth` the true rates of a simulated study (shaped as a result's
@@ -307,5 +470,6 @@ def build_document(
         judge_flags=[] if result is None else judge_flags(result),
         next=plan,
         fit=fit,
+        examples=list(examples),
         warnings=list(warnings),
     )

@@ -7,10 +7,17 @@ from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from changeover.calibrate.decide import GateResult
 from changeover.report import plots
-from changeover.report.document import JudgeFlag, PointRate, ReportDocument, overall_rate
+from changeover.report.document import (
+    JudgeFlag,
+    PointRate,
+    ReportDocument,
+    outcome_words,
+    overall_rate,
+)
 
-__all__ = ["BlockView", "blocks_of", "percent", "render_html"]
+__all__ = ["BlockView", "blocks_of", "margins", "percent", "render_html"]
 
 
 def percent(x: float | None) -> str:
@@ -30,8 +37,15 @@ def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
-def _state(p: float, required: float) -> str:
-    return "held" if p >= required else "failed" if p <= 1 - required else "open"
+def margins(gate: GateResult) -> str:
+    """ "margin ≥ -5.0 pp (≥ -15.0 per segment)": the gate's margins as the conditions use them."""
+    sign = "≥ -" if gate.better == "higher" else "≤ +"
+    first = next(iter(gate.contrasts.values()))
+    text = f"margin {sign}{100 * first.overall.margin:.1f} pp"
+    segment = next(iter(first.segments.values()), None)
+    if segment is not None and segment.margin != first.overall.margin:
+        text += f" ({sign}{100 * segment.margin:.1f} per segment)"
+    return text
 
 
 def _data_uri(svg: str) -> str:
@@ -50,6 +64,7 @@ class BlockView:
     truth: dict[str, PointRate]
     labels: dict[str, dict[str, int]]
     flags: list[JudgeFlag]
+    words: tuple[str, str]  # what a human 1 and 0 say on this dimension
 
 
 def blocks_of(document: ReportDocument) -> list[BlockView]:
@@ -73,6 +88,7 @@ def blocks_of(document: ReportDocument) -> list[BlockView]:
                         for f in document.judge_flags
                         if f.dimension == dimension and f.group == group
                     ],
+                    words=outcome_words(dimension),
                 )
             )
     return out
@@ -85,10 +101,8 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(overall=overall_rate)
-    env.filters.update(
-        pct=percent, pp=_pp, prob=_prob, num=_num, state=_state, thousands=lambda n: f"{n:,}"
-    )
+    env.globals.update(overall=overall_rate, outcome=outcome_words, margins=margins)
+    env.filters.update(pct=percent, pp=_pp, prob=_prob, num=_num, thousands=lambda n: f"{n:,}")
     return env
 
 

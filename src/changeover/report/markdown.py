@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from changeover.calibrate.decide import Result
 from changeover.report.document import ReportDocument, overall_rate
 from changeover.report.html import blocks_of, percent
@@ -9,14 +11,35 @@ from changeover.report.html import blocks_of, percent
 __all__ = ["render_markdown"]
 
 
+_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def md(text: str) -> str:
+    """User text (a name, a reason) as Markdown that shows it literally: no raw HTML (`<`, `>`
+    and `&` as entities), no emphasis, link, code or table cell boundary, on one line."""
+    text = " ".join(str(text).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def code(text: str) -> str:
+    """User text as an inline code span (shown verbatim, never HTML), fenced by more backticks
+    than it holds."""
+    text = " ".join(str(text).split())
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A table; user text in the cells must already be escaped (`md`)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]
 
 
 def _preview(document: ReportDocument) -> list[str]:
-    missing = ", ".join(document.unlabelled_dimensions)
+    missing = md(", ".join(document.unlabelled_dimensions))
     budget = document.next.budget if document.next else 100
     out = [
         f"**Preview — no verdict without labels.** {missing} has no human label yet, so the "
@@ -32,11 +55,11 @@ def _preview(document: ReportDocument) -> list[str]:
         if not block.raw:
             continue
         models = list(next(iter(block.raw.values())))
-        out += [f"### {block.title}", ""]
+        out += [f"### {md(block.title)}", ""]
         out += _table(
-            ["model", *(f"raw: {signal}" for signal in block.raw)],
+            ["model", *(f"raw: {md(signal)}" for signal in block.raw)],
             [
-                [model, *(percent(overall_rate(rates, model)) for rates in block.raw.values())]
+                [md(model), *(percent(overall_rate(rates, model)) for rates in block.raw.values())]
                 for model in models
             ],
         )
@@ -47,7 +70,7 @@ def _verdicts(result: Result, document: ReportDocument) -> list[str]:
     out = _table(
         ["candidate", "verdict", "P(all gates)", "why"],
         [
-            [name, f"**{c.verdict}**", f"{c.p_all_gates:.3f}", c.reason]
+            [md(name), f"**{c.verdict}**", f"{c.p_all_gates:.3f}", md(c.reason)]
             for name, c in result.candidates.items()
         ],
     )
@@ -58,8 +81,8 @@ def _verdicts(result: Result, document: ReportDocument) -> list[str]:
         sign = "≥ -" if gate.better == "higher" else "≤ +"
         rows = [
             [
-                candidate,
-                where,
+                md(candidate),
+                md(where),
                 f"{100 * c.mean:+.1f} [{100 * c.lo:+.1f}, {100 * c.hi:+.1f}]",
                 f"{sign}{100 * c.margin:.1f}",
                 f"{c.p_gate:.3f}",
@@ -68,26 +91,26 @@ def _verdicts(result: Result, document: ReportDocument) -> list[str]:
             for where, c in entry.places()
             if c.gated
         ]
-        out += [f"### {name} ({gate.dimension}, {gate.better} is better)", ""]
+        out += [f"### {md(name)} ({md(gate.dimension)}, {gate.better} is better)", ""]
         out += _table(["candidate", "where", "contrast", "margin", "P(holds)"], rows)
     out += ["## Calibrated rates against the raw signal", ""]
     truth = document.truth
     for block in blocks_of(document):
-        raw = [f"raw: {signal}" for signal in block.raw]
+        raw = [f"raw: {md(signal)}" for signal in block.raw]
         header = ["model", "calibrated", *raw, *(["true"] if truth else []), "labels"]
         rows = []
         for model, r in result.rates[block.dimension][block.group].items():
             o = r.overall
-            row = [model, f"{percent(o.mean)} [{percent(o.lo)}, {percent(o.hi)}]"]
+            row = [md(model), f"{percent(o.mean)} [{percent(o.lo)}, {percent(o.hi)}]"]
             row += [percent(overall_rate(rates, model)) for rates in block.raw.values()]
             if truth:
                 row.append(percent(overall_rate(block.truth, model)))
             row.append(str(sum(block.labels.get(model, {}).values())))
             rows.append(row)
-        out += [f"### {block.title}", ""] + _table(header, rows)
+        out += [f"### {md(block.title)}", ""] + _table(header, rows)
         for f in block.flags:
             out.append(
-                f"- the signal treats **{f.model}** differently: P({f.level} | human "
+                f"- the signal treats **{md(f.model)}** differently: P({md(f.level)} | human "
                 f"{f.given}) = {percent(f.value)} against a median of {percent(f.others)}"
             )
         if block.flags:
@@ -99,16 +122,16 @@ def render_markdown(document: ReportDocument) -> str:
     """Verdicts, gates, rates, labels, what to label next and diagnostics, as Markdown (before
     the first labels, a preview: the raw signal rates and how labelling starts)."""
     result = document.result
-    out = [f"# Can a candidate replace `{document.study.incumbent}`?", ""]
+    out = [f"# Can a candidate replace {code(document.study.incumbent)}?", ""]
     out += _verdicts(result, document) if result is not None else _preview(document)
-    out += [f"> warning: {w}" for w in document.warnings] + ([""] if document.warnings else [])
+    out += [f"> warning: {md(w)}" for w in document.warnings] + ([""] if document.warnings else [])
     if document.agreement:
         out += ["## Agreement between annotators", ""]
         out += _table(
             ["dimension", "labelled twice", "Cohen's κ", "Krippendorff's α"],
             [
                 [
-                    a.dimension,
+                    md(a.dimension),
                     str(a.responses),
                     "–" if a.cohen_kappa is None else f"{a.cohen_kappa:.2f}",
                     "–" if a.krippendorff_alpha is None else f"{a.krippendorff_alpha:.2f}",
@@ -118,12 +141,19 @@ def render_markdown(document: ReportDocument) -> str:
         )
     plan = document.next
     if plan:
-        out += ["## What to label next", "", plan.message, ""]
+        out += ["## What to label next", "", md(plan.message), ""]
         if plan.picks:
             out += _table(
                 ["dimension", "model", "segment", "level", "labels", "why"],
                 [
-                    [p.dimension, p.model, p.segment, p.level or "any", str(p.n), p.reason]
+                    [
+                        md(p.dimension),
+                        md(p.model),
+                        md(p.segment),
+                        md(p.level or "any"),
+                        str(p.n),
+                        md(p.reason),
+                    ]
                     for p in plan.picks
                 ],
             )

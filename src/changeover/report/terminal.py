@@ -13,13 +13,14 @@ from typing import Literal
 
 from rich import box
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from changeover.calibrate.decide import CandidateResult, GateResult, Result
-from changeover.calibrate.next import NextPlan, StratumPick
+from changeover.calibrate.next import NextPlan
 from changeover.report.document import ReportDocument, overall_rate
-from changeover.report.html import percent
+from changeover.report.html import margins, percent
 
 __all__ = [
     "Column",
@@ -62,7 +63,12 @@ def print_table(
     """A table that stays whole: on a terminal a Rich table whose only wrapping columns are the
     free-text ones; elsewhere (a pipe, a CI log) plain text, one line per row, never wrapped."""
     if console.is_terminal:
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(
+            title=None if title is None else Text(title),
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
         for column in columns:
             table.add_column(
                 column.name,
@@ -90,9 +96,14 @@ def print_table(
     console.print()
 
 
-def _say(console: Console, *parts: Cell) -> None:
-    """Print user text as text (never markup)."""
-    console.print(Text.assemble(*parts), highlight=False)
+def _say(console: Console, *parts: Cell, indent: int = 0) -> None:
+    """Print user text as text (never markup): on a terminal wrapped (a hanging `indent`),
+    elsewhere on one line."""
+    text = Text.assemble(*parts)
+    if console.is_terminal:
+        console.print(Padding(text, (0, 0, 0, indent)) if indent else text, highlight=False)
+    else:
+        console.print(Text(" " * indent) + text, highlight=False, soft_wrap=True)
 
 
 def verdict_text(verdict: CandidateResult, *, converged: bool = True) -> Text:
@@ -107,19 +118,36 @@ def _pp(x: float) -> str:
     return f"{100 * x:+.1f}" if x == x else "n/a"
 
 
-def _gate_title(name: str, gate: GateResult, interval: float) -> str:
-    sign = "≥ -" if gate.better == "higher" else "≤ +"
-    first = next(iter(gate.contrasts.values()))
-    margin = f"{sign}{100 * first.overall.margin:.1f}"
-    segment = next(iter(first.segments.values()), None)
-    if segment is not None and segment.margin != first.overall.margin:
-        margin += f" overall, {sign}{100 * segment.margin:.1f} per segment"
+def _gate_title(name: str, gate: GateResult) -> str:
     group = "" if gate.group == "all" else f", items that should {gate.group}"
     return (
-        f"gate {name} ({gate.dimension}{group}, {gate.better} is better): candidate − incumbent "
-        f"in points, mean [{round(100 * interval)}% interval]; margin {margin}; holds at "
-        f"P ≥ {gate.probability}"
+        f"gate {name}: {gate.dimension}{group}, {gate.better} is better, {margins(gate)}, "
+        f"holds at P ≥ {gate.probability}"
     )
+
+
+def _gate_table(console: Console, name: str, gate: GateResult) -> None:
+    """One row per gated condition. On a terminal each candidate heads its rows (so that long
+    names and intervals fit 80 columns); in plain text every row names its candidate."""
+    grouped = console.is_terminal
+    columns = [Column("candidate / where" if grouped else "where"), Column("contrast", "right"),
+               Column("P(holds)", "right"), Column("state")]  # fmt: skip
+    if not grouped:
+        columns.insert(0, Column("candidate"))
+    rows: list[list[Cell]] = []
+    for candidate, entry in gate.contrasts.items():
+        gated = [(where, c) for where, c in entry.places() if c.gated]
+        if grouped and gated:
+            rows.append([Text(candidate, "bold"), "", "", ""])
+        for where, c in gated:
+            cells: list[Cell] = [
+                f"  {where}" if grouped else where,
+                f"{_pp(c.mean)} [{_pp(c.lo)}, {_pp(c.hi)}]",
+                f"{c.p_gate:.3f}",
+                Text(c.state, style=_STYLE.get(c.state, "")),
+            ]
+            rows.append(cells if grouped else [candidate, *cells])
+    print_table(console, _gate_title(name, gate), columns, rows)
 
 
 def print_result(result: Result, console: Console) -> None:
@@ -132,37 +160,30 @@ def print_summary(result: Result, console: Console, *, seconds: float | None = N
     table per gate with each condition's state, the diagnostics."""
     converged = result.diagnostics.converged
     labels = result.n_labels
-    print_table(
+    _say(
         console,
-        f"Can a candidate replace '{result.incumbent}'? Decided on {labels:,} human "
-        f"label{'s' if labels != 1 else ''}.",
-        [Column("candidate"), Column("verdict"), Column("P(all gates)", "right"),
-         Column("why", wrap=True)],
-        [
-            [name, verdict_text(c, converged=converged), f"{c.p_all_gates:.3f}", c.reason]
-            for name, c in result.candidates.items()
-        ],
-    )  # fmt: skip
-    for name, gate in result.gates.items():
-        rows: list[list[Cell]] = [
-            [
-                candidate,
-                where,
-                f"{_pp(c.mean)} [{_pp(c.lo)}, {_pp(c.hi)}]",
-                f"{c.p_gate:.3f}",
-                Text(c.state, style=_STYLE.get(c.state, "")),
-            ]
-            for candidate, entry in gate.contrasts.items()
-            for where, c in entry.places()
-            if c.gated
-        ]
-        print_table(
+        Text(f"Can a candidate replace '{result.incumbent}'?", "bold"),
+        f" Decided on {labels:,} human label{'s' if labels != 1 else ''}.",
+    )
+    width = max(len(name) for name in result.candidates)
+    for name, verdict in result.candidates.items():
+        _say(
             console,
-            _gate_title(name, gate, result.interval),
-            [Column("candidate"), Column("where"), Column("contrast", "right"),
-             Column("P(holds)", "right"), Column("state")],
-            rows,
-        )  # fmt: skip
+            f"  {name.ljust(width)}  ",
+            verdict_text(verdict, converged=converged),
+            f"  P(all gates) = {verdict.p_all_gates:.3f}",
+        )
+        _say(console, f"why: {verdict.reason}", indent=width + 4)
+    console.print()
+    if result.gates:
+        console.print(
+            f"Gates: contrast candidate − incumbent in points, mean "
+            f"[{round(100 * result.interval)}% interval]; a condition is held, failed or "
+            "unsettled by its P(holds).",
+            highlight=False,
+        )
+    for name, gate in result.gates.items():
+        _gate_table(console, name, gate)
     d = result.diagnostics
     took = "" if seconds is None else f", {seconds:.1f} s"
     status = Text("converged", style="green") if converged else Text("NOT CONVERGED", "bold red")
@@ -232,13 +253,10 @@ def print_plan(plan: NextPlan, console: Console) -> None:
     """What to label next, grouped by why: each reason once, then the strata it asks for."""
     if not plan.picks:
         return
-    by_reason: dict[str, list[StratumPick]] = {}
-    for p in plan.picks:
-        by_reason.setdefault(p.reason, []).append(p)
     console.print("what to label next, and why", highlight=False)
     columns = [Column("dimension"), Column("model"), Column("segment"), Column("level"),
                Column("labels", "right"), Column("gain", "right")]  # fmt: skip
-    for reason, picks in by_reason.items():
+    for reason, picks in plan.by_reason():
         labels = sum(p.n for p in picks)
         _say(console, Text(f"{labels} label{'s' if labels != 1 else ''}: ", "bold"), reason)
         rows: list[list[Cell]] = [
@@ -298,7 +316,7 @@ def print_truth(document: ReportDocument, console: Console) -> None:
         console,
         f"The method against the truth: calibrated rate [{pct}% interval], raw signal, true",
         [Column("dimension"), Column("model"), Column("calibrated", "right"),
-         Column("raw signal", "right", wrap=True), Column("true", "right"),
+         Column("raw signal", "right"), Column("true", "right"),
          Column("covered", "right")],
         rows,
     )  # fmt: skip
