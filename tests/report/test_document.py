@@ -84,3 +84,55 @@ def test_judge_flags_the_model_the_signal_treats_differently() -> None:
     flags = judge_flags(Fitted())  # type: ignore[arg-type]
     assert {(f.model, f.given) for f in flags} == {("c", "pass")}
     assert {f.level for f in flags} == {"correct", "incorrect"}
+
+
+def test_examples_show_the_worst_and_the_disagreements_where_a_gate_fails() -> None:
+    """Issue 14, item 12: for the region a candidate fails, the worst responses (labelled as
+    failing, then read so by the signal) and those where the signal and the people disagree."""
+    import polars as pl
+
+    from changeover.calibrate.decide import decide
+    from changeover.calibrate.diagnostics import Diagnostics
+    from changeover.calibrate.posterior import Draws
+    from changeover.report.document import gate_examples
+
+    study = parse_study({
+        **STUDY,
+        "signals": {"overlap": {"kind": "reference", "metric": "exact_match"}},
+        "gates": [{"name": "g", "dimension": "correctness", "better": "higher", "margin": 0.02,
+                   "scope": "segments"}],
+    })  # fmt: skip
+    rng = np.random.default_rng(0)
+    theta = np.array([[0.8, 0.8], [0.85, 0.5]])[None] + rng.normal(0, 0.01, (1000, 2, 2))
+    n = np.ones((2, 2, 2))
+    block = _block(("match", "no_match"), n)
+    given = np.full((1000, 2, 2), 0.5)
+    draws = Draws([block], {block.key: theta}, {block.key: given}, {block.key: given},
+                  Diagnostics(1.0, 1000.0, 0, 2, 500))  # fmt: skip
+    result = decide(study, draws)
+    assert result.gates["g"].contrasts["b"].segments["y"].state == "failed"
+    rows = pl.DataFrame(
+        [
+            # item, model, segment, level, human
+            ("y1", "b", "y", "match", 1),  # agrees: never shown
+            ("y2", "b", "y", "no_match", None),  # unlabelled, the signal says it fails
+            ("y3", "b", "y", "match", 0),  # labelled as failing, and the signal disagrees
+            ("y4", "b", "y", "no_match", 1),  # the signal and the person disagree
+            ("y5", "a", "y", "no_match", 0),  # the incumbent's: not the candidate's example
+            ("x1", "b", "x", "no_match", 0),  # a region the candidate does not fail
+        ],
+        schema=["item_id", "model", "segment", "level", "human"],
+        orient="row",
+    ).with_columns(group=pl.lit(""), dimension=pl.lit("correctness"))
+    asked: list[tuple[str, str]] = []
+
+    def texts(keys):  # type: ignore[no-untyped-def]
+        asked.extend(keys)
+        return {k: (f"prompt {k[0]}", f"<response {k[0]}>") for k in keys}
+
+    [region] = gate_examples(study, result, rows, texts)
+    assert (region.candidate, region.segment, region.state) == ("b", "y", "failed")
+    shown = [(e.item_id, e.why, e.human) for e in region.examples]
+    assert shown == [("y3", "worst", 0), ("y2", "worst", None), ("y4", "disagrees", 1)]
+    assert region.examples[0].response == "<response y3>"
+    assert sorted(asked) == [("y2", "b"), ("y3", "b"), ("y4", "b")]
