@@ -96,5 +96,5 @@ def test_next_says_a_repeated_reason_once() -> None:
     print_plan(plan, console)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert out.count(reason) == 1
-    assert "15 labels: " + reason in out
+    assert "15 labels for " + reason in out
     assert all(segment in out for segment in SEGMENTS)

@@ -104,6 +104,14 @@ class StratumPick:
     n: int
     gain: float  # expected reduction of the summed wrong-verdict risk due to these labels
     reason: str
+    aim: str = ""  # the gate condition the labels help most (the reason without the stratum's)
+
+    @property
+    def detail(self) -> str:
+        """What the reason says beyond its aim (the stratum's own P(pass | level))."""
+        if self.aim and self.reason.startswith(self.aim):
+            return self.reason[len(self.aim) :].lstrip("; ")
+        return ""
 
     @field_serializer("group")
     def _write_group(self, group: str) -> str:
@@ -136,10 +144,11 @@ class NextPlan:
         return self.risk - self.expected_risk
 
     def by_reason(self) -> list[tuple[str, list[StratumPick]]]:
-        """The picks grouped by their reason, in plan order: each reason said once."""
+        """The picks grouped by what they are for (the condition they help, else the reason),
+        in plan order: each said once."""
         groups: dict[str, list[StratumPick]] = {}
         for pick in self.picks:
-            groups.setdefault(pick.reason, []).append(pick)
+            groups.setdefault(pick.aim or pick.reason, []).append(pick)
         return list(groups.items())
 
 
@@ -334,17 +343,16 @@ class _BlockState:
         self.cov_jj = self.cov_jj - np.outer(jj, jj) / denom
         self.taken[j] += b
 
-    def why(self, j: int, b: int) -> str:
-        """Name the condition this stratum helps most."""
+    def why(self, j: int, b: int) -> tuple[str, str]:
+        """The condition this stratum helps most, and the reason in full (with the stratum's
+        P(pass | level))."""
         denom = self.cov_jj[j, j] + self.noise[j] / b
         new_sd = np.sqrt(np.maximum(self.cov_cc - self.cov_cj[:, j] ** 2 / denom, 1e-15))
         per = _risk(self.t, self.sd0, np.sqrt(self.cov_cc)) - _risk(self.t, self.sd0, new_sd)
         c = self.conditions[int(np.argmax(per))]
         where = "overall" if c.where == "overall" else f"in {c.where}"
-        return (
-            f"{c.candidate}: gate {c.gate} {where} P(holds) = {c.probability:.2f}; "
-            f"P(pass | level) here is {self.q_mean[j]:.2f} ± {self.q_sd[j]:.2f}"
-        )
+        aim = f"{c.candidate}: gate {c.gate} {where} P(holds) = {c.probability:.2f}"
+        return aim, f"{aim}; P(pass | level) here is {self.q_mean[j]:.2f} ± {self.q_sd[j]:.2f}"
 
 
 def _capacity(block: Block, available: dict[StratumKey, np.ndarray] | None) -> np.ndarray:
@@ -505,6 +513,7 @@ def plan_next(
     step = step or max(1, round(budget / 60))
     left = budget
     reasons: dict[tuple[int, int], str] = {}
+    helped: dict[tuple[int, int], str] = {}  # the condition a stratum helps, where one is named
     gains: dict[tuple[int, int], float] = {}
     order: list[tuple[int, int]] = []
     for i, j, b in _coverage(states, study.incumbent, min_per_cell, budget):
@@ -538,7 +547,7 @@ def plan_next(
             break
         _, i, j, b = best
         if (i, j) not in reasons:
-            reasons[(i, j)] = states[i].why(j, b)
+            helped[(i, j)], reasons[(i, j)] = states[i].why(j, b)
             order.append((i, j))
         before = states[i].risk_now()
         states[i].add(j, b)
@@ -558,6 +567,7 @@ def plan_next(
                 int(states[i].taken[j]),
                 gains[(i, j)],
                 reasons[(i, j)],
+                helped.get((i, j), ""),
             )
         )
     risk1 = float(sum(s.risk_now() for s in states))

@@ -254,11 +254,14 @@ def print_plan(plan: NextPlan, console: Console) -> None:
     if not plan.picks:
         return
     console.print("what to label next, and why", highlight=False)
-    columns = [Column("dimension"), Column("model"), Column("segment"), Column("level"),
-               Column("labels", "right"), Column("gain", "right")]  # fmt: skip
     for reason, picks in plan.by_reason():
         labels = sum(p.n for p in picks)
-        _say(console, Text(f"{labels} label{'s' if labels != 1 else ''}: ", "bold"), reason)
+        _say(console, Text(f"{labels} label{'s' if labels != 1 else ''} for ", "bold"), reason)
+        detail = any(p.detail for p in picks)
+        columns = [Column("dimension"), Column("model"), Column("segment"), Column("level"),
+                   Column("labels", "right")]  # fmt: skip
+        if detail:
+            columns.append(Column("here", wrap=True))
         rows: list[list[Cell]] = [
             [
                 p.dimension if not p.group else f"{p.dimension} ({p.group})",
@@ -266,7 +269,7 @@ def print_plan(plan: NextPlan, console: Console) -> None:
                 p.segment,
                 p.level or "any",
                 str(p.n),
-                f"{p.gain:.3f}" if plan.mode == "targeted" else "-",
+                *([p.detail] if detail else []),
             ]
             for p in picks
         ]
