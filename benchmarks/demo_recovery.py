@@ -70,18 +70,12 @@ def run_seed(seed: int, folder: Path, items: int) -> dict[str, Any]:
     outcome = run_demo(folder, items=items, seed=seed)
     elapsed = time.perf_counter() - started
     document = outcome.document
-    result = document["result"]
+    result = document.model_dump()["result"]  # the documented JSON keys, as plain data
     reviewed = _coverage(result["rates"], outcome.demo.true_rates())
     designed_cover = _coverage(result["rates"], outcome.demo.designed_rates())
     designed = outcome.demo.designed["verdicts"]
     candidates = result["candidates"]
-    labels = sum(
-        n
-        for groups in document["labels"].values()
-        for models in groups.values()
-        for per in models.values()
-        for n in per.values()
-    )
+    labels = document.n_labels
     return {
         "seed": seed,
         "verdicts": {c: r["verdict"] for c, r in candidates.items()},

@@ -87,6 +87,7 @@ def test_report_formats(ran: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     text = md.read_text()
     assert text.startswith("# Can a candidate replace `legacy`?")
     assert "| cand | **" in text
+    assert "| ≥ -5.0 |" in text and "| ≥ -15.0 |" in text  # the margin keeps its sign
     assert "## Diagnostics" in text
 
 
@@ -115,3 +116,81 @@ def test_run_without_items_says_what_to_do(tmp_path: Path, monkeypatch: pytest.M
     assert changeover(["run", "--study", str(study)], monkeypatch) == 2
     assert "no items; import them first" in capsys.readouterr().err
     assert not (tmp_path / "s" / "report.html").exists()
+
+
+def test_a_cache_in_an_older_format_is_refitted_not_misread(
+    ran: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `<db>.fit.json` written by an earlier version (here: contrasts without `state`, under
+    the same fingerprint) is not trusted: the study is fitted again and the cache rewritten."""
+    cache = fit_cache_path(load_study(ran))
+    old = json.loads(cache.read_text())
+    for gate in old["result"]["gates"].values():
+        for entry in gate["contrasts"].values():
+            entry["overall"].pop("state")
+    cache.write_text(json.dumps(old))
+    out = tmp_path / "report.json"
+    args = ["report", "--study", str(ran), "--format", "json", "--out", str(out), *DRAWS]
+    assert changeover(args, monkeypatch) == 0
+    fresh = json.loads(cache.read_text())
+    assert all(
+        "state" in entry["overall"]
+        for gate in fresh["result"]["gates"].values()
+        for entry in gate["contrasts"].values()
+    )
+    assert json.loads(out.read_text())["fit"]["fingerprint"] == old["fit"]["fingerprint"]
+
+
+def test_the_first_run_before_any_label_gives_a_preview(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14, item 2: no labels yet is not an error: `run` writes a report marked as a
+    preview (raw signal rates, how labelling starts, no verdict), and `--allow-uncalibrated`
+    fits on the prior alone, on `run` and `report` alike."""
+    study = write_pipeline_study(tmp_path / "s")
+    items = str(tmp_path / "s" / "items.csv")
+    assert changeover(["run", "--study", str(study), "--items", items, *DRAWS], monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "PREVIEW — no verdict without labels" in out
+    assert "fit: none yet" in out and "raw: overlap" in out and "raw: refusals" in out
+    assert "stratified random start" in out
+    assert "next: `changeover next --budget 100`" in out
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert 'id="preview"' in html and 'id="verdicts"' not in html
+    cached = json.loads(fit_cache_path(load_study(study)).read_text())
+    assert cached["result"] is None and cached["next"]["mode"] == "stratified-start"
+    assert cached["raw"]["correctness"]["all"]["overlap"]["legacy"]["overall"] > 0.5
+
+    md = tmp_path / "r.md"
+    args = ["report", "--study", str(study), "--format", "md", "--out", str(md), *DRAWS]
+    assert changeover(args, monkeypatch) == 0
+    assert "**Preview — no verdict without labels.**" in md.read_text()
+    assert "preview: no verdict without labels" in capsys.readouterr().out
+
+    json_out = tmp_path / "r.json"
+    args = ["report", "--study", str(study), "--format", "json", "--out", str(json_out),
+            "--allow-uncalibrated", *DRAWS]  # fmt: skip
+    assert changeover(args, monkeypatch) == 0
+    document = json.loads(json_out.read_text())
+    assert document["result"]["candidates"]["cand"]["verdict"]
+    assert any("uncalibrated" in w for w in document["warnings"])
+    args = ["run", "--study", str(study), "--allow-uncalibrated", *DRAWS]
+    assert changeover(args, monkeypatch) == 0
+    assert "fit: re-used" in capsys.readouterr().out  # the same settings: the same fit
+
+
+def test_the_stage_line_of_run_shows_no_eta() -> None:
+    """Issue 14, item 14: the stages of a run are of unequal length, so the stage line gives no
+    time left (it said "eta 0:00:01" through an 8 s fit); the bars of generation and scoring do."""
+    from changeover.cli.app import progress_bars
+    from changeover.cli.run import StageProgress
+
+    progress = progress_bars(label_width=20, status=True)
+    stages = StageProgress(progress)
+    stages.on_stage("generate")
+    stages.on_stage("fit")
+    bar = progress.add_task("legacy", total=10, status="")
+    progress.advance(bar, 5)
+    time_left = progress.columns[-1]
+    assert time_left.render(progress.tasks[0]).plain == ""
+    assert time_left.render(progress.tasks[1]).plain.startswith("eta ")

@@ -33,6 +33,7 @@ from changeover.demo_text import (
     forbidden_item,
     write_response,
 )
+from changeover.report.document import ReportDocument
 from changeover.signals.compute import compute_signal
 from changeover.signals.settings import RefusalSignal
 from changeover.study import load_study
@@ -600,7 +601,7 @@ class DemoRun:
     (the verdicts after each fit; the labels `next` picked before each fit but the first)."""
 
     demo: DemoStudy
-    document: dict[str, Any]
+    document: ReportDocument
     verdicts: list[dict[str, str]]
     labels_added: list[int]
 
@@ -619,7 +620,9 @@ def run_demo(
 ) -> DemoRun:
     """Build the demo and run the pipeline on it; while a candidate is undecided (at most
     `rounds` times), label the responses `changeover next` picks (`review`) and fit again."""
-    from changeover.run import next_responses, run
+    from changeover.calibrate.next import PlanRequest
+    from changeover.next import next_responses
+    from changeover.run import run
     from changeover.study import load_study
     from changeover.workspace import open_workspace
 
@@ -638,19 +641,23 @@ def run_demo(
             items=demo.items,
             labels=labels,
             settings=settings,
-            budget=labels_per_round,
+            plan=PlanRequest(labels_per_round),
             truth=truth,
             generate_reporter=generate_reporter,
             score_reporter=score_reporter,
             on_stage=on_stage,
         )
-        candidates = analysis.document["result"]["candidates"]
-        verdicts.append({c: v["verdict"] for c, v in candidates.items()})
+        result = analysis.document.result
+        assert result is not None, "the demo's first labels calibrate every dimension"
+        verdicts.append({c: v.verdict for c, v in result.candidates.items()})
         done = len(labels) - 1
         if "undecided" not in verdicts[-1].values() or done >= rounds:
             break
         with open_workspace(study.workspace_path) as workspace:
-            picks = next_responses(study, workspace, analysis.document, seed=seed + done)
+            picks = [
+                (p.item_id, p.model, p.dimension)
+                for p in next_responses(study, workspace, analysis.document, seed=seed + done)
+            ]
         if not picks:
             break
         labels.append(review(demo, picks, directory / f"labels-next-{done + 1}.csv", seed=seed))

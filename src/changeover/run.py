@@ -11,35 +11,43 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
 from changeover.agreement import agreement
 from changeover.annotate.labels import read_labels
 from changeover.annotate.queue import queued_keys
+from changeover.calibrate.next import PlanRequest
 from changeover.calibrate.settings import FitSettings, PriorScales
 from changeover.counts import counts_from_rows, workspace_rows
 from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.generate import GenerateSummary, Reporter, generate
-from changeover.report.document import Rates, build_document
+from changeover.report.document import (
+    FitRecord,
+    ReportDocument,
+    build_document,
+    gate_examples,
+    point_rates,
+)
 from changeover.score import ScoreReporter, ScoreSummary, score
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
 
-__all__ = ["Analysis", "analyse", "fit_cache_path", "next_responses", "run"]
+__all__ = ["Analysis", "analyse", "fit_cache_path", "run", "scored_rows"]
 
 
 @dataclass
 class Analysis:
     """The report document of a study, and whether it was re-used from an earlier fit."""
 
-    document: dict[str, Any]
+    document: ReportDocument
     reused: bool
 
 
@@ -56,18 +64,29 @@ def _study_text(study: Study) -> str | None:
 
 
 def _fingerprint(
-    counts: pl.DataFrame, study_text: str | None, settings: FitSettings, budget: int
+    counts: pl.DataFrame, study_text: str | None, settings: FitSettings, plan: PlanRequest
 ) -> str:
     digest = hashlib.sha256()
     digest.update(counts.sort(pl.all()).write_csv().encode())
     digest.update((study_text or "").encode())
-    digest.update(json.dumps([asdict(settings), budget], sort_keys=True).encode())
+    digest.update(json.dumps([asdict(settings), asdict(plan)], sort_keys=True).encode())
     digest.update(version("changeover").encode())
     digest.update(repr(PriorScales()).encode())  # new default priors mean a new fit
     return digest.hexdigest()
 
 
-def _scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
+def _cached(path: Path) -> ReportDocument | None:
+    """The kept document, or None when there is none or it cannot be read as this version's
+    (an older cache, a damaged file): then the study is simply fitted again."""
+    try:
+        return ReportDocument.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
+    """The workspace's per-response rows of the study's models and segments (what counts and
+    label plans are made of); an error that says what to run when there are none."""
     rows = workspace_rows(workspace).filter(
         pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
     )
@@ -84,79 +103,65 @@ def analyse(
     workspace: Workspace,
     *,
     settings: FitSettings = FitSettings(),
-    budget: int = 100,
-    truth: Rates | None = None,
+    plan: PlanRequest = PlanRequest(),
+    truth: Mapping[str, Any] | None = None,
     refit: bool = False,
 ) -> Analysis:
     """Counts from the workspace, then the fit (re-used when its inputs are unchanged), what to
-    label next, agreement between annotators: the report document."""
-    from changeover.calibrate import fit
-    from changeover.calibrate.next import (
-        available_per_stratum,
-        plan_next,
-        unlabelled_responses,
-    )
+    label next, agreement between annotators: the report document.
 
-    rows = _scored_rows(workspace, study)
+    While a dimension has no human label at all (and `settings.allow_uncalibrated` is off),
+    nothing is fitted: the document is a preview (no result; the raw signal rates and the
+    stratified random start of the labelling)."""
+    from changeover.calibrate import fit
+    from changeover.calibrate.blocks import blocks_from_counts
+    from changeover.calibrate.next import available_per_stratum, plan_labels, unlabelled_responses
+
+    rows = scored_rows(workspace, study)
     counts, _ = counts_from_rows(rows, source=str(workspace.path))
     study_text = _study_text(study)
-    key = _fingerprint(counts, study_text, settings, budget)
+    key = _fingerprint(counts, study_text, settings, plan)
     cache = fit_cache_path(study)
-    if not refit and cache.exists():
-        try:
-            stored = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            stored = {}
-        if stored.get("fit", {}).get("fingerprint") == key:
-            if truth is not None:
-                stored["truth"] = truth
-            return Analysis(stored, reused=True)
+    stored = None if refit else _cached(cache)
+    if stored is not None and stored.fit is not None and stored.fit.fingerprint == key:
+        if truth is not None:
+            stored = stored.model_copy(update={"truth": point_rates(truth)})
+        return Analysis(stored, reused=True)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fit(study, counts, **asdict(settings))
-    assert result.draws is not None
-    blocks = result.draws.blocks
-    notes = [str(w.message) for w in caught]
-    result.warnings = list(dict.fromkeys([*result.warnings, *notes]))
+        blocks = blocks_from_counts(counts, study.model_names, study.segment_names)
+        uncalibrated = any(b.n_labels == 0 for b in blocks)
+        result = None
+        if not uncalibrated or settings.allow_uncalibrated:
+            result = fit(study, counts, **asdict(settings))
+            assert result.draws is not None
+            blocks = result.draws.blocks
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
+    examples = (
+        [] if result is None else gate_examples(study, result, rows, workspace.response_texts)
+    )
     available = available_per_stratum(blocks, unlabelled_responses(rows, queued_keys(workspace)))
-    plan = plan_next(study, result, budget, available=available)
     document = build_document(
         study,
         result,
         blocks,
         agreement=agreement(read_labels(workspace)),
-        plan=plan,
-        fit={
+        plan=plan_labels(study, result, blocks, plan, available=available, seed=settings.seed),
+        fit=FitRecord(
             **asdict(settings),
-            "budget": budget,
-            "fingerprint": key,
-            "seconds": result.diagnostics.seconds,
-        },
+            **asdict(plan),
+            fingerprint=key,
+            seconds=0.0 if result is None else result.diagnostics.seconds,
+        ),
         truth=truth,
         study_text=study_text,
+        warnings=notes,
+        examples=examples,
     )
     with replacing(cache) as tmp:
-        tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        tmp.write_text(document.to_json(indent=1), encoding="utf-8")
     return Analysis(document, reused=False)
-
-
-def next_responses(
-    study: Study, workspace: Workspace, document: dict[str, Any], *, seed: int = 0
-) -> list[tuple[str, str, str]]:
-    """The (item_id, model, dimension) of the responses the document's label plan asks for,
-    drawn at random within its strata from those neither labelled nor queued."""
-    from changeover.calibrate.next import NextPlan, choose_responses, unlabelled_responses
-
-    plan = document.get("next")
-    if not plan or not plan["picks"]:
-        return []
-    rows = _scored_rows(workspace, study)
-    unlabelled = unlabelled_responses(rows, queued_keys(workspace))
-    return [
-        (p.item_id, p.model, p.dimension)
-        for p in choose_responses(NextPlan.from_dict(plan), unlabelled, seed=seed)
-    ]
 
 
 def run(
@@ -165,8 +170,8 @@ def run(
     items: Path | None = None,
     labels: Sequence[Path] = (),
     settings: FitSettings = FitSettings(),
-    budget: int = 100,
-    truth: Rates | None = None,
+    plan: PlanRequest = PlanRequest(),
+    truth: Mapping[str, Any] | None = None,
     generate_reporter: Reporter | None = None,
     score_reporter: ScoreReporter | None = None,
     on_stage: Callable[[str], None] = lambda stage: None,
@@ -194,8 +199,6 @@ def run(
         on_stage("score")
         scored = score(study, workspace, reporter=score_reporter)
         on_stage("fit")
-        analysis = analyse(
-            study, workspace, settings=settings, budget=budget, truth=truth, refit=refit
-        )
+        analysis = analyse(study, workspace, settings=settings, plan=plan, truth=truth, refit=refit)
     on_stage("done")
     return generated, scored, analysis

@@ -802,6 +802,22 @@ class Workspace:
                 columns[name].append(value)
         return pl.DataFrame(columns, schema=schema)
 
+    def response_texts(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The prompt and the response text of a few (item_id, model) pairs (the report's
+        example responses); pairs without a stored response are left out."""
+        out: dict[tuple[str, str], tuple[str, str]] = {}
+        for item_id, model in dict.fromkeys(keys):
+            row = self._db.execute(
+                "SELECT i.prompt, r.response FROM responses r JOIN items i"
+                " ON i.item_id = r.item_id WHERE r.item_id = ? AND r.model = ?",
+                (item_id, model),
+            ).fetchone()
+            if row is not None:
+                out[(item_id, model)] = (row[0], row[1] or "")
+        return out
+
     def signals_by_dimension(self) -> dict[str, list[str]]:
         """The stored signals of each dimension, by name."""
         out: dict[str, list[str]] = {}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from changeover import StudyError, parse_study
 from changeover.calibrate.blocks import Block
-from changeover.calibrate.decide import decide
+from changeover.calibrate.decide import Result, decide
 from changeover.calibrate.diagnostics import Diagnostics
 from changeover.calibrate.posterior import Draws
 
@@ -58,11 +60,11 @@ def test_verdicts_follow_the_contrasts() -> None:
     result = decide(_study(), _draws(THETA))  # type: ignore[arg-type]
     assert result.candidates["good"].verdict == "ready"
     assert result.candidates["bad"].verdict == "not-ready"
-    assert "fails overall" in result.candidates["bad"].reason
-    contrast = result.gates["g"]["contrasts"]["bad"]["overall"]
-    assert contrast["mean"] == pytest.approx(0.75 * -0.10, abs=0.002)
-    assert contrast["lo"] < contrast["mean"] < contrast["hi"]
-    assert contrast["p_gate"] < 0.01
+    assert result.candidates["bad"].reason.startswith("fails g overall (P = 0.000)")
+    contrast = result.gates["g"].contrasts["bad"].overall
+    assert contrast.mean == pytest.approx(0.75 * -0.10, abs=0.002)
+    assert contrast.lo < contrast.mean < contrast.hi
+    assert contrast.p_gate < 0.01 and contrast.state == "failed"
 
 
 def test_undecided_when_the_probability_is_between_the_bars() -> None:
@@ -70,7 +72,8 @@ def test_undecided_when_the_probability_is_between_the_bars() -> None:
     result = decide(_study(), _draws(THETA, sd=0.012))  # type: ignore[arg-type]
     close = result.candidates["close"]
     assert close.verdict == "undecided"
-    assert 0.05 < result.gates["g"]["contrasts"]["close"]["overall"]["p_gate"] < 0.95
+    assert 0.05 < result.gates["g"].contrasts["close"].overall.p_gate < 0.95
+    assert close.reason.startswith("unsettled: g overall (P = 0.")
 
 
 def test_lower_is_better_flips_the_condition() -> None:
@@ -87,14 +90,15 @@ def test_segment_scope_catches_a_regional_regression() -> None:
     assert overall_only.candidates["good"].verdict == "ready"
     assert both.candidates["good"].verdict == "not-ready"
     assert "in y" in both.candidates["good"].reason
-    segments = both.gates["g"]["contrasts"]["good"]["segments"]
-    assert segments["y"]["gated"] and segments["y"]["margin"] == 0.05
+    segments = both.gates["g"].contrasts["good"].segments
+    assert segments["y"].gated and segments["y"].margin == 0.05
+    assert overall_only.gates["g"].contrasts["good"].segments["y"].state == "not gated"
 
 
 def test_joint_probability_is_not_the_product_of_marginals_bound() -> None:
     result = decide(_study(scope="both", segment_margin=0.05), _draws(THETA, sd=0.01))  # type: ignore[arg-type]
-    gate = result.gates["g"]["contrasts"]["close"]
-    marginals = [gate["overall"]["p_gate"], *(v["p_gate"] for v in gate["segments"].values())]
+    gate = result.gates["g"].contrasts["close"]
+    marginals = [c.p_gate for _, c in gate.places()]
     p_all = result.candidates["close"].p_all_gates
     assert p_all <= min(marginals) + 1e-12
     assert p_all >= 1 - sum(1 - p for p in marginals) - 1e-12  # Bonferroni bound
@@ -102,17 +106,20 @@ def test_joint_probability_is_not_the_product_of_marginals_bound() -> None:
 
 def test_json_has_the_documented_keys() -> None:
     result = decide(_study(), _draws(THETA))  # type: ignore[arg-type]
-    data = result.to_dict()
+    data = json.loads(result.to_json())
     assert set(data) >= {"incumbent", "rates", "gates", "candidates", "judge", "diagnostics"}
     rate = data["rates"]["quality"]["all"]["good"]
     assert set(rate) == {"overall", "segments"} and set(rate["overall"]) == {"mean", "lo", "hi"}
     assert rate["overall"]["mean"] == pytest.approx(0.75 * 0.85 + 0.25 * 0.84, abs=0.002)
     contrast = data["gates"]["g"]["contrasts"]["good"]["overall"]
-    assert set(contrast) >= {"mean", "lo", "hi", "p_gate", "margin"}
+    assert set(contrast) == {"mean", "lo", "hi", "p_gate", "margin", "gated", "state"}
     assert set(data["candidates"]["good"]) >= {"verdict", "p_all_gates"}
     judge = data["judge"]["quality"]["all"]["inc"]
     assert set(judge) == {"level_given_pass", "level_given_fail"}
-    assert set(data["diagnostics"]) >= {"max_rhat", "min_ess_bulk", "divergences"}
+    assert set(data["diagnostics"]) == {
+        "max_rhat", "min_ess_bulk", "divergences", "num_chains", "num_samples", "converged"
+    }  # fmt: skip
+    assert Result.model_validate_json(result.to_json()) == result.model_copy(update={"draws": None})
 
 
 def test_gate_on_a_missing_dimension_names_the_gate() -> None:

@@ -74,8 +74,8 @@ def test_no_labels_at_all_is_refused_unless_allowed() -> None:
         fit(sim.study, unlabelled, **FAST)
     with pytest.warns(UserWarning, match="uncalibrated"):
         result = fit(sim.study, unlabelled, allow_uncalibrated=True, **FAST)
-    rate = result.rates["quality"]["all"]["incumbent"]["overall"]
-    assert rate["hi"] - rate["lo"] > 0.3  # honest: the prior alone says little
+    rate = result.rates["quality"]["all"]["incumbent"].overall
+    assert rate.hi - rate.lo > 0.3  # honest: the prior alone says little
 
 
 def test_a_model_without_labels_borrows_through_pooling() -> None:
@@ -93,7 +93,7 @@ def test_a_model_without_labels_borrows_through_pooling() -> None:
     with pytest.warns(UserWarning, match="'cand-2' has no human labels"):
         result = fit(sim.study, counts.select(sim.counts.columns), **FAST)
     rates = result.rates["quality"]["all"]
-    width = {m: r["overall"]["hi"] - r["overall"]["lo"] for m, r in rates.items()}
+    width = {m: r.overall.hi - r.overall.lo for m, r in rates.items()}
     assert width["cand-2"] > width["cand-1"]
     assert width["cand-2"] < 0.9
 
@@ -104,8 +104,8 @@ def test_error_engine_recovers_the_rates(engine: str) -> None:
     sim = simulate(scenario, np.random.default_rng(8))
     result = fit(sim.study, sim.counts, engine=engine, seed=1, **FAST)  # type: ignore[arg-type]
     for m, model in enumerate(sim.study.model_names):
-        rate = result.rates["quality"]["all"][model]["overall"]
-        assert rate["lo"] - 0.02 <= sim.overall[m] <= rate["hi"] + 0.02
+        rate = result.rates["quality"]["all"][model].overall
+        assert rate.lo - 0.02 <= sim.overall[m] <= rate.hi + 0.02
     assert result.engine == "error"
 
 

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import polars as pl
 import pytest
+from pydantic import TypeAdapter
 
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Result, decide
@@ -277,10 +278,12 @@ def test_a_plan_survives_the_report_document_round_trip() -> None:
         StratumPick("correctness", "", "legacy", "emea", None, 5, 0.01, "start"),
     )
     plan = NextPlan("targeted", picks, 17, 0.2, 0.1, ("cand",), "label 17")
-    data = plan.as_dict()
-    assert data["labels"] == 17
+    adapter = TypeAdapter(NextPlan)
+    data = json.loads(adapter.dump_json(plan))
     assert [p["group"] for p in data["picks"]] == ["answer", "all"]
-    assert NextPlan.from_dict(json.loads(json.dumps(data))) == plan
+    assert adapter.validate_json(adapter.dump_json(plan)) == plan
+    start = NextPlan("stratified-start", picks, 17, float("nan"), float("nan"), (), "start")
+    assert np.isnan(adapter.validate_json(adapter.dump_json(start)).risk)
 
 
 def test_undecided_probability_and_excess_are_what_the_plan_aims_at() -> None:
@@ -320,8 +323,8 @@ def test_target_spends_nothing_on_a_condition_already_settled() -> None:
     )
     study = _study("segments")
     result = decide(study, draws)
-    contrasts = result.gates["quality"]["contrasts"]["cand"]["segments"]
-    assert contrasts["na"]["p_gate"] > 0.99 and 0.2 < contrasts["emea"]["p_gate"] < 0.95
+    contrasts = result.gates["quality"].contrasts["cand"].segments
+    assert contrasts["na"].p_gate > 0.99 and 0.2 < contrasts["emea"].p_gate < 0.95
     plan = plan_next(study, result, 12)
     assert plan.n_labels == 12
     assert all(p.segment == "emea" for p in plan.picks)

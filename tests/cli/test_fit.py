@@ -32,10 +32,6 @@ def test_fit_the_example_writes_json_and_carries_verdicts_in_the_exit_code(tmp_p
         out,
         "--draws",
         draws,
-        "--num-samples",
-        "400",
-        "--num-warmup",
-        "400",
         "--exit-code",
     )
     assert run.returncode == 1, run.stderr  # cand-b is designed to fail correctness
@@ -49,6 +45,16 @@ def test_fit_the_example_writes_json_and_carries_verdicts_in_the_exit_code(tmp_p
 
     posterior = az.from_netcdf(draws).posterior
     assert "theta[correctness,all]" in posterior
+
+
+def test_no_decision_in_the_exit_code_from_a_fit_that_did_not_converge() -> None:
+    """Issue 14, item 5: too few draws to converge: exit 3 (undecided), verdicts provisional."""
+    run = changeover(
+        "fit", "--study", EXAMPLE / "study.yaml", "--counts", EXAMPLE / "counts.csv",
+        "--num-samples", "100", "--num-warmup", "100", "--exit-code",
+    )  # fmt: skip
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "did not converge" in run.stderr and "provisional" in run.stdout
 
 
 def test_bad_counts_exit_2_with_one_line_and_write_nothing(tmp_path: Path) -> None:

@@ -67,6 +67,10 @@ def test_import_generate_export(
     assert responses.columns[:4] == ["item_id", "model", "response", "error"]
     assert responses.height == 6
     assert responses.filter(pl.col("error").is_not_null()).height == 2
+    capsys.readouterr()
+    assert run(["export", "rows", "--out", "rows.csv"], monkeypatch) == 0
+    said = capsys.readouterr().out
+    assert "rows to rows.csv" in said and "rows rows" not in said
     for path in tmp_path.iterdir():
         assert b"sk-cli-secret" not in path.read_bytes(), path
 

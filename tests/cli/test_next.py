@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from changeover.annotate import queue_status, record_labels
+from changeover.calibrate.settings import FitSettings
 from changeover.counts import workspace_rows
 from changeover.records import Item, ResponseRecord, SignalRecord
 from changeover.workspace import open_workspace
@@ -141,15 +143,9 @@ def test_next_bad_input_exits_2(
     assert run(["next", "--budget", "5", "--study", str(tmp_path / "no.yaml")], monkeypatch) == 2
 
 
-def test_next_confirm_plans_for_a_decided_candidate(
-    study_path: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """A decided candidate gets no labels, unless --confirm asks for the confirming batch."""
-    study_path.write_text(STUDY.replace("margin: 0.02", "margin: 0.9"))  # surely non-inferior
-    study = ["--study", str(study_path)]
+def _label_all(study_path: Path, *, margin: float) -> None:
+    """Label 40 items of both models as the judge says, with the gate's margin set to `margin`."""
+    study_path.write_text(STUDY.replace("margin: 0.02", f"margin: {margin}"))
     with open_workspace(study_path.parent / "changeover.db") as workspace:
         rows = workspace_rows(workspace).iter_rows(named=True)
         levels = {(r["item_id"], r["model"]): r["level"] for r in rows}
@@ -159,9 +155,19 @@ def test_next_confirm_plans_for_a_decided_candidate(
                 label = int(levels[(item, model)] == "pass")
                 record_labels(workspace, annotator="ann", item_id=item, model=model,
                               labels={"correctness": label})  # fmt: skip
+
+
+def test_next_confirm_plans_for_a_decided_candidate(
+    study_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A decided candidate gets no labels, unless --confirm asks for the confirming batch."""
+    _label_all(study_path, margin=0.9)  # surely non-inferior
+    study = ["--study", str(study_path)]
     out = tmp_path / "queue.csv"
-    args = ["next", "--budget", "6", "--out", str(out), "--num-samples", "100",
-            "--num-warmup", "100", *study]  # fmt: skip
+    args = ["next", "--budget", "6", "--out", str(out), *study]  # the default draws, as `run`
     assert run(args, monkeypatch) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "cand-a: ready" in text and "every candidate is decided" in text
@@ -173,3 +179,47 @@ def test_next_confirm_plans_for_a_decided_candidate(
     assert len(queued) == 6
     labelled = {(f"q{i:03d}", m) for i in range(40) for m in MODELS}
     assert not any((r["item_id"], r["model"]) in labelled for r in queued)
+
+
+def test_next_announces_no_decision_from_a_fit_that_did_not_converge(
+    study_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 14, item 5: with too few draws the fit does not converge; `next` says the verdicts
+    are provisional and what to do, and never that every candidate is decided."""
+    _label_all(study_path, margin=0.9)
+    out = tmp_path / "queue.csv"
+    args = ["next", "--budget", "6", "--out", str(out), "--num-samples", "100",
+            "--num-warmup", "100", "--study", str(study_path)]  # fmt: skip
+    assert run(args, monkeypatch) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "did not converge" in text and "provisional" in text
+    assert "ready (provisional)" in text
+    assert "every candidate is decided" not in text and "no label is needed" not in text
+    assert "changeover next --budget 6 --num-samples 200" in text
+    assert _queue_rows(out) == []
+
+
+def test_next_uses_the_fit_of_run_and_report(
+    study_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 14, item 5: `next` fits with the settings `report` uses (FitSettings' defaults)
+    and re-uses the kept fit, so both print the same probabilities."""
+    _label_all(study_path, margin=0.02)
+    study = ["--study", str(study_path)]
+    report = tmp_path / "report.json"
+    args = ["report", "--format", "json", "--out", str(report), "--budget", "6", *study]
+    assert run(args, monkeypatch) == 0
+    capsys.readouterr()
+    assert run(["next", "--budget", "6", *study], monkeypatch) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "re-used" in text
+    document = json.loads(report.read_text())
+    verdict = document["result"]["candidates"]["cand-a"]
+    assert f"cand-a: {verdict['verdict']}" in text and verdict["reason"] in text
+    assert document["fit"]["num_samples"] == FitSettings().num_samples

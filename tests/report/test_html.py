@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from changeover.calibrate.next import PlanRequest
 from changeover.calibrate.settings import FitSettings
+from changeover.report.document import ReportDocument
 from changeover.report.html import render_html
 from changeover.run import analyse
 from changeover.study import load_study
@@ -22,7 +24,7 @@ from tests.fakes.pipeline import write_pipeline_study
 
 
 @pytest.fixture(scope="module")
-def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def document(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
     from changeover.annotate.exchange import import_labels
     from changeover.generate import generate
     from changeover.io import import_items
@@ -36,11 +38,11 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         score(study, workspace)
         import_labels(workspace, folder / "labels.csv", study)
         settings = FitSettings(num_samples=300, num_warmup=300)
-        return analyse(study, workspace, settings=settings, budget=20).document
+        return analyse(study, workspace, settings=settings, plan=PlanRequest(20)).document
 
 
 def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
-    document: dict[str, Any], tmp_path: Path
+    document: ReportDocument, tmp_path: Path
 ) -> None:
     sync_playwright = playwright_or_fail()
     path = tmp_path / "report.html"
@@ -62,12 +64,12 @@ def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
             verdicts = page.locator("#verdicts tr")
             assert verdicts.count() == 2  # header + one candidate
             row = verdicts.nth(1).inner_text()
-            verdict = document["result"]["candidates"]["cand"]["verdict"]
+            verdict = document.result.candidates["cand"].verdict
             assert "cand" in row and verdict in row
             assert page.locator(f"#verdicts .verdict.{verdict}").count() == 1
 
-            gates = len(document["result"]["gates"])
-            blocks = sum(len(g) for g in document["result"]["rates"].values())
+            gates = len(document.result.gates)
+            blocks = sum(len(g) for g in document.result.rates.values())
             images = page.locator("img.plot")
             assert images.count() == gates + 2 * blocks
             widths = images.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
@@ -77,8 +79,58 @@ def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
                 assert page.locator(section).count() == 1, section
             assert page.locator("table").count() >= 2 + gates + 2 * blocks
             assert "max R-hat" in page.inner_text("body")
+            states = page.locator("#gates td.failed, #gates td.unsettled").count()
+            examples = page.locator("#gates details.examples")
+            assert examples.count() >= 1 if states else examples.count() == 0
+            if states:
+                first = examples.first.inner_text()
+                assert "Asked:" in first and "people:" in first and "item i" in first
             page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         finally:
             browser.close()
     assert blocked == []  # the report needs no network
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_report_fits_a_phone_without_sideways_scrolling(
+    document: ReportDocument, tmp_path: Path
+) -> None:
+    """Issue 14, item 12: at 390 px wide nothing sticks out of the page (tables fit, plots scale,
+    verdicts become cards) and the plots are drawn no smaller than legible."""
+    sync_playwright = playwright_or_fail()
+    path = tmp_path / "report.html"
+    path.write_text(render_html(document), encoding="utf-8")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(path.as_uri())
+            page.wait_for_load_state("load")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            sticking_out = page.evaluate(
+                "Array.from(document.querySelectorAll('body *'))"
+                ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)"
+                ".map(e => e.tagName + ': ' + e.textContent.slice(0, 40))"
+            )
+            assert sticking_out == []
+            scales = page.locator("img.plot").evaluate_all(
+                "imgs => imgs.map(i => i.getBoundingClientRect().width / i.naturalWidth)"
+            )
+            assert min(scales) > 0.7, scales  # 11-point tick labels stay above 10 px
+            page.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "report-phone.png").stat().st_size > 10_000
+
+
+def test_refusal_rows_say_refused_not_human_pass(document: ReportDocument) -> None:
+    """Issue 14, item 12: the error model names the human verdicts of a dimension."""
+    import matplotlib
+
+    from changeover.report.plots import error_model_plot
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text, to read it back
+        svg = error_model_plot(document, "refusal", "answer")
+    assert "legacy | refused" in svg and "cand | complied" in svg
+    assert "human pass" not in svg and "human fail" not in svg

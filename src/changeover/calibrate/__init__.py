@@ -112,5 +112,4 @@ def fit(
         )
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    result.warnings = notes
-    return result
+    return result.model_copy(update={"warnings": notes})

@@ -1,123 +1,188 @@
 """From posterior draws to decisions: rates, contrasts, gate probabilities and verdicts.
 
-Pure functions of arrays. The overall rate of a model is the traffic-weighted mean of its segment
-rates; a gate is a non-inferiority condition on the contrast candidate minus incumbent.
+Pure functions of arrays, returning typed records (pydantic) that stay typed until JSON is
+written. The overall rate of a model is the traffic-weighted mean of its segment rates; a gate
+is a non-inferiority condition on the contrast candidate minus incumbent.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.diagnostics import Diagnostics
 from changeover.calibrate.posterior import Draws
+from changeover.calibrate.settings import Engine
 from changeover.errors import StudyError
-from changeover.study import Gate, Study
+from changeover.study import Better, Gate, Scope, Study
 
 __all__ = [
+    "CandidateContrasts",
+    "CandidateResult",
     "Condition",
     "Contrast",
+    "ErrorModel",
+    "GateResult",
     "Interval",
+    "ModelRates",
+    "Rates",
+    "Record",
     "Result",
+    "State",
     "Verdict",
     "check_gates",
+    "condition_state",
     "decide",
     "gate_holds",
     "summarise",
 ]
 
 Verdict = Literal["ready", "not-ready", "undecided"]
+#: Where a gate condition stands: held (P >= the gate's probability), failed (P <= 1 - it),
+#: unsettled in between, or not gated (shown, but not counted by the gate's scope).
+State = Literal["held", "failed", "unsettled", "not gated"]
 
 
-@dataclass(frozen=True)
-class Interval:
+class Record(BaseModel):
+    """A frozen, typed part of a result. Unknown keys are errors, so that a file written by
+    another version is refitted rather than misread; NaN is written as JSON's `NaN`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+
+class Interval(Record):
+    """A posterior mean and central interval."""
+
     mean: float
     lo: float
     hi: float
 
 
-@dataclass(frozen=True)
-class Contrast:
-    mean: float
-    lo: float
-    hi: float
-    p_gate: float
+class Contrast(Interval):
+    """Candidate minus incumbent, overall or in one segment, and its gate condition."""
+
+    p_gate: float  # P(the condition holds)
     margin: float
-    gated: bool
+    gated: bool  # whether the condition counts for the verdict (the gate's scope)
+    state: State
 
 
-@dataclass(frozen=True)
-class Condition:
-    """One gated inequality: a gate, overall or in one segment, for one candidate."""
+class ModelRates(Record):
+    """One model's rate on one dimension (and group): overall (traffic-weighted) and per
+    segment."""
+
+    overall: Interval
+    segments: dict[str, Interval]
+
+
+class ErrorModel(Record):
+    """How the signal behaves on one model given the human verdict: P(level | pass) and
+    P(level | fail)."""
+
+    level_given_pass: dict[str, Interval]
+    level_given_fail: dict[str, Interval]
+
+
+class CandidateContrasts(Record):
+    """One candidate's contrasts on one gate."""
+
+    overall: Contrast
+    segments: dict[str, Contrast]
+
+    def places(self) -> list[tuple[str, Contrast]]:
+        """("overall", contrast) first, then one per segment."""
+        return [("overall", self.overall), *self.segments.items()]
+
+
+class GateResult(Record):
+    """A gate as decided: its settings and every candidate's contrasts."""
+
+    dimension: str
+    group: str  # the gate's group, or "all"
+    better: Better
+    probability: float  # the probability at which a condition holds
+    scope: Scope
+    contrasts: dict[str, CandidateContrasts]
+
+
+class Condition(Record):
+    """One gated inequality of a candidate: a gate, overall or in one segment."""
 
     gate: str
-    candidate: str
     where: str  # "overall" or a segment name
-    probability: float  # P(condition holds)
+    probability: float  # P(the condition holds)
     required: float  # the gate's probability
+    state: State
+
+    @property
+    def place(self) -> str:
+        """ "overall" or "in <segment>", as a sentence says it."""
+        return "overall" if self.where == "overall" else f"in {self.where}"
 
 
-@dataclass(frozen=True)
-class CandidateResult:
+class CandidateResult(Record):
+    """A candidate's verdict, the joint probability of its gates, why, and every gated
+    condition (in the study's gate order)."""
+
     verdict: Verdict
     p_all_gates: float
     reason: str
+    conditions: list[Condition] = Field(default_factory=list)
+
+    def in_state(self, state: State) -> list[Condition]:
+        """The conditions in one state, least likely to hold first."""
+        return sorted((c for c in self.conditions if c.state == state), key=lambda c: c.probability)
 
 
-@dataclass
-class Result:
-    """Everything `changeover fit` decides; `to_dict()` follows the documented JSON keys."""
+#: Per dimension, group ("all" when none) and model.
+Rates = dict[str, dict[str, dict[str, ModelRates]]]
+
+
+class Result(Record):
+    """Everything `changeover fit` decides. `to_json()` writes the documented keys
+    (docs/engine.md); the posterior draws travel along for planning but are never written."""
 
     incumbent: str
-    rates: dict[str, dict[str, dict[str, dict[str, Any]]]]
-    gates: dict[str, dict[str, Any]]
+    rates: Rates
+    gates: dict[str, GateResult]
     candidates: dict[str, CandidateResult]
-    judge: dict[str, dict[str, dict[str, dict[str, Any]]]]
+    judge: dict[str, dict[str, dict[str, ErrorModel]]]
     diagnostics: Diagnostics
     interval: float
-    engine: str
-    labels: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    draws: Draws | None = field(default=None, repr=False)
+    engine: Engine
+    labels: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    draws: InstanceOf[Draws] | None = Field(default=None, exclude=True, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "incumbent": self.incumbent,
-            "rates": self.rates,
-            "gates": self.gates,
-            "candidates": {c: asdict(v) for c, v in self.candidates.items()},
-            "judge": self.judge,
-            "diagnostics": {
-                "max_rhat": self.diagnostics.max_rhat,
-                "min_ess_bulk": self.diagnostics.min_ess_bulk,
-                "divergences": self.diagnostics.divergences,
-                "num_chains": self.diagnostics.num_chains,
-                "num_samples": self.diagnostics.num_samples,
-                "converged": self.diagnostics.is_converged,
-            },
-            "interval": self.interval,
-            "engine": self.engine,
-            "labels": self.labels,
-            "warnings": self.warnings,
-        }
+    @property
+    def n_labels(self) -> int:
+        """Human labels the fit used (a response labelled on two dimensions counts twice)."""
+        return sum(
+            n for groups in self.labels.values() for m in groups.values() for n in m.values()
+        )
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return self.model_dump_json(indent=indent)
 
 
 def summarise(draws: np.ndarray, interval: float = 0.95) -> Interval:
     """Posterior mean and central interval of a vector of draws."""
     tail = (1 - interval) / 2
     lo, hi = np.quantile(draws, [tail, 1 - tail])
-    return Interval(float(np.mean(draws)), float(lo), float(hi))
+    return Interval(mean=float(np.mean(draws)), lo=float(lo), hi=float(hi))
 
 
-def _interval_dict(draws: np.ndarray, interval: float) -> dict[str, float]:
-    return asdict(summarise(draws, interval))
+def condition_state(probability: float, required: float) -> State:
+    """Held, failed or unsettled, by the gate's probability (a NaN is unsettled)."""
+    if probability >= required:
+        return "held"
+    if probability <= 1 - required:
+        return "failed"
+    return "unsettled"
 
 
 def gate_holds(contrast: np.ndarray, gate: Gate, margin: float) -> np.ndarray:
@@ -148,43 +213,44 @@ def check_gates(study: Study, blocks: list[Block]) -> None:
 
 
 def decide(
-    study: Study, draws: Draws, *, interval: float = 0.95, engine: str = "calibration"
+    study: Study, draws: Draws, *, interval: float = 0.95, engine: Engine = "calibration"
 ) -> Result:
     """Rates, contrasts, gate probabilities and a verdict per candidate."""
     models = list(draws.blocks[0].models) if draws.blocks else study.model_names
     inc = models.index(study.incumbent)
-    rates: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    judge: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    rates: Rates = {}
+    judge: dict[str, dict[str, dict[str, ErrorModel]]] = {}
     labels: dict[str, dict[str, dict[str, int]]] = {}
     overall_draws: dict[tuple[str, str], np.ndarray] = {}
     for block in draws.blocks:
         theta = draws.theta[block.key]
         w = np.array([study.weights[s] for s in block.segments])
-        w = w / w.sum()
-        overall = theta @ w  # [D, M]
+        overall = theta @ (w / w.sum())  # [D, M]
         overall_draws[block.key] = overall
-        per_model = {}
-        judge_models = {}
-        for m, model in enumerate(models):
-            per_model[model] = {
-                "overall": _interval_dict(overall[:, m], interval),
-                "segments": {
-                    s: _interval_dict(theta[:, m, j], interval)
-                    for j, s in enumerate(block.segments)
+        given_pass, given_fail = (
+            draws.level_given_pass[block.key],
+            draws.level_given_fail[block.key],
+        )
+        rates.setdefault(block.dimension, {})[block.group_key] = {
+            model: ModelRates(
+                overall=summarise(overall[:, m], interval),
+                segments={
+                    s: summarise(theta[:, m, j], interval) for j, s in enumerate(block.segments)
                 },
-            }
-            judge_models[model] = {
-                "level_given_pass": {
-                    k: _interval_dict(draws.level_given_pass[block.key][:, m, j], interval)
-                    for j, k in enumerate(block.levels)
+            )
+            for m, model in enumerate(models)
+        }
+        judge.setdefault(block.dimension, {})[block.group_key] = {
+            model: ErrorModel(
+                level_given_pass={
+                    k: summarise(given_pass[:, m, j], interval) for j, k in enumerate(block.levels)
                 },
-                "level_given_fail": {
-                    k: _interval_dict(draws.level_given_fail[block.key][:, m, j], interval)
-                    for j, k in enumerate(block.levels)
+                level_given_fail={
+                    k: summarise(given_fail[:, m, j], interval) for j, k in enumerate(block.levels)
                 },
-            }
-        rates.setdefault(block.dimension, {})[block.group_key] = per_model
-        judge.setdefault(block.dimension, {})[block.group_key] = judge_models
+            )
+            for m, model in enumerate(models)
+        }
         labels.setdefault(block.dimension, {})[block.group_key] = {
             model: int(block.n_pass[m].sum() + block.n_fail[m].sum())
             for m, model in enumerate(models)
@@ -192,56 +258,56 @@ def decide(
 
     check_gates(study, draws.blocks)
     block_index = {b.key: i for i, b in enumerate(draws.blocks)}
-    gates: dict[str, dict[str, Any]] = {}
-    conditions: list[Condition] = []
+    gates: dict[str, GateResult] = {}
+    conditions: dict[str, list[Condition]] = {c: [] for c in study.candidates}
     holds_all: dict[str, np.ndarray | None] = {c: None for c in study.candidates}
     for gate in study.gates:
         block = draws.blocks[block_index[(gate.dimension, gate.group or "")]]
         theta = draws.theta[block.key]
         overall = overall_draws[block.key]
         required = study.gate_probability(gate)
-        contrasts: dict[str, Any] = {}
+        contrasts: dict[str, CandidateContrasts] = {}
         for candidate in study.candidates:
             c = models.index(candidate)
-            parts: list[tuple[str, np.ndarray, float, bool]] = [
+            parts = [
                 ("overall", overall[:, c] - overall[:, inc], gate.margin, gate.scope != "segments")
             ]
-            for j, segment in enumerate(block.segments):
-                parts.append(
-                    (
-                        segment,
-                        theta[:, c, j] - theta[:, inc, j],
-                        gate.margin_for_segments,
-                        gate.scope != "overall",
-                    )
-                )
-            entry: dict[str, Any] = {"segments": {}}
+            parts += [
+                (segment, theta[:, c, j] - theta[:, inc, j], gate.margin_for_segments,
+                 gate.scope != "overall")
+                for j, segment in enumerate(block.segments)
+            ]  # fmt: skip
+            found: dict[str, Contrast] = {}
             for where, diff, margin, gated in parts:
                 holds = gate_holds(diff, gate, margin)
+                p = float(holds.mean())
+                state = condition_state(p, required) if gated else "not gated"
                 s = summarise(diff, interval)
-                value = asdict(Contrast(s.mean, s.lo, s.hi, float(holds.mean()), margin, gated))
-                if where == "overall":
-                    entry["overall"] = value
-                else:
-                    entry["segments"][where] = value
+                found[where] = Contrast(
+                    mean=s.mean, lo=s.lo, hi=s.hi, p_gate=p, margin=margin, gated=gated, state=state
+                )
                 if gated:
-                    conditions.append(
-                        Condition(gate.name, candidate, where, float(holds.mean()), required)
-                    )
+                    conditions[candidate].append(
+                        Condition(
+                            gate=gate.name, where=where, probability=p, required=required,
+                            state=condition_state(p, required),
+                        )
+                    )  # fmt: skip
                     current = holds_all[candidate]
                     holds_all[candidate] = holds if current is None else (current & holds)
-            contrasts[candidate] = entry
-        gates[gate.name] = {
-            "dimension": gate.dimension,
-            "group": gate.group_key,
-            "better": gate.better,
-            "probability": required,
-            "scope": gate.scope,
-            "contrasts": contrasts,
-        }
+            overall_contrast = found.pop("overall")
+            contrasts[candidate] = CandidateContrasts(overall=overall_contrast, segments=found)
+        gates[gate.name] = GateResult(
+            dimension=gate.dimension,
+            group=gate.group_key,
+            better=gate.better,
+            probability=required,
+            scope=gate.scope,
+            contrasts=contrasts,
+        )
 
     candidates = {
-        c: _verdict(c, holds_all[c], [x for x in conditions if x.candidate == c], study)
+        c: _verdict(holds_all[c], conditions[c], study.decision.probability)
         for c in study.candidates
     }
     return Result(
@@ -258,35 +324,63 @@ def decide(
     )
 
 
-def _where(condition: Condition) -> str:
-    return "overall" if condition.where == "overall" else f"in {condition.where}"
+#: How many conditions a reason names before "and N more".
+NAMED = 4
 
 
-def _verdict(
-    candidate: str, holds: np.ndarray | None, conditions: list[Condition], study: Study
-) -> CandidateResult:
-    bar = study.decision.probability
+def _named(conditions: Sequence[Condition]) -> str:
+    return ", ".join(f"{c.gate} {c.place} (P = {c.probability:.3f})" for c in conditions)
+
+
+def _listing(failed: list[Condition], unsettled: list[Condition]) -> str:
+    """Every failing and unsettled condition, the first few by name: "fails a overall
+    (P = 0.001), b in jp (P = 0.032); unsettled: c in uk (P = 0.620) and 3 more"."""
+    named_failed = failed[:NAMED]
+    named_unsettled = unsettled[: NAMED - len(named_failed)]
+    parts = []
+    if named_failed:
+        parts.append(f"fails {_named(named_failed)}")
+    if named_unsettled:
+        parts.append(f"unsettled: {_named(named_unsettled)}")
+    text = "; ".join(parts)
+    more_failed = len(failed) - len(named_failed)
+    more_unsettled = len(unsettled) - len(named_unsettled)
+    if more_failed and more_unsettled:
+        text += (
+            f" and {more_failed + more_unsettled} more ({more_failed} failing, "
+            f"{more_unsettled} unsettled)"
+        )
+    elif more_failed or more_unsettled:
+        kind = "failing" if more_failed else "unsettled"
+        text += f" and {more_failed + more_unsettled} more {kind}"
+    return text
+
+
+def _verdict(holds: np.ndarray | None, conditions: list[Condition], bar: float) -> CandidateResult:
     if holds is None:
-        return CandidateResult("undecided", float("nan"), "no gates are defined in the study")
-    p_all = float(holds.mean())
-    failed = [x for x in conditions if x.probability <= 1 - x.required]
-    if failed:
-        worst = min(failed, key=lambda x: x.probability)
         return CandidateResult(
-            "not-ready",
-            p_all,
-            f"gate {worst.gate} fails {_where(worst)}: P(holds) = {worst.probability:.3f}",
+            verdict="undecided",
+            p_all_gates=float("nan"),
+            reason="no gates are defined in the study",
+        )
+    p_all = float(holds.mean())
+    result = CandidateResult(
+        verdict="undecided", p_all_gates=p_all, reason="", conditions=conditions
+    )
+    failed, unsettled = result.in_state("failed"), result.in_state("unsettled")
+    if failed:
+        return result.model_copy(
+            update={"verdict": "not-ready", "reason": _listing(failed, unsettled)}
         )
     if p_all >= bar:
-        return CandidateResult(
-            "ready",
-            p_all,
-            f"all {len(conditions)} gate conditions hold jointly with P = {p_all:.3f}",
+        reason = f"all {len(conditions)} gate conditions hold jointly with P = {p_all:.3f}"
+        return result.model_copy(update={"verdict": "ready", "reason": reason})
+    if unsettled:
+        reason = f"{_listing([], unsettled)}; P(all gates) = {p_all:.3f} < {bar}"
+    else:
+        weakest = min(conditions, key=lambda x: x.probability)
+        reason = (
+            f"each of the {len(conditions)} gate conditions holds on its own, but all jointly "
+            f"only with P = {p_all:.3f} < {bar}; the weakest: {_named([weakest])}"
         )
-    weakest = min(conditions, key=lambda x: x.probability)
-    return CandidateResult(
-        "undecided",
-        p_all,
-        f"gate {weakest.gate} {_where(weakest)} is unsettled: P(holds) = "
-        f"{weakest.probability:.3f}; P(all gates) = {p_all:.3f} < {bar}",
-    )
+    return result.model_copy(update={"reason": reason})

@@ -6,9 +6,9 @@ sampler computes them on every fit and a fit that fails them says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import Field, computed_field
+from pydantic.dataclasses import dataclass
 from scipy.special import ndtri
 
 __all__ = ["Diagnostics", "bulk_ess", "rank_rhat"]
@@ -16,18 +16,23 @@ __all__ = ["Diagnostics", "bulk_ess", "rank_rhat"]
 
 @dataclass(frozen=True)
 class Diagnostics:
-    """Convergence of the sampler; a fit with max R-hat > 1.01 or divergences is not trusted."""
+    """Convergence of the sampler; a fit with max R-hat > 1.01 or divergences is not trusted.
+
+    A typed record (as written to JSON: `converged` included; the timings, which differ from
+    run to run, left out)."""
 
     max_rhat: float
     min_ess_bulk: float
     divergences: int
     num_chains: int
     num_samples: int
-    seconds: float = 0.0
-    steps_per_draw: float = 0.0  # mean NUTS leapfrog steps per draw (the cost of one draw)
+    seconds: float = Field(default=0.0, exclude=True)
+    # mean NUTS leapfrog steps per draw (the cost of one draw)
+    steps_per_draw: float = Field(default=0.0, exclude=True)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
-    def is_converged(self) -> bool:
+    def converged(self) -> bool:
         return self.max_rhat <= 1.01 and self.divergences == 0
 
     def problems(self) -> list[str]:

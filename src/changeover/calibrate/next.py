@@ -49,12 +49,14 @@ queue's random start uses too).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import ConfigDict, field_serializer, field_validator
+from pydantic.dataclasses import dataclass as record
 from scipy.special import ndtr, ndtri
 
 from changeover.calibrate.blocks import Block
@@ -65,9 +67,11 @@ from changeover.study import Study
 __all__ = [
     "NextPlan",
     "Pick",
+    "PlanRequest",
     "StratumPick",
     "available_per_stratum",
     "choose_responses",
+    "plan_labels",
     "plan_next",
     "spread",
     "stratified_start",
@@ -75,7 +79,7 @@ __all__ = [
     "unlabelled_responses",
 ]
 
-Mode = Literal["targeted", "stratified-start", "nothing-to-do"]
+Mode = Literal["targeted", "stratified-start", "nothing-to-do", "unconverged"]
 Objective = Literal["target", "risk", "decide", "target-log"]
 OBJECTIVES: tuple[Objective, ...] = ("target", "risk", "decide", "target-log")
 StratumKey = tuple[str, str]  # (dimension, group) of a block
@@ -84,9 +88,15 @@ _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
 
-@dataclass(frozen=True)
+#: Plan records are written into the report document (NaN risks of a stratified start kept).
+_CONFIG = ConfigDict(ser_json_inf_nan="constants")
+
+
+@record(frozen=True, config=_CONFIG)
 class StratumPick:
-    """Label `n` responses drawn at random from one stratum (level None: any level)."""
+    """Label `n` responses drawn at random from one stratum (level None: any level).
+
+    `group` is empty where the dimension has none (written "all", as everywhere in results)."""
 
     dimension: str
     group: str
@@ -96,11 +106,28 @@ class StratumPick:
     n: int
     gain: float  # expected reduction of the summed wrong-verdict risk due to these labels
     reason: str
+    aim: str = ""  # the gate condition the labels help most (the reason without the stratum's)
+
+    @property
+    def detail(self) -> str:
+        """What the reason says beyond its aim (the stratum's own P(pass | level))."""
+        if self.aim and self.reason.startswith(self.aim):
+            return self.reason[len(self.aim) :].lstrip("; ")
+        return ""
+
+    @field_serializer("group")
+    def _write_group(self, group: str) -> str:
+        return group or "all"
+
+    @field_validator("group", mode="before")
+    @classmethod
+    def _read_group(cls, group: Any) -> Any:
+        return "" if group == "all" else group
 
 
-@dataclass(frozen=True)
+@record(frozen=True, config=_CONFIG)
 class NextPlan:
-    """What to label next and why."""
+    """What to label next and why (a typed record, written into the report document)."""
 
     mode: Mode
     picks: tuple[StratumPick, ...]
@@ -118,35 +145,13 @@ class NextPlan:
     def expected_gain(self) -> float:
         return self.risk - self.expected_risk
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (the report's `next`); the group reads "all" where there is none."""
-        return {
-            "mode": self.mode,
-            "budget": self.budget,
-            "labels": self.n_labels,
-            "risk": self.risk,
-            "expected_risk": self.expected_risk,
-            "undecided": list(self.undecided),
-            "message": self.message,
-            "picks": [asdict(p) | {"group": p.group or "all"} for p in self.picks],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> NextPlan:
-        """The plan `as_dict` wrote (e.g. read back from a kept report document)."""
-        picks = tuple(
-            StratumPick(**{**p, "group": "" if p["group"] == "all" else p["group"]})
-            for p in data["picks"]
-        )
-        return cls(
-            mode=data["mode"],
-            picks=picks,
-            budget=data["budget"],
-            risk=data["risk"],
-            expected_risk=data["expected_risk"],
-            undecided=tuple(data["undecided"]),
-            message=data["message"],
-        )
+    def by_reason(self) -> list[tuple[str, list[StratumPick]]]:
+        """The picks grouped by what they are for (the condition they help, else the reason),
+        in plan order: each said once."""
+        groups: dict[str, list[StratumPick]] = {}
+        for pick in self.picks:
+            groups.setdefault(pick.aim or pick.reason, []).append(pick)
+        return list(groups.items())
 
 
 @dataclass(frozen=True)
@@ -238,21 +243,21 @@ def _conditions(
             if candidate not in targets:
                 continue
             c = models.index(candidate)
-            entry = result.gates[gate.name]["contrasts"][candidate]
-            parts = [("overall", overall[:, c] - overall[:, inc], entry["overall"])]
+            entry = result.gates[gate.name].contrasts[candidate]
+            parts = [("overall", overall[:, c] - overall[:, inc], entry.overall)]
             parts += [
-                (s, theta[:, c, j] - theta[:, inc, j], entry["segments"][s])
+                (s, theta[:, c, j] - theta[:, inc, j], entry.segments[s])
                 for j, s in enumerate(block.segments)
             ]
             for where, diff, summary in parts:
-                if not summary["gated"]:
+                if not summary.gated:
                     continue
                 out.setdefault(key, []).append(
                     _Condition(
                         candidate,
                         gate.name,
                         where,
-                        float(summary["p_gate"]),
+                        summary.p_gate,
                         study.gate_probability(gate),
                         sign * diff,
                     )
@@ -340,17 +345,16 @@ class _BlockState:
         self.cov_jj = self.cov_jj - np.outer(jj, jj) / denom
         self.taken[j] += b
 
-    def why(self, j: int, b: int) -> str:
-        """Name the condition this stratum helps most."""
+    def why(self, j: int, b: int) -> tuple[str, str]:
+        """The condition this stratum helps most, and the reason in full (with the stratum's
+        P(pass | level))."""
         denom = self.cov_jj[j, j] + self.noise[j] / b
         new_sd = np.sqrt(np.maximum(self.cov_cc - self.cov_cj[:, j] ** 2 / denom, 1e-15))
         per = _risk(self.t, self.sd0, np.sqrt(self.cov_cc)) - _risk(self.t, self.sd0, new_sd)
         c = self.conditions[int(np.argmax(per))]
         where = "overall" if c.where == "overall" else f"in {c.where}"
-        return (
-            f"{c.candidate}: gate {c.gate} {where} P(holds) = {c.probability:.2f}; "
-            f"P(pass | level) here is {self.q_mean[j]:.2f} ± {self.q_sd[j]:.2f}"
-        )
+        aim = f"{c.candidate}: gate {c.gate} {where} P(holds) = {c.probability:.2f}"
+        return aim, f"{aim}; P(pass | level) here is {self.q_mean[j]:.2f} ± {self.q_sd[j]:.2f}"
 
 
 def _capacity(block: Block, available: dict[StratumKey, np.ndarray] | None) -> np.ndarray:
@@ -511,6 +515,7 @@ def plan_next(
     step = step or max(1, round(budget / 60))
     left = budget
     reasons: dict[tuple[int, int], str] = {}
+    helped: dict[tuple[int, int], str] = {}  # the condition a stratum helps, where one is named
     gains: dict[tuple[int, int], float] = {}
     order: list[tuple[int, int]] = []
     for i, j, b in _coverage(states, study.incumbent, min_per_cell, budget):
@@ -544,7 +549,7 @@ def plan_next(
             break
         _, i, j, b = best
         if (i, j) not in reasons:
-            reasons[(i, j)] = states[i].why(j, b)
+            helped[(i, j)], reasons[(i, j)] = states[i].why(j, b)
             order.append((i, j))
         before = states[i].risk_now()
         states[i].add(j, b)
@@ -564,6 +569,7 @@ def plan_next(
                 int(states[i].taken[j]),
                 gains[(i, j)],
                 reasons[(i, j)],
+                helped.get((i, j), ""),
             )
         )
     risk1 = float(sum(s.risk_now() for s in states))
@@ -727,3 +733,55 @@ def available_per_stratum(
                 ] = n
         out[block.key] = arr
     return out
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a label plan is asked for: `budget` labels, of one `dimension` (None: any), and with
+    `confirm` a confirming batch for every candidate, decided or not."""
+
+    budget: int = 100
+    dimension: str | None = None
+    confirm: bool = False
+
+
+def plan_labels(
+    study: Study,
+    result: Result | None,
+    blocks: list[Block],
+    request: PlanRequest,
+    *,
+    available: dict[StratumKey, np.ndarray] | None = None,
+    seed: int = 0,
+) -> NextPlan:
+    """The plan `changeover next`, `run` and `report` share.
+
+    Without a result (a dimension has no label yet, so nothing is calibrated), a stratified
+    random start over the dimensions that have none. From a fit that did not converge, no plan
+    settles what the fit cannot be trusted to have decided: when every candidate looks decided
+    the plan says the verdicts are provisional instead (mode "unconverged"). Otherwise
+    `plan_next`, for the undecided candidates (every candidate with `confirm`).
+    """
+    chosen = [b for b in blocks if request.dimension is None or b.dimension == request.dimension]
+    if result is None:
+        unlabelled = [b for b in chosen if b.n_labels == 0] or chosen
+        return stratified_start(unlabelled, request.budget, seed=seed, available=available)
+    diagnostics = result.diagnostics
+    undecided = [c for c, v in result.candidates.items() if v.verdict == "undecided"]
+    if not diagnostics.converged and not undecided and not request.confirm:
+        verdicts = ", ".join(f"{c} {v.verdict}" for c, v in result.candidates.items())
+        message = (
+            f"the fit did not converge ({'; '.join(diagnostics.problems())}), so its verdicts "
+            f"({verdicts}) are provisional and no label is planned from them; sample longer "
+            "(more draws) and look again"
+        )
+        nan = float("nan")
+        return NextPlan("unconverged", (), request.budget, nan, nan, (), message)
+    return plan_next(
+        study,
+        result,
+        request.budget,
+        available=available,
+        dimensions=None if request.dimension is None else [request.dimension],
+        candidates=study.candidates if request.confirm else None,
+    )

@@ -26,7 +26,8 @@ class PriorScales(NamedTuple):
 @dataclass(frozen=True)
 class FitSettings:
     """How the posterior is sampled: `changeover run`, `report`, `next` and `fit` share these
-    defaults, so that they decide from the same fit."""
+    defaults, so that they decide from the same fit. `allow_uncalibrated` fits a dimension
+    without any human label (its estimates rest on the prior) instead of refusing."""
 
     seed: int = 0
     num_samples: int = 1000
@@ -34,3 +35,4 @@ class FitSettings:
     num_chains: int = 2
     interval: float = 0.95
     engine: Engine = "calibration"
+    allow_uncalibrated: bool = False

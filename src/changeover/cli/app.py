@@ -12,10 +12,12 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 app = typer.Typer(
     name="changeover",
@@ -27,6 +29,9 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+# Piped into a file or a CI log, lines are not wrapped at a guessed width: they stay whole.
+console.soft_wrap = not console.is_terminal
+err_console.soft_wrap = not err_console.is_terminal
 
 # `changeover --help` lists the commands in these panels, in the order a study goes through them.
 TRY = "Try it"
@@ -39,8 +44,19 @@ PIPELINE = "The whole pipeline"
 StudyOption = Annotated[Path, typer.Option("--study", help="The study file.", show_default=True)]
 
 
+class _TimeLeft(TimeRemainingColumn):
+    """ "eta 0:01:02"; nothing for a task added with `eta=False`, whose steps are of unequal
+    length (the stages of `changeover run`: a fit is not as quick as an import)."""
+
+    def render(self, task: Task) -> Text:
+        if not task.fields.get("eta", True):
+            return Text("")
+        return Text.assemble("eta ", super().render(task))
+
+
 def progress_bars(*, label_width: int, status: bool = False) -> Progress:
-    """One bar per task on stderr, with count, elapsed time and ETA (and a status field)."""
+    """One bar per task on stderr, with count, elapsed time and ETA (and a status field); none
+    when stderr is not a terminal (a CI log gets the summary lines, not redrawn bars)."""
     columns: list[ProgressColumn] = [
         TextColumn(f"{{task.description:<{label_width}}}"),
         BarColumn(),
@@ -48,8 +64,13 @@ def progress_bars(*, label_width: int, status: bool = False) -> Progress:
     ]
     if status:
         columns.append(TextColumn("{task.fields[status]}"))
-    columns += [TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    return Progress(*columns, console=err_console, refresh_per_second=4)
+    columns += [TimeElapsedColumn(), _TimeLeft()]
+    return Progress(
+        *columns,
+        console=err_console,
+        refresh_per_second=4,
+        disable=not err_console.is_terminal,
+    )
 
 
 def split_names(values: list[str] | None) -> list[str] | None:

@@ -41,7 +41,7 @@ def demo(
     again. Ends with the verdicts, the estimates beside the true rates, and report.html."""
     from changeover.calibrate.settings import FitSettings
     from changeover.demo import CANDIDATES, INCUMBENT, SEGMENTS, run_demo
-    from changeover.report.terminal import print_summary, print_truth
+    from changeover.report.terminal import print_document, print_truth
 
     started = time.monotonic()
     marker = directory / "demo.json"
@@ -63,6 +63,7 @@ def demo(
         f"demo study in {directory}: {items:,} support questions in {len(SEGMENTS)} regions; "
         f"incumbent {INCUMBENT}, candidates {', '.join(CANDIDATES)}",
         highlight=False,
+        markup=False,
     )
     with progress_bars(label_width=20, status=True) as progress:
         stages = StageProgress(progress)
@@ -86,11 +87,11 @@ def demo(
                 highlight=False,
             )
     document = outcome.document
-    print_summary(document["result"], console)
+    print_document(document, console)
     print_truth(document, console)
     designed = outcome.demo.designed.get("verdicts", {})
-    if designed:
-        got = {c: v["verdict"] for c, v in document["result"]["candidates"].items()}
+    if designed and document.result is not None:
+        got = {c: v.verdict for c, v in document.result.candidates.items()}
         matches = sum(got.get(c) == v for c, v in designed.items())
         console.print(
             f"designed verdicts: {', '.join(f'{c} {v}' for c, v in designed.items())} — "
@@ -99,9 +100,12 @@ def demo(
         )
     out = directory / "report.html"
     write_report(document, out, "html")
+    study = outcome.demo.study
     console.print(
         f"report written to {out} ({time.monotonic() - started:.0f} s). Next: open it, then "
-        f"try `changeover next --budget 50 --study {outcome.demo.study}` and "
-        f"`changeover annotate --study {outcome.demo.study}`.",
+        f"try `changeover next --budget 50 --study {study}` and label what it queues: "
+        f"`changeover annotators add YOUR-NAME --study {study}` prints your token, "
+        f"`changeover annotate --study {study}` serves the queue.",
         highlight=False,
+        markup=False,
     )

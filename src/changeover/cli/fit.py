@@ -45,7 +45,7 @@ def fit(
         bool,
         typer.Option(
             help="Exit 0 if all candidates are ready, 1 if some is "
-            "not ready, 3 if undecided (2 stays bad input)."
+            "not ready, 3 if undecided or the fit did not converge (2 stays bad input)."
         ),
     ] = False,
 ) -> None:
@@ -76,13 +76,15 @@ def fit(
     if out is not None:
         with replacing(out) as tmp:
             tmp.write_text(result.to_json(), encoding="utf-8")
-        console.print(f"result written to {out}")
+        console.print(f"result written to {out}", markup=False, highlight=False)
     if draws is not None and result.draws is not None and result.draws.inference_data is not None:
         with replacing(draws) as tmp:
             result.draws.inference_data.to_netcdf(str(tmp))
-        console.print(f"posterior written to {draws}")
+        console.print(f"posterior written to {draws}", markup=False, highlight=False)
     if exit_code:
         verdicts = {c.verdict for c in result.candidates.values()}
+        if not result.diagnostics.converged:
+            raise typer.Exit(3)  # no decision from a fit that did not converge
         if "not-ready" in verdicts:
             raise typer.Exit(1)
         if "undecided" in verdicts:

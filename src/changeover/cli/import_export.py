@@ -50,4 +50,5 @@ def export(
     study = load_study(study_path)
     with open_workspace(study.workspace_path) as workspace:
         written = export_table(workspace, table, out)
-    console.print(f"wrote {written:,} {table} rows to {out}")
+    what = "rows" if table == "rows" else f"{table} rows"
+    console.print(f"wrote {written:,} {what} to {out}", highlight=False, markup=False)

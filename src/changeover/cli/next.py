@@ -1,54 +1,41 @@
-"""`changeover next`: fit, then queue the responses whose labels would settle the verdicts."""
+"""`changeover next`: parse, call `changeover.next.queue_next`, print (and write the CSV)."""
 
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
-from rich.table import Table
+from rich.text import Text
 
-from changeover.annotate.queue import QueueEntry, add_to_queue, queued_keys
-from changeover.cli.app import LABEL, app, console
-from changeover.counts import workspace_rows
-from changeover.errors import CalibrationError, ChangeoverError
+from changeover.cli.app import LABEL, StudyOption, app, console
+from changeover.cli.report import (
+    RefitOption,
+    SamplesOption,
+    SeedOption,
+    UncalibratedOption,
+    WarmupOption,
+    fit_settings,
+)
+from changeover.errors import ChangeoverError
 from changeover.files import csv_cell, replacing
-from changeover.study import Study, load_study
-from changeover.workspace import Workspace, open_workspace
+from changeover.study import load_study
+from changeover.workspace import open_workspace
+
+if TYPE_CHECKING:
+    from changeover.calibrate.next import Pick
 
 CSV_COLUMNS = ("item_id", "model", "dimension", "segment", "level", "priority", "reason")
 
 
-def _write_csv(path: Path, picks: list) -> None:
+def _write_csv(path: Path, picks: list[Pick]) -> None:
     with replacing(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for p in picks:
             text = [p.item_id, p.model, p.dimension, p.segment, p.level]
             writer.writerow([*map(csv_cell, text), p.priority, csv_cell(p.reason)])
-
-
-def _rows(workspace: Workspace, study: Study, dimension: str | None) -> pl.DataFrame:
-    rows = workspace_rows(workspace)
-    rows = rows.filter(
-        pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
-    )
-    if dimension is not None:
-        known = sorted(set(rows["dimension"].to_list()))
-        if dimension not in known:
-            raise ChangeoverError(
-                f"--dimension: the workspace has no scored responses for '{dimension}' "
-                f"(it has: {', '.join(known) or 'none'}); run `changeover score` first"
-            )
-    if rows.height == 0:
-        raise ChangeoverError(
-            "the workspace has no scored responses of the study's models and segments; "
-            "run `changeover generate` and `changeover score` first"
-        )
-    return rows
 
 
 @app.command(
@@ -62,9 +49,7 @@ def next_command(
     dimension: Annotated[
         str | None, typer.Option(help="Only queue labels of this dimension.")
     ] = None,
-    study_path: Annotated[Path, typer.Option("--study", help="The study file.")] = Path(
-        "study.yaml"
-    ),
+    study_path: StudyOption = Path("study.yaml"),
     out: Annotated[
         Path | None,
         typer.Option(
@@ -72,9 +57,11 @@ def next_command(
             "priority, reason."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the fit and the draw of responses.")] = 0,
-    num_samples: Annotated[int, typer.Option(help="Posterior draws per chain.", min=50)] = 500,
-    num_warmup: Annotated[int, typer.Option(help="Warm-up iterations per chain.", min=50)] = 500,
+    seed: SeedOption = 0,
+    num_samples: SamplesOption = 1000,
+    num_warmup: WarmupOption = 500,
+    refit: RefitOption = False,
+    allow_uncalibrated: UncalibratedOption = False,
     confirm: Annotated[
         bool,
         typer.Option(
@@ -84,101 +71,60 @@ def next_command(
         ),
     ] = False,
 ) -> None:
-    """Fit, then queue the responses whose human labels would most help settle the undecided
-    candidates (a stratified random start before any labels exist)."""
-    from changeover.calibrate import fit
-    from changeover.calibrate.blocks import blocks_from_counts
-    from changeover.calibrate.next import (
-        available_per_stratum,
-        choose_responses,
-        plan_next,
-        stratified_start,
-        unlabelled_responses,
-    )
-    from changeover.counts import counts_from_rows
+    """Fit as `changeover run` does (re-using its fit when nothing changed), then queue the
+    responses whose human labels would most help settle the undecided candidates (a stratified
+    random start before any labels exist)."""
+    from changeover.calibrate.next import PlanRequest
+    from changeover.next import queue_next
+    from changeover.report.terminal import print_plan, print_warnings, verdict_text
 
     if out is not None and not out.parent.exists():
         raise ChangeoverError(f"--out {out}: folder {out.parent} does not exist; create it first")
     study = load_study(study_path)
-    with open_workspace(study.workspace_path) as workspace:
-        rows = _rows(workspace, study, dimension)
-        table, _ = counts_from_rows(rows, source="workspace")
-        unlabelled = unlabelled_responses(rows, queued_keys(workspace))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            blocks = blocks_from_counts(table, study.model_names, study.segment_names)
-        available = available_per_stratum(blocks, unlabelled)
-        result = None
-        try:
-            with console.status("fitting (NUTS)…"), warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = fit(
-                    study,
-                    table,
-                    num_samples=num_samples,
-                    num_warmup=num_warmup,
-                    seed=seed,
-                )
-            for note in caught:
-                console.print(f"[yellow]warning:[/yellow] {note.message}", highlight=False)
-        except CalibrationError as error:
-            if "no human labels" not in str(error):
-                raise
-        if result is None:
-            chosen_blocks = [b for b in blocks if dimension is None or b.dimension == dimension]
-            plan = stratified_start(chosen_blocks, budget, seed=seed, available=available)
-        else:
-            plan = plan_next(
-                study,
-                result,
-                budget,
-                available=available,
-                dimensions=None if dimension is None else [dimension],
-                candidates=study.candidates if confirm else None,
-            )
-        picks = choose_responses(plan, unlabelled, seed=seed)
-        if picks:
-            added = add_to_queue(
-                workspace,
-                [QueueEntry(p.item_id, p.model, p.dimension, priority=p.priority) for p in picks],
-                source="next",
-            )
-        else:
-            added = None
+    settings = fit_settings(seed, num_samples, num_warmup, allow_uncalibrated)
+    plan_request = PlanRequest(budget=budget, dimension=dimension, confirm=confirm)
+    with open_workspace(study.workspace_path) as workspace, console.status("fitting (NUTS)…"):
+        outcome = queue_next(study, workspace, plan=plan_request, settings=settings, refit=refit)
     if out is not None:
-        _write_csv(out, picks)
+        _write_csv(out, outcome.picks)
+    document = outcome.analysis.document
+    print_warnings(document.warnings, console)
+    result, plan = document.result, document.next
+    assert plan is not None
+    again = f"changeover next --budget {budget} --num-samples {2 * num_samples}"
     if result is not None:
+        converged = result.diagnostics.converged
         for name, verdict in result.candidates.items():
-            colour = {"ready": "green", "not-ready": "red"}.get(verdict.verdict, "yellow")
+            line = Text.assemble(
+                f"{name}: ", verdict_text(verdict, converged=converged), f" — {verdict.reason}"
+            )
+            console.print(line, highlight=False)
+        if outcome.analysis.reused:
+            console.print("(the fit of the last run, re-used: nothing changed)", highlight=False)
+        if not converged and plan.mode != "unconverged":
             console.print(
-                f"[{colour}]{name}: {verdict.verdict}[/{colour}] — {verdict.reason}",
+                Text.assemble(
+                    ("the fit did not converge: ", "bold red"),
+                    f"these verdicts are provisional; sample longer ({again}) before trusting "
+                    "any of them",
+                ),
                 highlight=False,
             )
-    console.print(plan.message, highlight=False)
+    console.print(Text(plan.message), highlight=False)
+    if plan.mode == "unconverged":
+        console.print(f"sample longer: {again}", highlight=False)
     if plan.mode == "nothing-to-do":
         console.print(
             "a first decided look is provisional: `changeover next --confirm --budget N` queues "
             "one confirming batch; trust verdicts that hold at two consecutive looks",
             highlight=False,
         )
-    if plan.picks:
-        view = Table(title="what to label next, and why")
-        for column in ("dimension", "model", "segment", "level", "labels", "gain", "why"):
-            view.add_column(column, justify="right" if column in ("labels", "gain") else "left")
-        for p in plan.picks:
-            dim = p.dimension if not p.group else f"{p.dimension} ({p.group})"
-            view.add_row(
-                dim,
-                p.model,
-                p.segment,
-                p.level or "any",
-                str(p.n),
-                f"{p.gain:.3f}" if plan.mode == "targeted" else "-",
-                p.reason,
-            )
-        console.print(view)
-    if added is not None:
+    print_plan(plan, console)
+    if outcome.queued is not None:
+        added = outcome.queued
         console.print(
             f"queued {added.added} new, {added.updated} updated, {added.unchanged} already "
-            f"queued (source: next)" + (f"; written to {out}" if out is not None else "")
+            "queued (source: next)" + (f"; written to {out}" if out is not None else ""),
+            highlight=False,
+            markup=False,
         )

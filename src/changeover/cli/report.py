@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
+from changeover.calibrate.settings import FitSettings
 from changeover.cli.app import PIPELINE, StudyOption, app, console
 from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.study import Study, load_study
 
+if TYPE_CHECKING:
+    from changeover.report.document import ReportDocument
+
 FORMATS = ("html", "json", "md")
 
 
-def write_report(document: dict[str, Any], out: Path, fmt: str) -> None:
+def write_report(document: ReportDocument, out: Path, fmt: str) -> None:
     """Render the document in `fmt` and write it to `out` (temp file, then rename)."""
     if fmt == "json":
-        text = json.dumps(document, indent=2)
+        text = document.to_json()
     elif fmt == "md":
         from changeover.report.markdown import render_markdown
 
@@ -65,6 +69,15 @@ RefitOption = Annotated[
 ]
 
 
+UncalibratedOption = Annotated[
+    bool,
+    typer.Option(
+        help="Fit even a dimension without any human label (its estimates rest on the prior, "
+        "uncalibrated) instead of showing a preview."
+    ),
+]
+
+
 @app.command(
     rich_help_panel=PIPELINE,
     short_help="Write the report of the study's current state (report.html); re-uses the last fit.",
@@ -81,24 +94,80 @@ def report(
     num_warmup: WarmupOption = 500,
     budget: BudgetOption = 100,
     refit: RefitOption = False,
+    allow_uncalibrated: UncalibratedOption = False,
 ) -> None:
     """Write the report of the study's current state: verdicts, gates, calibration, labels,
-    what to label next, diagnostics. Re-uses the last fit when nothing changed."""
-    from changeover.calibrate.settings import FitSettings
+    what to label next, diagnostics. Re-uses the last fit when nothing changed; before the first
+    labels, a preview (raw signal rates and how labelling starts; no verdict)."""
+    from changeover.calibrate.next import PlanRequest
     from changeover.run import analyse
     from changeover.workspace import open_workspace
 
     study = load_study(study_path)
     out = default_out(study, check_format(fmt), out)
-    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup)
+    settings = fit_settings(seed, num_samples, num_warmup, allow_uncalibrated)
     with (
         open_workspace(study.workspace_path) as workspace,
         console.status("counting and fitting (NUTS)…"),
     ):
-        analysis = analyse(study, workspace, settings=settings, budget=budget, refit=refit)
+        analysis = analyse(
+            study, workspace, settings=settings, plan=PlanRequest(budget), refit=refit
+        )
     write_report(analysis.document, out, fmt)
-    verdicts = ", ".join(
-        f"{name} {c['verdict']}" for name, c in analysis.document["result"]["candidates"].items()
-    )
     reused = " (fit re-used: nothing changed)" if analysis.reused else ""
-    console.print(f"{verdicts}{reused}\nreport written to {out}", highlight=False)
+    console.print(Text.assemble(summary_line(analysis.document), reused), highlight=False)
+    console.print(f"report written to {out}", highlight=False, markup=False)
+    console.print(next_step(analysis.document, budget), highlight=False, markup=False)
+
+
+def next_step(document: ReportDocument, budget: int) -> str:
+    """The command to run next, said at the end of `run` and `report`."""
+    result = document.result
+    if result is None:
+        return (
+            f"next: `changeover next --budget {budget}` queues a stratified random start, label "
+            "it in `changeover annotate`, then `changeover run` again"
+        )
+    if not result.diagnostics.converged:
+        return (
+            "next: the fit did not converge; sample longer with "
+            f"`--num-samples {2 * result.diagnostics.num_samples}` before acting on any verdict"
+        )
+    if any(v.verdict == "undecided" for v in result.candidates.values()):
+        return (
+            f"next: `changeover next --budget {budget}` queues the labels that would settle the "
+            "undecided candidates; label them in `changeover annotate`, then run again"
+        )
+    return (
+        "next: every candidate is decided; a first decided look is provisional, so confirm it "
+        f"with one more batch: `changeover next --confirm --budget {budget}`"
+    )
+
+
+def fit_settings(
+    seed: int, num_samples: int, num_warmup: int, allow_uncalibrated: bool
+) -> FitSettings:
+    """The fit settings the CLI options say; the others are FitSettings' shared defaults."""
+    return FitSettings(
+        seed=seed,
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        allow_uncalibrated=allow_uncalibrated,
+    )
+
+
+def summary_line(document: ReportDocument) -> Text:
+    """One line: each candidate's verdict (provisional when the fit did not converge), or that
+    the report is a preview."""
+    from changeover.report.terminal import verdict_text
+
+    result = document.result
+    if result is None:
+        missing = ", ".join(document.unlabelled_dimensions)
+        return Text(f"preview: no verdict without labels (none yet for {missing})")
+    line = Text()
+    for i, (name, verdict) in enumerate(result.candidates.items()):
+        line.append(", " if i else "")
+        line.append(f"{name} ")
+        line.append_text(verdict_text(verdict, converged=result.diagnostics.converged))
+    return line

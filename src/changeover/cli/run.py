@@ -15,9 +15,12 @@ from changeover.cli.report import (
     RefitOption,
     SamplesOption,
     SeedOption,
+    UncalibratedOption,
     WarmupOption,
     check_format,
     default_out,
+    fit_settings,
+    next_step,
     write_report,
 )
 from changeover.cli.score import RichScoreReporter
@@ -38,7 +41,9 @@ class StageProgress:
 
     def on_stage(self, stage: str) -> None:
         if self._stage is None:
-            self._stage = self._progress.add_task("pipeline", total=len(self._stages), status="")
+            self._stage = self._progress.add_task(
+                "pipeline", total=len(self._stages), status="", eta=False
+            )
         done = self._stages.index(stage) if stage in self._stages else len(self._stages)
         label = {"fit": "fit (NUTS) and next labels", "done": "done"}.get(stage, stage)
         self._progress.update(self._stage, completed=done, status=label)
@@ -69,6 +74,7 @@ def run(
     num_warmup: WarmupOption = 500,
     budget: BudgetOption = 100,
     refit: RefitOption = False,
+    allow_uncalibrated: UncalibratedOption = False,
     items: Annotated[
         Path | None, typer.Option(help="Import these items first (CSV, JSONL or Parquet).")
     ] = None,
@@ -80,14 +86,15 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """The whole pipeline: generate → score → counts → fit → report, skipping what is done."""
-    from changeover.calibrate.settings import FitSettings
-    from changeover.report.terminal import print_summary
+    """The whole pipeline: generate → score → counts → fit → report, skipping what is done.
+    Before the first human labels, the report is a preview (no verdict without labels)."""
+    from changeover.calibrate.next import PlanRequest
+    from changeover.report.terminal import print_document
     from changeover.run import run as run_pipeline
 
     study = load_study(study_path)
     out = default_out(study, check_format(fmt), out)
-    settings = FitSettings(seed=seed, num_samples=num_samples, num_warmup=num_warmup)
+    settings = fit_settings(seed, num_samples, num_warmup, allow_uncalibrated)
     with progress_bars(label_width=20, status=True) as progress:
         stages = StageProgress(progress)
         generated, scored, analysis = run_pipeline(
@@ -95,7 +102,7 @@ def run(
             items=items,
             labels=labels or [],
             settings=settings,
-            budget=budget,
+            plan=PlanRequest(budget),
             generate_reporter=stages,
             score_reporter=stages,
             on_stage=stages.on_stage,
@@ -103,11 +110,15 @@ def run(
         )
     fresh = sum(m.done for m in generated.models)
     failed = sum(m.failed + m.earlier_failures for m in generated.models)
+    document = analysis.document
+    fitted = "re-used (nothing changed)" if analysis.reused else "sampled"
     console.print(
         f"generate: {fresh:,} new responses, {failed:,} failed · score: "
         f"{sum(s.scored for s in scored.signals):,} new signal values · fit: "
-        + ("re-used (nothing changed)" if analysis.reused else "sampled")
+        + (fitted if document.result is not None else "none yet (no labels: a preview)"),
+        highlight=False,
     )
-    print_summary(analysis.document["result"], console)
-    write_report(analysis.document, out, fmt)
-    console.print(f"report written to {out}")
+    print_document(document, console)
+    write_report(document, out, fmt)
+    console.print(f"report written to {out}", highlight=False, markup=False)
+    console.print(next_step(document, budget), highlight=False, markup=False)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from changeover.calibrate.decide import GateResult
 from changeover.report import plots
+from changeover.report.document import (
+    JudgeFlag,
+    PointRate,
+    ReportDocument,
+    outcome_words,
+    overall_rate,
+)
 
-__all__ = ["blocks_of", "percent", "render_html"]
+__all__ = ["BlockView", "blocks_of", "margins", "percent", "render_html"]
 
 
 def percent(x: float | None) -> str:
@@ -29,36 +37,59 @@ def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
-def _state(p: float, required: float) -> str:
-    return "held" if p >= required else "failed" if p <= 1 - required else "open"
+def margins(gate: GateResult) -> str:
+    """ "margin ≥ -5.0 pp (≥ -15.0 per segment)": the gate's margins as the conditions use them."""
+    sign = "≥ -" if gate.better == "higher" else "≤ +"
+    first = next(iter(gate.contrasts.values()))
+    text = f"margin {sign}{100 * first.overall.margin:.1f} pp"
+    segment = next(iter(first.segments.values()), None)
+    if segment is not None and segment.margin != first.overall.margin:
+        text += f" ({sign}{100 * segment.margin:.1f} per segment)"
+    return text
 
 
 def _data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-def blocks_of(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per dimension and group, with what each section shows about it."""
+@dataclass(frozen=True)
+class BlockView:
+    """One dimension and group, with what each section shows about it."""
+
+    id: str
+    dimension: str
+    group: str
+    title: str
+    raw: dict[str, dict[str, PointRate]]  # per signal feeding it, per model
+    truth: dict[str, PointRate]
+    labels: dict[str, dict[str, int]]
+    flags: list[JudgeFlag]
+    words: tuple[str, str]  # what a human 1 and 0 say on this dimension
+
+
+def blocks_of(document: ReportDocument) -> list[BlockView]:
+    """One entry per dimension and group of the result."""
     out = []
-    truth = document.get("truth") or {}
-    for dimension, groups in document["result"]["rates"].items():
+    truth = document.truth or {}
+    for dimension, groups in document.labels.items():
         for group in groups:
             title = dimension if group == "all" else f"{dimension}, items that should {group}"
             out.append(
-                {
-                    "id": f"{dimension}/{group}",
-                    "dimension": dimension,
-                    "group": group,
-                    "title": title,
-                    "raw": document["raw"].get(dimension, {}).get(group, {}),
-                    "truth": truth.get(dimension, {}).get(group, {}),
-                    "labels": document["labels"].get(dimension, {}).get(group, {}),
-                    "flags": [
+                BlockView(
+                    id=f"{dimension}/{group}",
+                    dimension=dimension,
+                    group=group,
+                    title=title,
+                    raw=document.raw.get(dimension, {}).get(group, {}),
+                    truth=truth.get(dimension, {}).get(group, {}),
+                    labels=document.labels.get(dimension, {}).get(group, {}),
+                    flags=[
                         f
-                        for f in document["judge_flags"]
-                        if f["dimension"] == dimension and f["group"] == group
+                        for f in document.judge_flags
+                        if f.dimension == dimension and f.group == group
                     ],
-                }
+                    words=outcome_words(dimension),
+                )
             )
     return out
 
@@ -70,51 +101,37 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        pct=percent, pp=_pp, prob=_prob, num=_num, state=_state, thousands=lambda n: f"{n:,}"
-    )
+    env.globals.update(overall=overall_rate, outcome=outcome_words, margins=margins)
+    env.filters.update(pct=percent, pp=_pp, prob=_prob, num=_num, thousands=lambda n: f"{n:,}")
     return env
 
 
-def render_html(document: dict[str, Any]) -> str:
+def render_html(document: ReportDocument) -> str:
     """The report as one HTML page with its plots inlined as SVG data URIs."""
     blocks = blocks_of(document)
-    result = document["result"]
-    rendered = {
-        "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result["gates"].items()},
-        "rates": {
-            b["id"]: _data_uri(plots.rates_plot(document, b["dimension"], b["group"]))
-            for b in blocks
-        },
-        "error": {
-            b["id"]: _data_uri(plots.error_model_plot(document, b["dimension"], b["group"]))
-            for b in blocks
-        },
-    }
-    labels_total = sum(
-        n
-        for groups in document["labels"].values()
-        for models in groups.values()
-        for per in models.values()
-        for n in per.values()
-    )
-    responses_total = sum(n for groups in document["responses"].values() for n in groups.values())
+    result = document.result
+    rendered: dict[str, dict[str, str]] = {"forest": {}, "rates": {}, "error": {}}
+    if result is not None:
+        rendered = {
+            "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result.gates.items()},
+            "rates": {
+                b.id: _data_uri(plots.rates_plot(document, b.dimension, b.group)) for b in blocks
+            },
+            "error": {
+                b.id: _data_uri(plots.error_model_plot(document, b.dimension, b.group))
+                for b in blocks
+            },
+        }
     return (
         _environment()
         .get_template("report.html.j2")
         .render(
-            study=document["study"],
+            doc=document,
+            study=document.study,
             result=result,
             blocks=blocks,
             plots=rendered,
-            truth=document.get("truth"),
-            agreement=document["agreement"],
-            next=document["next"],
-            fit=document["fit"],
-            segments=list(document["study"]["segments"]),
-            created=document["created"],
-            version=document["changeover"],
-            labels_total=labels_total,
-            responses_total=responses_total,
+            truth=document.truth,
+            segments=list(document.study.segments),
         )
     )

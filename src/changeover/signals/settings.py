@@ -141,6 +141,13 @@ class _Signal(BaseModel):
         without a reference answer)."""
         raise NotImplementedError
 
+    @property
+    def pass_levels(self) -> tuple[str, ...]:
+        """The levels that read as 1 for the signal's dimension when the signal is taken at its
+        word (correct, refused, adheres): what the report's raw rate counts. Every other level,
+        `unparseable`, `error` and `no_reference` included, reads as 0."""
+        raise NotImplementedError
+
 
 class RefusalPatterns(BaseModel):
     """Study-specific regular expressions (case-insensitive) added to the built-in phrases.
@@ -199,6 +206,11 @@ class RefusalSignal(_Signal):
             return ("complied", "refused")
         return ("complied", "partial", "refused")
 
+    @property
+    def pass_levels(self) -> tuple[str, ...]:
+        """A partial refusal is a refusal ("did the response refuse?")."""
+        return ("refused",) if self.scale == "binary" else ("partial", "refused")
+
 
 class StyleSignal(_Signal):
     """Rule checks from the study's style guide: `pass`/`fail`, or the number of violated rules."""
@@ -224,6 +236,11 @@ class StyleSignal(_Signal):
         if self.scale == "pass_fail":
             return ("pass", "fail")
         return (*(str(n) for n in range(self.max_violations)), f"{self.max_violations}+")
+
+    @property
+    def pass_levels(self) -> tuple[str, ...]:
+        """No rule broken."""
+        return ("pass",) if self.scale == "pass_fail" else ("0",)
 
 
 class ReferenceSignal(_Signal):
@@ -294,6 +311,20 @@ class ReferenceSignal(_Signal):
         edges = self.edges
         assert edges is not None
         return bin_labels(edges)
+
+    @property
+    def pass_levels(self) -> tuple[str, ...]:
+        """A match; the bins from 0.5 up (the top bin when every edge is below 0.5); the upper
+        half of the quantiles."""
+        if self.metric in BINARY_METRICS:
+            return (BINARY_METRICS[self.metric][1],)
+        if self.quantiles is not None:
+            return tuple(f"q{i}" for i in range(1, self.quantiles + 1) if i > self.quantiles / 2)
+        edges = self.edges
+        assert edges is not None
+        lower = [0.0, *edges]
+        levels = self.levels
+        return tuple(k for k, lo in zip(levels, lower, strict=True) if lo >= 0.5) or levels[-1:]
 
 
 class JudgeSignal(_Signal):
@@ -375,6 +406,17 @@ class JudgeSignal(_Signal):
     @property
     def levels(self) -> tuple[str, ...]:
         return (*self.verdicts, *JUDGE_FAILURE_LEVELS)
+
+    @property
+    def pass_levels(self) -> tuple[str, ...]:
+        """Correct (a score of 4 or 5), refused (as `refusal_levels` says), adheres."""
+        if self.rubric == "correctness":
+            return ("correct",) if self.scale == "binary" else ("4", "5")
+        if self.rubric == "refusal":
+            if self.scale == "binary":
+                return ("refused",)
+            return tuple(k for k in self.verdicts if k in self.counts_as_refusal)
+        return ("adheres",)
 
 
 def bin_labels(edges: tuple[float, ...] | list[float]) -> tuple[str, ...]:
