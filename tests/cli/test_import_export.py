@@ -93,4 +93,4 @@ def test_bad_import_exits_2_with_one_line_and_imports_nothing(
     )
     assert pl.read_csv(tmp_path / "i.csv").height == 0
     assert run(["import", "labels", str(bad), "--study", str(study)], monkeypatch) == 2
-    assert "unknown table 'labels'" in capsys.readouterr().err
+    assert "No such command 'labels'" in capsys.readouterr().err
