@@ -3,7 +3,8 @@ responses and signals.
 
 * each test (its `vars`) becomes an item, mapped with `--map FIELD=SOURCE` where SOURCE is
   `vars.NAME`, `prompt` (the prompt as rendered for the model), `description` or `test` (the
-  test's position, `test3`); several prompts per test make several items (`test3-prompt1`);
+  test's position, `test3`); a config of several prompts makes an item of each test and prompt
+  (`test3-prompt1`);
 * each provider (its label, or its id) becomes a model of the study (`--model LABEL=MODEL`);
 * each output becomes that provider's response, with token usage, cost and latency; a result
   promptfoo marks as an error (`failureReason` 2) becomes an error response;
@@ -105,10 +106,19 @@ def _get(result: dict[str, Any], key: str, where: str, kind: type | tuple[type, 
     return value
 
 
-def _source(result: dict[str, Any], source: str, several_prompts: bool) -> Any:
+def _prompt_label(result: dict[str, Any]) -> str:
+    """Which prompt of the config a result answers (promptfoo's `promptIdx` counts prompt ×
+    provider columns, so the prompt's label tells prompts apart)."""
+    prompt = result.get("prompt")
+    return str(prompt.get("label") or prompt.get("raw")) if isinstance(prompt, dict) else ""
+
+
+def _source(result: dict[str, Any], source: str, prompts: Sequence[str]) -> Any:
     if source == "test":
         name = f"test{result['testIdx']}"
-        return f"{name}-prompt{result.get('promptIdx', 0)}" if several_prompts else name
+        if len(prompts) > 1:
+            name += f"-prompt{prompts.index(_prompt_label(result))}"
+        return name
     if source == "prompt":
         prompt = result.get("prompt")
         return prompt.get("raw") if isinstance(prompt, dict) else prompt
@@ -128,11 +138,11 @@ def _item(
     sources: Mapping[str, str],
     where: str,
     study: Study,
-    several_prompts: bool,
+    prompts: Sequence[str],
 ) -> Item:
     values: dict[str, str | None] = {}
     for name, source in sources.items():
-        value = _source(result, source, several_prompts)
+        value = _source(result, source, prompts)
         text = None if value is None else value if isinstance(value, str) else json.dumps(value)
         if name in _REQUIRED and (text is None or not text.strip()):
             raise InputError(
@@ -266,9 +276,9 @@ def read_promptfoo_results(
     for where, result in results:
         _get(result, "testIdx", where, int)
         _get(result, "provider", where, (dict, str))
-    several_prompts = len({r.get("promptIdx", 0) for _, r in results}) > 1
     # promptfoo writes results in the order they finished; sort for a stable import.
     results.sort(key=lambda pair: (pair[1]["testIdx"], pair[1].get("promptIdx", 0)))
+    prompts = list(dict.fromkeys(_prompt_label(r) for _, r in results))
     imported = ToolImport(path)
     for where, result in results:
         provider = result["provider"]
@@ -276,7 +286,7 @@ def read_promptfoo_results(
             provider if isinstance(provider, str) else provider.get("label") or provider.get("id")
         )
         model = study_model(str(name), models or {}, study, f"{where}: provider", str(name))
-        item = _item(result, mapping, where, study, several_prompts)
+        item = _item(result, mapping, where, study, prompts)
         imported.add_item(item, where)
         response = _response(result, model, item.item_id, where)
         imported.responses.append(response)
