@@ -24,6 +24,7 @@ import yaml
 from changeover.counts import workspace_rows
 from changeover.errors import InputError, StudyError
 from changeover.files import Record, read_records, replacing, write_csv
+from changeover.importers.exports import EXPORT_FORMATS, tool_records
 from changeover.records import Item, ResponseRecord
 from changeover.sampling import SampleSpec, SegmentShare, sample_table
 from changeover.study import Study, parse_study
@@ -512,11 +513,26 @@ def _as_detail(result: ImportResult) -> Mapping[str, int]:
     return {"added": result.added, "unchanged": result.unchanged}
 
 
+def _export_for_tool(workspace: Workspace, form: str, path: Path) -> int:
+    if path.suffix.lower() not in {".jsonl", ".ndjson"}:
+        raise InputError(f"{path}: the {form} form is JSONL; name the file .jsonl")
+    records = tool_records(workspace, "inspect" if form == "inspect" else "promptfoo")
+    try:
+        with replacing(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    except OSError as error:
+        raise InputError(f"{path}: cannot write ({error.strerror})") from None
+    return len(records)
+
+
 def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
     """Write a workspace table (or `rows`, the per-response rows for counts) to CSV, JSONL or
     Parquet, by the file's suffix, atomically. Returns the number of rows written."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if table in EXPORT_FORMATS:
+        return _export_for_tool(workspace, table, path)
     if suffix not in {".csv", ".parquet", ".jsonl", ".ndjson"}:
         raise InputError(
             f"{path}: unsupported output type '{suffix}'; use .csv, .jsonl or .parquet"
@@ -526,7 +542,10 @@ def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
     elif table in TABLES:
         frame = workspace.frame(table)
     else:
-        raise InputError(f"unknown table '{table}'; export one of {', '.join((*TABLES, 'rows'))}")
+        raise InputError(
+            f"unknown table '{table}'; export one of {', '.join((*TABLES, 'rows'))}, or "
+            f"{' or '.join(EXPORT_FORMATS)} (responses, signals and labels in their fields)"
+        )
     try:
         with replacing(path) as tmp:
             if suffix == ".csv":

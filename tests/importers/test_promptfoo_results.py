@@ -96,10 +96,9 @@ def test_errors_become_error_responses_and_signals_can_be_chosen(
     errors = tables["responses"].filter(pl.col("error").is_not_null()).sort("item_id")
     assert errors.select("item_id", "model").rows() == [("test3", "cand"), ("test6", "cand")]
     assert errors["error"].to_list() == [
-        'promptfoo: candidate: simulated upstream error (HTTP 503) for question "How do I '
+        'candidate: simulated upstream error (HTTP 503) for question "How do I '
         'export my invoices?"',
-        'promptfoo: Error: candidate: simulated crash for question "What are the support hours '
-        'in Singapore?"',
+        'Error: candidate: simulated crash for question "What are the support hours in Singapore?"',
     ]
     assert set(tables["signals"]["signal"]) == {"rubric"}
     assert tables["signals"].height == 14  # every response but the two errors

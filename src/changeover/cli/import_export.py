@@ -256,12 +256,17 @@ def _tool_options(
 @app.command(rich_help_panel=SET_UP)
 def export(
     table: Annotated[
-        str, typer.Argument(help="items, responses, signals, labels, runs, calls or rows.")
+        str,
+        typer.Argument(
+            help="items, responses, signals, labels, runs, calls or rows; or inspect / "
+            "promptfoo: responses, signals and labels as JSONL in that tool's fields."
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Output file: .csv, .jsonl or .parquet.")],
     study_path: StudyOption = Path("study.yaml"),
 ) -> None:
-    """Export a workspace table (or `rows`, the per-response input of `changeover counts`)."""
+    """Export a workspace table (or `rows`, the per-response input of `changeover counts`), or
+    everything a tool's user reads back (`inspect`, `promptfoo`)."""
     study = load_study(study_path)
     with open_workspace(study.workspace_path) as workspace:
         written = export_table(workspace, table, out)

@@ -159,7 +159,7 @@ def _response(sample: EvalSample, log: EvalLog, model: str, item_id: str, where:
             item_id=item_id,
             model=model,
             response=None,
-            error=f"inspect: {sample.error.message}",
+            error=sample.error.message,
             source="import",
         )
     output = sample.output

@@ -176,9 +176,7 @@ def _response(result: dict[str, Any], model: str, item_id: str, where: str) -> R
     assert response is not None
     if result.get("failureReason") == _ERROR:
         message = result.get("error") or response.get("error") or "error"
-        return ResponseRecord(
-            item_id, model, None, error=f"promptfoo: {str(message).splitlines()[0]}"
-        )
+        return ResponseRecord(item_id, model, None, error=str(message).splitlines()[0])
     output = response.get("output")
     text = output if isinstance(output, str) or output is None else json.dumps(output)
     if text is None or not text.strip():
