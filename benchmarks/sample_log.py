@@ -10,8 +10,10 @@ runs, in a fresh process each, what a user runs:
     changeover import items LOG --map item_id=request_id --map prompt=user_query \
         --map segment=region --sample 2000 --by segment --seed 7 --write-weights
 
-and records the wall time and the peak resident memory of that process (`wait4`'s ru_maxrss),
-with the load average of the machine. Results in benchmarks/results/sample_log.json.
+and records the wall time and the peak resident memory of that process (its VmHWM, read from
+/proc as it exits: the high-water mark of its own memory since it started, which `ru_maxrss`
+would mix with the parent's), with the load average of the machine. Results in
+benchmarks/results/sample_log.json.
 """
 
 from __future__ import annotations
@@ -74,28 +76,39 @@ def write_log(folder: Path, rows: int, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
+# `changeover` in this interpreter, reporting its peak resident memory (VmHWM) as it exits.
+_CHILD = """
+import atexit, re, sys
+def peak():
+    status = open("/proc/self/status").read()
+    print("VmHWM_KiB=" + re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)
+atexit.register(peak)
+from changeover.cli import main
+main()
+"""
+
+
 def run_import(log: Path, folder: Path, size: int) -> dict[str, float]:
     """`changeover import items LOG --sample SIZE ...` in a fresh process: wall time, peak RSS."""
     study = folder / "study.yaml"
     study.write_text(STUDY)
     (folder / "changeover.db").unlink(missing_ok=True)
     command = [
-        sys.executable, "-c", "from changeover.cli import main; main()",
+        sys.executable, "-c", _CHILD,
         "import", "items", str(log), "--study", str(study),
         "--map", "item_id=request_id", "--map", "prompt=user_query", "--map", "segment=region",
         "--sample", str(size), "--by", "segment", "--seed", "7", "--write-weights",
     ]  # fmt: skip
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    out, err = process.communicate()
-    if status != 0:
-        raise SystemExit(f"import failed ({status}): {err}")
+    if done.returncode != 0:
+        raise SystemExit(f"import failed ({done.returncode}): {done.stderr}")
+    peak_kib = int(done.stderr.split("VmHWM_KiB=")[1].split()[0])
     return {
         "seconds": round(wall, 2),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-        "output": out.strip().splitlines()[0],
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "output": done.stdout.strip().splitlines()[0],
     }
 
 
