@@ -7,7 +7,7 @@ text file, the row in Parquet) and the column.
 A file that was not written for changeover (a production log) is read through a column mapping
 (`--map prompt=user_query`: changeover's column = the file's), and a large one through a
 stratified sample (`changeover.sampling`), whose segment shares can become the study's traffic
-weights (`write_segment_weights`).
+weights (`import_items(..., weights_from_file=True)`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ __all__ = [
     "read_items",
     "read_responses",
     "weights_from_shares",
-    "write_segment_weights",
 ]
 
 ITEM_COLUMNS = (
@@ -497,16 +496,6 @@ def _study_with_weights(study: Study, shares: Sequence[SegmentShare]) -> str:
     start, end = node.start_mark.index, node.end_mark.index
     tail = "\n" if text[start:end].endswith("\n") else ""
     return text[:start] + "{" + weights + "}" + tail + text[end:]
-
-
-def write_segment_weights(study: Study, shares: Sequence[SegmentShare]) -> Study:
-    """Rewrite the study file's `segments:` with a sample's shares; returns the new study."""
-    text = _study_with_weights(study, shares)
-    new = parse_study(yaml.safe_load(text), source=str(study.path), path=study.path)
-    assert study.path is not None
-    with replacing(study.path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return new
 
 
 def _as_detail(result: ImportResult) -> Mapping[str, int]:

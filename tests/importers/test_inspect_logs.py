@@ -118,7 +118,7 @@ def _eval_with_version(source: Path, target: Path, version: int) -> Path:
     [
         ("eval_version_99", "v99.eval: version: Inspect log format version 99 is not supported"),
         ("json_version_99", "v99.json: version: Inspect log format version 99 is not supported"),
-        ("missing_field", "sample s000: metadata.team is missing; every sample needs a segment"),
+        ("missing_field", "sample s000: metadata.team is missing; every record needs a segment"),
         (
             "unknown_model",
             "eval.model: model 'mockllm/legacy' is not in the study (legacy, cand); map it with "

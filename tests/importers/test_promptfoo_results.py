@@ -126,7 +126,7 @@ def _result_without(path: Path, tmp_path: Path, edit: str) -> Path:
         ("output", "edited-output.json: results.results[2]: response.output is empty and the"),
         ("model", "normal.json: results.results[0]: provider: model 'incumbent' is not in the"),
         ("segment", "results.results[0]: vars.expected: unknown segment 'answer'"),
-        ("field", "normal.jsonl: line 1: vars.team is missing; every test needs a segment"),
+        ("field", "normal.jsonl: line 1: vars.team is missing; every record needs a segment"),
         ("signal", "normal.json: --signal tone: no assertion gives that signal"),
         ("map", "--map colour=...: unknown field; map one of item_id, prompt, segment"),
     ],

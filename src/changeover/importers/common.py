@@ -24,10 +24,16 @@ __all__ = [
     "MISSING_LEVEL",
     "ToolImport",
     "ToolImportResult",
+    "build_item",
+    "check_levels",
+    "check_signals_found",
+    "check_sources",
     "combined_signals",
+    "expected_behaviour",
     "level_of",
     "parse_pairs",
     "store_imports",
+    "study_model",
 ]
 
 #: The item fields a mapping (`--map FIELD=SOURCE`) may set.
@@ -109,6 +115,64 @@ def expected_behaviour(value: Any, where: str) -> ExpectedBehaviour:
     if text == "refuse":
         return "refuse"
     raise InputError(f"{where}: '{value}' is not an expected behaviour; use answer or refuse")
+
+
+def check_sources(sources: Mapping[str, str] | None) -> None:
+    """`--map FIELD=SOURCE`: every FIELD is an item field."""
+    for name in sources or {}:
+        if name not in ITEM_FIELDS:
+            raise InputError(
+                f"--map {name}=...: unknown field; map one of {', '.join(ITEM_FIELDS)}"
+            )
+
+
+def build_item(
+    get: Callable[[str], Any],
+    sources: Mapping[str, str],
+    where: str,
+    study: Study,
+    *,
+    metadata: Mapping[str, Any],
+    example: str,
+    system: str | None = None,
+) -> Item:
+    """An item from a tool's record: `get(SOURCE)` reads each field's source (None when the
+    record lacks it); item_id, prompt and segment are required, the segment must be the
+    study's."""
+    values: dict[str, str | None] = {}
+    for name, source in sources.items():
+        value = get(source)
+        text = None if value is None else value if isinstance(value, str) else json.dumps(value)
+        if name in ("item_id", "prompt", "segment") and (text is None or not text.strip()):
+            raise InputError(
+                f"{where}: {source} is missing; every record needs a {name} (map it with "
+                f"--map {name}={example})"
+            )
+        values[name] = text
+    segment = str(values["segment"]).strip()
+    if segment not in study.segment_names:
+        raise InputError(
+            f"{where}: {sources['segment']}: unknown segment '{segment}'; the study knows "
+            f"{', '.join(study.segment_names)}"
+        )
+    return Item(
+        item_id=str(values["item_id"]).strip(),
+        prompt=str(values["prompt"]),
+        segment=segment,
+        reference=values.get("reference") or None,
+        expected_behaviour=expected_behaviour(
+            values.get("expected_behaviour"), f"{where}: {sources.get('expected_behaviour')}"
+        ),
+        system=values.get("system") or system,
+        metadata=dict(metadata),
+    )
+
+
+def check_signals_found(signals: Mapping[str, str] | None, imported: ToolImport, what: str) -> None:
+    """Every signal named with `--signal` was found in the file."""
+    for name in signals or {}:
+        if not any(s.signal == name for s in imported.signals):
+            raise InputError(f"{imported.path}: --signal {name}: no {what}")
 
 
 def combined_signals(signals: Sequence[SignalRecord]) -> list[SignalRecord]:

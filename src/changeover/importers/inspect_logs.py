@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from changeover.errors import ChangeoverError, InputError
 from changeover.importers.common import (
-    ITEM_FIELDS,
     ToolImport,
     ToolImportResult,
+    build_item,
     check_levels,
-    expected_behaviour,
+    check_signals_found,
+    check_sources,
     level_of,
     store_imports,
     study_model,
@@ -55,7 +56,6 @@ INSPECT_SOURCES: dict[str, str] = {
     "segment": "metadata.segment",
     "expected_behaviour": "metadata.expected_behaviour",
 }
-_REQUIRED = ("item_id", "prompt", "segment")
 
 
 def _inspect_log_api() -> Any:
@@ -123,33 +123,14 @@ def _source(sample: EvalSample, source: str) -> Any:
 
 
 def _item(sample: EvalSample, sources: Mapping[str, str], where: str, study: Study) -> Item:
-    values: dict[str, Any] = {}
-    for name, source in sources.items():
-        value = _source(sample, source)
-        text = None if value is None else str(value)
-        if name in _REQUIRED and (text is None or not text.strip()):
-            raise InputError(
-                f"{where}: {source} is missing; every sample needs a {name} (map it with "
-                f"--map {name}=metadata.FIELD)"
-            )
-        values[name] = text
-    segment = str(values["segment"]).strip()
-    if segment not in study.segment_names:
-        raise InputError(
-            f"{where}: {sources['segment']}: unknown segment '{segment}'; the study knows "
-            f"{', '.join(study.segment_names)}"
-        )
-    system = values.get("system") or _input_text(sample)[1]
-    return Item(
-        item_id=str(values["item_id"]).strip(),
-        prompt=str(values["prompt"]),
-        segment=segment,
-        reference=values.get("reference") or None,
-        expected_behaviour=expected_behaviour(
-            values.get("expected_behaviour"), f"{where}: {sources.get('expected_behaviour')}"
-        ),
-        system=system,
-        metadata=dict(sample.metadata or {}),
+    return build_item(
+        lambda source: _source(sample, source),
+        sources,
+        where,
+        study,
+        metadata=sample.metadata or {},
+        example="metadata.FIELD",
+        system=_input_text(sample)[1],
     )
 
 
@@ -250,11 +231,7 @@ def read_inspect_log(
         raise InputError(f"{path}: Inspect log not found")
     if path.suffix.lower() not in (".eval", ".json"):
         raise InputError(f"{path}: not an Inspect log; give a .eval or .json file")
-    for name in sources or {}:
-        if name not in ITEM_FIELDS:
-            raise InputError(
-                f"--map {name}=...: unknown field; map one of {', '.join(ITEM_FIELDS)}"
-            )
+    check_sources(sources)
     mapping = {**INSPECT_SOURCES, **(sources or {})}
     try:
         header: EvalLog = api.read_eval_log(str(path), header_only=True)
@@ -295,13 +272,8 @@ def read_inspect_log(
             f"{path.name}: {skipped} samples of other epochs left out (epoch {epoch} imported; "
             "--epoch chooses)"
         )
-    for name in signals or {}:
-        if not any(s.signal == name for s in imported.signals):
-            scorers = [s.name for s in header.eval.scorers or []]
-            raise InputError(
-                f"{path}: --signal {name}: no such scorer in the log (scorers: "
-                f"{', '.join(scorers) or 'none'})"
-            )
+    scorers = ", ".join(s.name for s in header.eval.scorers or []) or "none"
+    check_signals_found(signals, imported, f"such scorer in the log (scorers: {scorers})")
     check_levels(imported.signals, lambda name: f"{path}: scores.{name}")
     return imported
 

@@ -24,11 +24,12 @@ from typing import Any
 
 from changeover.errors import InputError
 from changeover.importers.common import (
-    ITEM_FIELDS,
     ToolImport,
     ToolImportResult,
+    build_item,
     check_levels,
-    expected_behaviour,
+    check_signals_found,
+    check_sources,
     store_imports,
     study_model,
 )
@@ -53,7 +54,6 @@ PROMPTFOO_SOURCES: dict[str, str] = {
     "segment": "vars.segment",
     "expected_behaviour": "vars.expected_behaviour",
 }
-_REQUIRED = ("item_id", "prompt", "segment")
 _REFUSAL_ASSERTIONS = ("is-refusal", "not-is-refusal")
 #: promptfoo's ResultFailureReason: 0 none, 1 an assertion failed, 2 an error.
 _ERROR = 2
@@ -140,34 +140,15 @@ def _item(
     study: Study,
     prompts: Sequence[str],
 ) -> Item:
-    values: dict[str, str | None] = {}
-    for name, source in sources.items():
-        value = _source(result, source, prompts)
-        text = None if value is None else value if isinstance(value, str) else json.dumps(value)
-        if name in _REQUIRED and (text is None or not text.strip()):
-            raise InputError(
-                f"{where}: {source} is missing; every test needs a {name} (map it with "
-                f"--map {name}=vars.NAME)"
-            )
-        values[name] = text
-    segment = str(values["segment"]).strip()
-    if segment not in study.segment_names:
-        raise InputError(
-            f"{where}: {sources['segment']}: unknown segment '{segment}'; the study knows "
-            f"{', '.join(study.segment_names)}"
-        )
-    mapped_vars = {s.removeprefix("vars.") for s in sources.values() if s.startswith("vars.")}
-    test_vars = result.get("vars") if isinstance(result.get("vars"), dict) else {}
-    return Item(
-        item_id=str(values["item_id"]).strip(),
-        prompt=str(values["prompt"]),
-        segment=segment,
-        reference=values.get("reference") or None,
-        expected_behaviour=expected_behaviour(
-            values.get("expected_behaviour"), f"{where}: {sources.get('expected_behaviour')}"
-        ),
-        system=values.get("system"),
-        metadata={k: v for k, v in (test_vars or {}).items() if k not in mapped_vars},
+    mapped = {s.removeprefix("vars.") for s in sources.values() if s.startswith("vars.")}
+    test_vars = result.get("vars") if isinstance(result.get("vars"), dict) else None
+    return build_item(
+        lambda source: _source(result, source, prompts),
+        sources,
+        where,
+        study,
+        metadata={k: v for k, v in (test_vars or {}).items() if k not in mapped},
+        example="vars.NAME",
     )
 
 
@@ -264,11 +245,7 @@ def read_promptfoo_results(
         raise InputError(f"{path}: promptfoo results file not found")
     if path.suffix.lower() not in (".json", ".jsonl"):
         raise InputError(f"{path}: not a promptfoo results file; give a .json or .jsonl file")
-    for name in sources or {}:
-        if name not in ITEM_FIELDS:
-            raise InputError(
-                f"--map {name}=...: unknown field; map one of {', '.join(ITEM_FIELDS)}"
-            )
+    check_sources(sources)
     mapping = {**PROMPTFOO_SOURCES, **(sources or {})}
     results = list(_results(path))
     for where, result in results:
@@ -294,9 +271,7 @@ def read_promptfoo_results(
             )
     if not results:
         raise InputError(f"{path}: no results in the file")
-    for name in signals or {}:
-        if not any(s.signal == name for s in imported.signals):
-            raise InputError(f"{path}: --signal {name}: no assertion gives that signal")
+    check_signals_found(signals, imported, "assertion gives that signal")
     check_levels(imported.signals, lambda name: f"{path}: assertion {name}")
     return imported
 
