@@ -60,6 +60,9 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)  # py4j's gateway sockets
+        # pyspark starts the JVM with a fork (py4j's preexec_fn); JAX, loaded by other tests,
+        # warns at every fork. The JVM runs no Python, so JAX's threads do not matter to it.
+        warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
         session = (
             SparkSession.builder.master("local[2]")
             .appName("changeover-tests")
