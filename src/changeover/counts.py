@@ -2,8 +2,8 @@
 
 A counts table has one row per (dimension, model, segment, group, level, human) cell and the number
 of responses `n` in it (DESIGN.md, "Counts"). The workspace produces it; a team whose evaluation
-logs live in a warehouse produces it with the SQL in `COUNTS_SQL` and passes the file to
-`changeover fit --counts`.
+logs live in a warehouse produces it with the SQL in `COUNTS_SQL` (`COUNTS_SPARK_SQL` on Spark)
+and passes the file to `changeover fit --counts`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 
@@ -25,10 +26,12 @@ from changeover.workspace import Workspace
 
 __all__ = [
     "COUNTS_COLUMNS",
+    "COUNTS_SPARK_SQL",
     "COUNTS_SQL",
     "ROWS_COLUMNS",
     "RowsSummary",
     "counts_from_rows",
+    "counts_sql",
     "read_counts",
     "read_rows",
     "validate_counts",
@@ -39,25 +42,41 @@ __all__ = [
 ROWS_COLUMNS = ("item_id", "model", "segment", "group", "dimension", "level", "human")
 _KEYS = ("dimension", "model", "segment", "group", "level", "human")
 
-COUNTS_SQL = """\
+
+def counts_sql(dialect: Literal["ansi", "spark"] = "ansi", *, table: str = "rows") -> str:
+    """The aggregation of `counts_from_rows` as one SQL query over a rows table: `ansi` quotes
+    the column `group` (a reserved word) with double quotes (DuckDB, PostgreSQL, Snowflake),
+    `spark` with backticks (Spark SQL, Databricks, BigQuery). Plain GROUP BY and ORDER BY
+    lists, so that it runs on every engine."""
+    group = "`group`" if dialect == "spark" else '"group"'
+    return f"""\
 -- One row per (item, model, dimension) response; several rows when several people labelled it.
 -- Majority of the human labels; a tie counts as unlabelled.
 WITH responses AS (
-    SELECT dimension, model, segment, COALESCE("group", '') AS "group", item_id,
+    SELECT dimension, model, segment, COALESCE({group}, '') AS {group}, item_id,
            MIN(level) AS level,
            COUNT(human) AS n_labels,
            SUM(CAST(human AS INTEGER)) AS n_pass
-    FROM rows
-    GROUP BY dimension, model, segment, COALESCE("group", ''), item_id
+    FROM {table}
+    GROUP BY dimension, model, segment, COALESCE({group}, ''), item_id
+),
+decided AS (
+    SELECT dimension, model, segment, {group}, level,
+           CASE WHEN n_labels = 0 OR 2 * n_pass = n_labels THEN NULL
+                WHEN 2 * n_pass > n_labels THEN 1 ELSE 0 END AS human
+    FROM responses
 )
-SELECT dimension, model, segment, "group", level,
-       CASE WHEN n_labels = 0 OR 2 * n_pass = n_labels THEN NULL
-            WHEN 2 * n_pass > n_labels THEN 1 ELSE 0 END AS human,
-       COUNT(*) AS n
-FROM responses
-GROUP BY ALL
-ORDER BY ALL
+SELECT dimension, model, segment, {group}, level, human, COUNT(*) AS n
+FROM decided
+GROUP BY dimension, model, segment, {group}, level, human
+ORDER BY dimension, model, segment, {group}, level, human
 """
+
+
+#: The counts query for DuckDB and other engines that quote with double quotes.
+COUNTS_SQL = counts_sql("ansi")
+#: The same query for Spark SQL (`changeover.spark.counts_on_spark` runs it).
+COUNTS_SPARK_SQL = counts_sql("spark")
 
 
 def _check_columns(frame: pl.DataFrame, expected: tuple[str, ...], source: str) -> None:

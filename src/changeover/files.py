@@ -2,7 +2,8 @@
 
 One reader for every input file (items, responses, labels, queues, rows, counts): `read_records`
 yields each record with where it is ("items.csv: line 4"), for errors that name the line;
-`read_frame` reads a whole table as text columns, for the checks of large tables. `replacing`
+`read_frame` reads a whole table as text columns, for the checks of large tables; `scan_table`
+opens one lazily, for files of millions of rows that are only sampled or aggregated. `replacing`
 writes through a temporary file, so that no command leaves a half-written file behind.
 
 CSV cells are written safe for spreadsheets: a text cell that a spreadsheet would evaluate as a
@@ -17,9 +18,9 @@ import csv
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "read_frame",
     "read_records",
     "replacing",
+    "scan_table",
     "write_csv",
 ]
 
@@ -74,6 +76,31 @@ class Record:
 
     where: str  # "items.csv: line 4" or "items.parquet: row 3"
     values: dict[str, Any]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """The file's own name of a renamed column (`--map prompt=user_query`: prompt -> user_query)."""
+
+    def column(self, name: str) -> str:
+        """A column as the user knows it: "prompt", or "user_query (mapped to prompt)"."""
+        own = self.aliases.get(name)
+        return name if own is None else f"{own} (mapped to {name})"
+
+    def at(self, name: str) -> str:
+        """Where a value is, for an error: "items.csv: line 4: column user_query (mapped to
+        prompt)"."""
+        return f"{self.where}: column {self.column(name)}"
+
+    def renamed(self, columns: Mapping[str, str]) -> Record:
+        """This record with the file's columns renamed to changeover's (`columns`: changeover's
+        name -> the file's); a file column of a mapped name is replaced by the mapped one."""
+        if not columns:
+            return self
+        values = {k: v for k, v in self.values.items() if k not in columns}
+        for name, own in columns.items():
+            if own in self.values:
+                values[name] = self.values[own]
+        for own in set(columns.values()) - set(columns):
+            values.pop(own, None)
+        return Record(self.where, values, dict(columns))
 
 
 def _csv_records(path: Path) -> tuple[list[str], Iterator[Record]]:
@@ -195,6 +222,33 @@ def read_frame(path: Path, *, kind: str) -> pl.DataFrame:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{path}: cannot read {kind} file ({first}); check its format") from None
     raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .parquet or .jsonl")
+
+
+def _scan(path: Path, suffix: str) -> pl.LazyFrame:
+    if suffix == ".csv":
+        return pl.scan_csv(path, infer_schema=False)
+    if suffix == ".parquet":
+        return pl.scan_parquet(path)
+    return pl.scan_ndjson(path, infer_schema_length=10_000)
+
+
+def scan_table(path: Path, *, kind: str) -> tuple[list[str], pl.LazyFrame]:
+    """A CSV, JSONL or Parquet file opened lazily, for queries that stream through it in bounded
+    memory: its column names, and the scan. CSV columns are all text (as `read_records` reads
+    them); JSONL and Parquet keep their types."""
+    if not path.is_file():
+        raise InputError(f"{path}: {kind} file not found")
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".jsonl", ".ndjson"}:
+        raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv, .jsonl or .parquet")
+    try:
+        # The schema is read from a scan of its own: in polars 2.1 a scan whose schema was
+        # collected is no longer streamed, and would be read into memory whole.
+        header = _scan(path, suffix).collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: cannot read {kind} file ({first}); check its format") from None
+    return header, _scan(path, suffix)
 
 
 @contextmanager

@@ -3,31 +3,44 @@
 Imports are validated completely before anything is written, and written in one transaction:
 a bad file imports nothing. Every error names the file, the line (the record's first line in a
 text file, the row in Parquet) and the column.
+
+A file that was not written for changeover (a production log) is read through a column mapping
+(`--map prompt=user_query`: changeover's column = the file's), and a large one through a
+stratified sample (`changeover.sampling`), whose segment shares can become the study's traffic
+weights (`import_items(..., weights_from_file=True)`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from changeover.counts import workspace_rows
-from changeover.errors import InputError
+from changeover.errors import InputError, StudyError
 from changeover.files import Record, read_records, replacing, write_csv
+from changeover.importers.exports import EXPORT_FORMATS, tool_records
 from changeover.records import Item, ResponseRecord
-from changeover.study import Study
+from changeover.sampling import SampleSpec, SegmentShare, sample_table
+from changeover.study import Study, parse_study
 from changeover.workspace import TABLES, ImportResult, Workspace
 
 __all__ = [
     "ITEM_COLUMNS",
     "RESPONSE_COLUMNS",
+    "FileImport",
     "export_table",
     "import_items",
     "import_responses",
+    "parse_columns",
     "read_items",
     "read_responses",
+    "weights_from_shares",
 ]
 
 ITEM_COLUMNS = (
@@ -47,6 +60,67 @@ RESPONSE_COLUMNS = (
 # Columns `export responses` writes that describe how a response was stored, not what it is.
 _RESPONSE_BOOKKEEPING = ("source", "cache_key", "cost", "attempts", "created_at", "run_id")
 _EXPECTED = ("answer", "refuse")
+
+
+@dataclass(frozen=True)
+class FileImport(ImportResult):
+    """What an import wrote, and with `--sample`, each segment's share of the whole file."""
+
+    shares: tuple[SegmentShare, ...] = ()
+    rows: int | None = None  # rows in the whole file, when sampled
+
+
+def parse_columns(values: Sequence[str] | None, *, fields: Sequence[str]) -> dict[str, str]:
+    """`--map FIELD=COLUMN` options as {changeover's field: the file's column}."""
+    columns: dict[str, str] = {}
+    for value in values or ():
+        field_name, sep, column = (part.strip() for part in value.partition("="))
+        if not sep or not field_name or not column:
+            raise InputError(f"--map {value}: expected FIELD=COLUMN, e.g. --map prompt=user_query")
+        if field_name not in fields:
+            raise InputError(
+                f"--map {value}: unknown field '{field_name}'; map one of {', '.join(fields)}"
+            )
+        if field_name in columns:
+            raise InputError(f"--map {value}: field '{field_name}' is mapped twice")
+        if column in columns.values():
+            raise InputError(f"--map {value}: column '{column}' is mapped twice")
+        columns[field_name] = column
+    return columns
+
+
+@dataclass(frozen=True)
+class _Table:
+    header: list[str] | None
+    records: Iterator[Record]
+    shares: tuple[SegmentShare, ...] = ()
+    rows: int | None = None
+
+
+def _read_table(
+    path: Path, *, kind: str, columns: Mapping[str, str], sample: SampleSpec | None
+) -> _Table:
+    """The records of an input file (all, or the sample), renamed by the column mapping."""
+    if sample is not None:
+        drawn = sample_table(path, replace(sample, by=columns.get(sample.by, sample.by)), kind=kind)
+        table = _Table(drawn.header, iter(drawn.records), drawn.shares, drawn.rows)
+    else:
+        header, records = read_records(path, kind=kind)
+        table = _Table(header, records)
+    if not columns:
+        return table
+    header = table.header
+    if header is not None:
+        for name, own in columns.items():
+            if own not in header:
+                raise InputError(
+                    f"{path}: --map {name}={own}: no column '{own}'; the file has "
+                    f"{', '.join(header)}"
+                )
+        inverse = {own: name for name, own in columns.items()}
+        header = [inverse.get(h, h) for h in header if h in inverse or h not in columns]
+    records = (record.renamed(columns) for record in table.records)
+    return _Table(header, records, table.shares, table.rows)
 
 
 def _check_header(path: Path, header: list[str] | None, required: tuple[str, ...]) -> None:
@@ -73,14 +147,10 @@ def _text(record: Record, column: str, *, required: bool) -> str | None:
     elif isinstance(value, bool | int | float):
         text = str(value)
     else:
-        raise InputError(
-            f"{record.where}: column {column}: expected text, got {type(value).__name__}"
-        )
+        raise InputError(f"{record.at(column)}: expected text, got {type(value).__name__}")
     if not text:
         if required:
-            raise InputError(
-                f"{record.where}: column {column} is empty; every row needs a {column}"
-            )
+            raise InputError(f"{record.at(column)} is empty; every row needs a {column}")
         return None
     return text
 
@@ -92,11 +162,9 @@ def _int(record: Record, column: str) -> int | None:
     try:
         number = int(float(text))
     except ValueError:
-        raise InputError(
-            f"{record.where}: column {column}: '{text}' is not a whole number"
-        ) from None
+        raise InputError(f"{record.at(column)}: '{text}' is not a whole number") from None
     if number < 0 or number != float(text):
-        raise InputError(f"{record.where}: column {column}: '{text}' is not a count")
+        raise InputError(f"{record.at(column)}: '{text}' is not a count")
     return number
 
 
@@ -107,54 +175,73 @@ def _float(record: Record, column: str) -> float | None:
     try:
         number = float(text)
     except ValueError:
-        raise InputError(f"{record.where}: column {column}: '{text}' is not a number") from None
+        raise InputError(f"{record.at(column)}: '{text}' is not a number") from None
     if not number >= 0:
-        raise InputError(f"{record.where}: column {column}: '{text}' must be >= 0")
+        raise InputError(f"{record.at(column)}: '{text}' must be >= 0")
     return number
 
 
-def read_items(path: str | Path, study: Study) -> list[Item]:
+def read_items(
+    path: str | Path,
+    study: Study,
+    *,
+    columns: Mapping[str, str] | None = None,
+    sample: SampleSpec | None = None,
+) -> list[Item]:
     """Read and validate an items file against the study; raise InputError at the first problem.
 
     Columns `item_id, prompt, segment` are required; `reference`, `expected_behaviour`
     (answer|refuse, default answer), `system`, `context` are optional; any other column is kept
-    as free metadata.
+    as free metadata. `columns` renames the file's columns (`{"prompt": "user_query"}`);
+    `sample` reads only a stratified sample of the rows.
     """
-    path = Path(path)
-    header, records = read_records(path, kind="items")
+    return _items(Path(path), study.segment_names, columns=columns or {}, sample=sample)[0]
+
+
+def _items(
+    path: Path,
+    segments: Sequence[str] | None,
+    *,
+    columns: Mapping[str, str],
+    sample: SampleSpec | None,
+) -> tuple[list[Item], _Table]:
+    """The items of a file, each in one of `segments` (None: any segment)."""
+    table = _read_table(path, kind="items", columns=columns, sample=sample)
+    header, records = table.header, table.records
     _check_header(path, header, _ITEM_REQUIRED)
-    segments = study.segment_names
     first_seen: dict[str, str] = {}
     items: list[Item] = []
     for record in records:
         for column in _ITEM_REQUIRED:
             if header is None and column not in record.values:
-                raise InputError(f"{record.where}: missing key '{column}'; every line needs it")
+                raise InputError(
+                    f"{record.where}: missing key '{record.column(column)}'; every line needs it"
+                )
         item_id = _text(record, "item_id", required=True)
         assert item_id is not None
         if item_id in first_seen:
             raise InputError(
-                f"{record.where}: column item_id: duplicate id '{item_id}' (first at "
+                f"{record.at('item_id')}: duplicate id '{item_id}' (first at "
                 f"{first_seen[item_id].split(': ', 1)[1]}); item ids must be unique"
             )
         first_seen[item_id] = record.where
         prompt = record.values.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError(
-                f"{record.where}: column prompt is empty; every item needs a prompt"
+                f"{record.at('prompt')} is empty; every item needs a prompt"
                 if prompt is None or isinstance(prompt, str)
-                else f"{record.where}: column prompt: expected text, got {type(prompt).__name__}"
+                else f"{record.at('prompt')}: expected text, got {type(prompt).__name__}"
             )
         segment = _text(record, "segment", required=True)
-        if segment not in segments:
+        if segments is not None and segment not in segments:
             raise InputError(
-                f"{record.where}: column segment: unknown segment '{segment}'; the study knows "
+                f"{record.at('segment')}: unknown segment '{segment}'; the study knows "
                 f"{', '.join(segments)}"
             )
         expected = (_text(record, "expected_behaviour", required=False) or "answer").lower()
         if expected not in _EXPECTED:
             raise InputError(
-                f"{record.where}: column expected_behaviour: '{expected}' is not allowed; use "
+                f"{record.at('expected_behaviour')}: '{expected}' is not allowed; use "
                 "answer or refuse"
             )
         metadata = {
@@ -182,7 +269,7 @@ def read_items(path: str | Path, study: Study) -> list[Item]:
         )
     if not items:
         raise InputError(f"{path}: no items in the file")
-    return items
+    return items, table
 
 
 def _is_missing(value: Any) -> bool:
@@ -195,9 +282,7 @@ def _raw_text(record: Record, column: str) -> str | None:
     if _is_missing(value):
         return None
     if not isinstance(value, str):
-        raise InputError(
-            f"{record.where}: column {column}: expected text, got {type(value).__name__}"
-        )
+        raise InputError(f"{record.at(column)}: expected text, got {type(value).__name__}")
     return value if value.strip() else None
 
 
@@ -208,18 +293,24 @@ def read_responses(
     item_ids: set[str],
     model: str | None = None,
     source: str = "import",
+    columns: Mapping[str, str] | None = None,
+    sample: SampleSpec | None = None,
 ) -> list[ResponseRecord]:
     """Read and validate a responses file.
 
     Columns `item_id, model, response` (and optionally `error` and the usage columns of
-    `export responses`). With `model` given (a replay file), the `model` column is optional and
-    only that model's rows are read.
+    `export responses`). With `model` given (a replay file, or a production log of one model),
+    the `model` column is optional and only that model's rows are read. `columns` renames the
+    file's columns, and then the file's other columns are left alone (a production log has
+    many); `sample` reads only a stratified sample of the rows (the same rows as `read_items`
+    with the same sample, from the same file).
     """
     path = Path(path)
-    header, records = read_records(path, kind="responses")
+    table = _read_table(path, kind="responses", columns=columns or {}, sample=sample)
+    header, records = table.header, table.records
     required = ("item_id", "response") if model is not None else ("item_id", "model", "response")
     _check_header(path, header, required)
-    if header is not None:
+    if header is not None and not columns:
         known = set(RESPONSE_COLUMNS) | set(_RESPONSE_BOOKKEEPING)
         unknown = [name for name in header if name not in known]
         if unknown:
@@ -231,7 +322,9 @@ def read_responses(
     out: list[ResponseRecord] = []
     for record in records:
         if header is None and "item_id" not in record.values:
-            raise InputError(f"{record.where}: missing key 'item_id'; every line needs it")
+            raise InputError(
+                f"{record.where}: missing key '{record.column('item_id')}'; every line needs it"
+            )
         item_id = _text(record, "item_id", required=True)
         assert item_id is not None
         if model is not None:
@@ -241,29 +334,31 @@ def read_responses(
             name = model
         else:
             if header is None and "model" not in record.values:
-                raise InputError(f"{record.where}: missing key 'model'; every line needs it")
+                raise InputError(
+                    f"{record.where}: missing key '{record.column('model')}'; every line needs it"
+                )
             name = str(_text(record, "model", required=True))
             if models is not None and name not in models:
                 raise InputError(
-                    f"{record.where}: column model: unknown model '{name}'; the study knows "
+                    f"{record.at('model')}: unknown model '{name}'; the study knows "
                     f"{', '.join(models)}"
                 )
         if item_id not in item_ids:
             raise InputError(
-                f"{record.where}: column item_id: unknown item '{item_id}'; import the items "
+                f"{record.at('item_id')}: unknown item '{item_id}'; import the items "
                 "first (changeover import items FILE)"
             )
         key = (item_id, name)
         if key in seen:
             raise InputError(
-                f"{record.where}: column item_id: a second response for item '{item_id}' and "
+                f"{record.at('item_id')}: a second response for item '{item_id}' and "
                 f"model '{name}' (first at {seen[key].split(': ', 1)[1]}); one per item and model"
             )
         seen[key] = record.where
         response = record.values.get("response")
         if response is not None and not isinstance(response, str):
             raise InputError(
-                f"{record.where}: column response: expected text, got {type(response).__name__}"
+                f"{record.at('response')}: expected text, got {type(response).__name__}"
             )
         error = _text(record, "error", required=False)
         has_text = response is not None and response.strip() != ""
@@ -274,7 +369,7 @@ def read_responses(
             )
         if not has_text and error is None:
             raise InputError(
-                f"{record.where}: column response is empty; give the response text, or the "
+                f"{record.at('response')} is empty; give the response text, or the "
                 "reason in column error"
             )
         out.append(
@@ -293,32 +388,131 @@ def read_responses(
     return out
 
 
-def import_items(workspace: Workspace, path: str | Path, study: Study) -> ImportResult:
-    """Validate an items file completely, then add it in one transaction."""
-    items = read_items(path, study)
-    with workspace.recorded_run("import", {"table": "items", "file": str(path)}) as run:
+def _run_detail(
+    table: str, path: str | Path, columns: Mapping[str, str] | None, sample: SampleSpec | None
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {"table": table, "file": str(path)}
+    if columns:
+        detail["columns"] = dict(columns)
+    if sample is not None:
+        detail["sample"] = {
+            "size": sample.size, "by": sample.by, "seed": sample.seed,
+            "allocation": sample.allocation,
+        }  # fmt: skip
+    return detail
+
+
+def import_items(
+    workspace: Workspace,
+    path: str | Path,
+    study: Study,
+    *,
+    columns: Mapping[str, str] | None = None,
+    sample: SampleSpec | None = None,
+    weights_from_file: bool = False,
+) -> FileImport:
+    """Validate an items file completely, then add it in one transaction.
+
+    With `weights_from_file` (and `sample`), the study's segments become the file's, weighted by
+    their share of it, and the study file is rewritten with them after the import.
+    """
+    path = Path(path)
+    if weights_from_file and sample is None:
+        raise InputError("--write-weights: the weights come from a sample; add --sample N")
+    segments = None if weights_from_file else study.segment_names
+    items, table = _items(path, segments, columns=columns or {}, sample=sample)
+    if weights_from_file:
+        # The new study is checked before anything is written (a style guide may name a
+        # segment the file does not have).
+        new_text = _study_with_weights(study, table.shares)
+        parse_study(yaml.safe_load(new_text), source=str(study.path), path=study.path)
+    detail = _run_detail("items", path, columns, sample)
+    with workspace.recorded_run("import", detail) as run:
         try:
             result = workspace.add_items(items, run_id=run.run_id)
         except InputError as error:
             raise InputError(f"{path}: {error}") from None
         run.detail.update(_as_detail(result))
-    return result
+    if weights_from_file:
+        assert study.path is not None
+        with replacing(study.path) as tmp:
+            tmp.write_text(new_text, encoding="utf-8")
+    return FileImport(result.added, result.unchanged, table.shares, table.rows)
 
 
-def import_responses(workspace: Workspace, path: str | Path, study: Study) -> ImportResult:
-    """Validate a responses file completely, then add it in one transaction."""
-    records = read_responses(path, models=study.model_names, item_ids=workspace.item_ids())
-    with workspace.recorded_run("import", {"table": "responses", "file": str(path)}) as run:
+def import_responses(
+    workspace: Workspace,
+    path: str | Path,
+    study: Study,
+    *,
+    columns: Mapping[str, str] | None = None,
+    sample: SampleSpec | None = None,
+    model: str | None = None,
+) -> FileImport:
+    """Validate a responses file completely, then add it in one transaction. `model` names the
+    model of every row (a production log of one model)."""
+    if model is not None and model not in study.model_names:
+        raise InputError(
+            f"--model: unknown model '{model}'; the study knows {', '.join(study.model_names)}"
+        )
+    records = read_responses(
+        path,
+        models=study.model_names,
+        item_ids=workspace.item_ids(),
+        model=model,
+        columns=columns,
+        sample=sample,
+    )
+    if not records:
+        raise InputError(f"{path}: no responses of model '{model}' in the file")
+    detail = _run_detail("responses", path, columns, sample)
+    with workspace.recorded_run("import", detail) as run:
         try:
             result = workspace.add_responses(records, run_id=run.run_id)
         except InputError as error:
             raise InputError(f"{path}: {error}") from None
         run.detail.update(_as_detail(result))
-    return result
+    return FileImport(result.added, result.unchanged)
+
+
+def weights_from_shares(shares: Sequence[SegmentShare]) -> dict[str, int]:
+    """The traffic weights a sample suggests: each segment's number of rows in the whole file."""
+    return {share.segment: share.rows for share in shares}
+
+
+def _study_with_weights(study: Study, shares: Sequence[SegmentShare]) -> str:
+    """The study file's text with `segments:` replaced by the file's weights (the rest of the
+    text, comments included, as it was)."""
+    if study.path is None:
+        raise StudyError("the study was not read from a file; cannot write weights into it")
+    text = study.path.read_text(encoding="utf-8")
+    root = yaml.compose(text)
+    node = None
+    if isinstance(root, yaml.MappingNode):
+        node = next((v for k, v in root.value if getattr(k, "value", None) == "segments"), None)
+    if node is None:
+        raise StudyError(f"{study.path}: no top-level segments: to write the weights into")
+    weights = ", ".join(f"{json.dumps(s)}: {n}" for s, n in weights_from_shares(shares).items())
+    start, end = node.start_mark.index, node.end_mark.index
+    tail = "\n" if text[start:end].endswith("\n") else ""
+    return text[:start] + "{" + weights + "}" + tail + text[end:]
 
 
 def _as_detail(result: ImportResult) -> Mapping[str, int]:
     return {"added": result.added, "unchanged": result.unchanged}
+
+
+def _export_for_tool(workspace: Workspace, form: str, path: Path) -> int:
+    if path.suffix.lower() not in {".jsonl", ".ndjson"}:
+        raise InputError(f"{path}: the {form} form is JSONL; name the file .jsonl")
+    records = tool_records(workspace, "inspect" if form == "inspect" else "promptfoo")
+    try:
+        with replacing(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    except OSError as error:
+        raise InputError(f"{path}: cannot write ({error.strerror})") from None
+    return len(records)
 
 
 def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
@@ -326,6 +520,8 @@ def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
     Parquet, by the file's suffix, atomically. Returns the number of rows written."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if table in EXPORT_FORMATS:
+        return _export_for_tool(workspace, table, path)
     if suffix not in {".csv", ".parquet", ".jsonl", ".ndjson"}:
         raise InputError(
             f"{path}: unsupported output type '{suffix}'; use .csv, .jsonl or .parquet"
@@ -335,7 +531,10 @@ def export_table(workspace: Workspace, table: str, path: str | Path) -> int:
     elif table in TABLES:
         frame = workspace.frame(table)
     else:
-        raise InputError(f"unknown table '{table}'; export one of {', '.join((*TABLES, 'rows'))}")
+        raise InputError(
+            f"unknown table '{table}'; export one of {', '.join((*TABLES, 'rows'))}, or "
+            f"{' or '.join(EXPORT_FORMATS)} (responses, signals and labels in their fields)"
+        )
     try:
         with replacing(path) as tmp:
             if suffix == ".csv":

@@ -507,31 +507,53 @@ class Workspace:
     def add_items(self, items: Sequence[Item], *, run_id: int | None = None) -> ImportResult:
         """Add items, all or nothing. An item already present identically is left alone; one
         present with different content is an error (change its id to add it as new)."""
-        added = unchanged = 0
         with self.transaction() as db:
-            for item in items:
-                row = db.execute(
-                    "SELECT * FROM items WHERE item_id = ?", (item.item_id,)
-                ).fetchone()
-                if row is not None:
-                    if _item_from_row(row) == _normalised(item):
-                        unchanged += 1
-                        continue
-                    raise InputError(
-                        f"item '{item.item_id}' is already in the workspace with other content; "
-                        "give the changed item a new item_id"
-                    )
-                db.execute(
-                    "INSERT INTO items (item_id, prompt, segment, reference, expected_behaviour,"
-                    " system, context, metadata, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        item.item_id, item.prompt, item.segment, item.reference,
-                        item.expected_behaviour, item.system, item.context,
-                        json.dumps(dict(item.metadata), sort_keys=True), run_id,
-                    ),
-                )  # fmt: skip
-                added += 1
+            return self._insert_items(db, items, run_id)
+
+    @staticmethod
+    def _insert_items(
+        db: sqlite3.Connection, items: Sequence[Item], run_id: int | None
+    ) -> ImportResult:
+        added = unchanged = 0
+        for item in items:
+            row = db.execute("SELECT * FROM items WHERE item_id = ?", (item.item_id,)).fetchone()
+            if row is not None:
+                if _item_from_row(row) == _normalised(item):
+                    unchanged += 1
+                    continue
+                raise InputError(
+                    f"item '{item.item_id}' is already in the workspace with other content; "
+                    "give the changed item a new item_id"
+                )
+            db.execute(
+                "INSERT INTO items (item_id, prompt, segment, reference, expected_behaviour,"
+                " system, context, metadata, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item.item_id, item.prompt, item.segment, item.reference,
+                    item.expected_behaviour, item.system, item.context,
+                    json.dumps(dict(item.metadata), sort_keys=True), run_id,
+                ),
+            )  # fmt: skip
+            added += 1
         return ImportResult(added=added, unchanged=unchanged)
+
+    def add_scored(
+        self,
+        items: Sequence[Item],
+        responses: Sequence[ResponseRecord],
+        signals: Sequence[SignalRecord],
+        *,
+        run_id: int | None = None,
+    ) -> tuple[ImportResult, ImportResult]:
+        """Add items, their responses and the responses' signals (another tool's scores) in one
+        transaction: all or nothing. Items and responses as `add_items` and `add_responses`;
+        signals replace any stored under the same name. Returns what became of the items and
+        of the responses."""
+        with self.transaction() as db:
+            items_result = self._insert_items(db, items, run_id)
+            responses_result = self._insert_responses(db, responses, run_id)
+            self._insert_signals(db, signals, run_id)
+        return items_result, responses_result
 
     def item_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT item_id FROM items")}
@@ -582,23 +604,28 @@ class Workspace:
     ) -> ImportResult:
         """Add imported responses, all or nothing; an identical one present is left alone, a
         different one is an error."""
-        added = unchanged = 0
         with self.transaction() as db:
-            for record in records:
-                row = db.execute(
-                    "SELECT response, error FROM responses WHERE item_id = ? AND model = ?",
-                    (record.item_id, record.model),
-                ).fetchone()
-                if row is not None:
-                    if (row["response"], row["error"]) == (record.response, record.error):
-                        unchanged += 1
-                        continue
-                    raise InputError(
-                        f"item '{record.item_id}', model '{record.model}' already has another "
-                        "response in the workspace; one response per item and model"
-                    )
-                self._write_response(db, record, run_id)
-                added += 1
+            return self._insert_responses(db, records, run_id)
+
+    def _insert_responses(
+        self, db: sqlite3.Connection, records: Sequence[ResponseRecord], run_id: int | None
+    ) -> ImportResult:
+        added = unchanged = 0
+        for record in records:
+            row = db.execute(
+                "SELECT response, error FROM responses WHERE item_id = ? AND model = ?",
+                (record.item_id, record.model),
+            ).fetchone()
+            if row is not None:
+                if (row["response"], row["error"]) == (record.response, record.error):
+                    unchanged += 1
+                    continue
+                raise InputError(
+                    f"item '{record.item_id}', model '{record.model}' already has another "
+                    "response in the workspace; one response per item and model"
+                )
+            self._write_response(db, record, run_id)
+            added += 1
         return ImportResult(added=added, unchanged=unchanged)
 
     @staticmethod
@@ -733,15 +760,21 @@ class Workspace:
     def store_signals(self, records: Sequence[SignalRecord], *, run_id: int | None) -> None:
         """Store (or replace) scored signals, in one transaction."""
         with self.transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO signals (item_id, model, signal, dimension, value, level,"
-                " detail, created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (r.item_id, r.model, r.signal, r.dimension, r.value, r.level, r.detail,
-                     now(), run_id)
-                    for r in records
-                ],
-            )  # fmt: skip
+            self._insert_signals(db, records, run_id)
+
+    @staticmethod
+    def _insert_signals(
+        db: sqlite3.Connection, records: Sequence[SignalRecord], run_id: int | None
+    ) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO signals (item_id, model, signal, dimension, value, level,"
+            " detail, created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (r.item_id, r.model, r.signal, r.dimension, r.value, r.level, r.detail,
+                 now(), run_id)
+                for r in records
+            ],
+        )  # fmt: skip
 
     def delete_signal(self, signal: str) -> int:
         """Delete every stored row of one signal; returns how many there were."""

@@ -3,12 +3,14 @@ half-written)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from changeover.workspace import open_workspace
 from tests.fakes.judge import fake_judge
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.studies import run_cli as run
@@ -100,7 +102,7 @@ def test_bad_import_exits_2_with_one_line_and_imports_nothing(
     )
     assert pl.read_csv(tmp_path / "i.csv").height == 0
     assert run(["import", "labels", str(bad), "--study", str(study)], monkeypatch) == 2
-    assert "unknown table 'labels'" in capsys.readouterr().err
+    assert "No such command 'labels'" in capsys.readouterr().err
 
 
 KEYS = {
@@ -195,3 +197,96 @@ def test_a_provider_error_that_echoes_the_key_keeps_no_trace_of_it(
         retried = pl.read_csv(tmp_path / "retried-responses.csv")
         assert retried["error"].null_count() == retried.height == 8
         _assert_no_key(tmp_path, printed)
+
+
+PRODUCTION_STUDY = """\
+incumbent: legacy
+candidates: [cand]
+# Traffic per region, to be replaced by the log's shares.
+segments: {na: 1, emea: 1}   # placeholder weights
+decision: {probability: 0.95}
+"""
+
+
+def _production_log(path: Path, n: int = 3000) -> Path:
+    regions = ["na", "na", "na", "emea", "emea", "apac"]
+    pl.DataFrame(
+        {
+            "request_id": [f"r{i:05d}" for i in range(n)],
+            "region": [regions[i % 6] for i in range(n)],
+            "user_query": [f"How do I do thing {i}?" for i in range(n)],
+            "bot_answer": [f"Like this: step {i}." for i in range(n)],
+            "latency_ms": [i % 700 for i in range(n)],
+        }
+    ).write_parquet(path)
+    return path
+
+
+def test_a_production_log_is_sampled_mapped_and_weighted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(PRODUCTION_STUDY)
+    log = _production_log(tmp_path / "log.parquet")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    mapping = ["--map", "item_id=request_id", "--map", "segment=region"]
+    sample = ["--sample", "90", "--by", "segment", "--seed", "4"]
+    items = ["import", "items", str(log), *mapping, "--map", "prompt=user_query", *sample]
+    # apac is not a segment of the study yet.
+    assert run(items, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "row " in err and "column region (mapped to segment): unknown segment 'apac'" in err
+    assert run([*items, "--write-weights"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "imported 90 items" in out and "sampled 90 of 3,000 rows by segment" in out
+    assert (
+        "traffic weights written into study.yaml: segments: {na: 1500, emea: 1000, apac: 500}"
+        in out
+    )
+    text = study.read_text()
+    assert "# Traffic per region" in text and "# placeholder weights" in text
+    assert '{"na": 1500, "emea": 1000, "apac": 500}' in text
+    with open_workspace(tmp_path / "changeover.db") as workspace:
+        stored = workspace.frame("items")
+    assert dict(stored["segment"].value_counts().iter_rows()) == {"na": 30, "emea": 30, "apac": 30}
+    assert json.loads(stored["metadata"][0]).keys() == {"bot_answer", "latency_ms"}
+
+    # The same sample of the same file gives the same rows: the incumbent's answers.
+    answers = ["import", "responses", str(log), "--model", "legacy", *mapping, *sample]
+    answers += ["--map", "response=bot_answer"]
+    assert run(answers, monkeypatch) == 0
+    assert "imported 90 responses" in capsys.readouterr().out
+    with open_workspace(tmp_path / "changeover.db") as workspace:
+        responses = workspace.frame("responses")
+    assert set(responses["item_id"]) == set(stored["item_id"])
+    assert set(responses["model"]) == {"legacy"}
+
+    # Without --write-weights the weights are only suggested.
+    assert run([*items[:-2], "--seed", "5"], monkeypatch) == 0
+    assert "suggested traffic weights" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--map", "prompt=question"], "--map prompt=question: no column 'question'; the file has"),
+        (["--map", "colour=region"], "--map colour=region: unknown field 'colour'"),
+        (["--map", "prompt"], "--map prompt: expected FIELD=COLUMN"),
+        (["--write-weights"], "--write-weights: the weights come from a sample; add --sample N"),
+    ],
+)
+def test_bad_mapping_options(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(PRODUCTION_STUDY)
+    log = _production_log(tmp_path / "log.parquet", n=30)
+    base = ["import", "items", str(log), "--study", str(study), "--map", "item_id=request_id"]
+    assert run([*base, *args], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

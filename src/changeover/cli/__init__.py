@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
 # Two chains run in parallel on a 2-core machine only if XLA exposes two host devices, and that
 # must be said before JAX is first imported.
@@ -62,13 +64,21 @@ def command_name(info: typer.models.CommandInfo) -> str:
     return info.name or getattr(info.callback, "__name__", "").replace("_", "-")
 
 
-app.registered_commands.sort(
-    key=lambda info: (
-        COMMAND_ORDER.index(name)
-        if (name := command_name(info)) in COMMAND_ORDER
-        else len(COMMAND_ORDER)
-    )
-)
+def _place(name: str) -> int:
+    return COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+
+
+app.registered_commands.sort(key=lambda info: _place(command_name(info)))
+
+
+class _InOrder(TyperGroup):
+    """Lists command groups (`import`) among the commands, in `COMMAND_ORDER`."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(super().list_commands(ctx), key=_place)
+
+
+app.info.cls = _InOrder
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
