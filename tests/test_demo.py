@@ -79,7 +79,7 @@ def test_items_responses_and_labels_import_into_a_workspace(demo: DemoStudy) -> 
         summary = generate(study, workspace)
         assert sum(m.done for m in summary.models) == 4 * 1500
         assert sum(m.failed for m in summary.models) == 0
-        result = import_labels(workspace, demo.labels, study)
+        result = import_labels(workspace, demo.labels, study, add_annotators=True)
         assert result.added == len(_csv(demo.labels))
     finally:
         workspace.close()

@@ -29,7 +29,17 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         assert changeover(["generate", "--study", str(study)], mp) == 0
         assert (
-            changeover(["labels", "import", str(folder / "labels.csv"), "--study", str(study)], mp)
+            changeover(
+                [
+                    "labels",
+                    "import",
+                    str(folder / "labels.csv"),
+                    "--study",
+                    str(study),
+                    "--add-annotators",
+                ],
+                mp,
+            )
             == 0
         )
         assert changeover(["run", "--study", str(study), *DRAWS], mp) == 0
@@ -67,7 +77,12 @@ def test_a_new_label_makes_report_fit_again(ran: Path, tmp_path: Path,
         }
         item = next(i for i in sorted(workspace.item_ids()) if (i, "cand") not in labelled)
     labels.write_text(f"item_id,model,dimension,annotator,label\n{item},cand,refusal,bo,0\n")
-    assert changeover(["labels", "import", str(labels), "--study", str(ran)], monkeypatch) == 0
+    assert (
+        changeover(
+            ["labels", "import", str(labels), "--study", str(ran), "--add-annotators"], monkeypatch
+        )
+        == 0
+    )
     out = tmp_path / "report.json"
     args = ["report", "--study", str(ran), "--format", "json", "--out", str(out), *DRAWS]
     assert changeover(args, monkeypatch) == 0

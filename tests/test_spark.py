@@ -93,7 +93,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         for args in (["import", "items", str(demo.items)], ["generate"], ["score"]):
             assert run(args, patch) == 0, args
-        assert run(["labels", "import", str(demo.labels)], patch) == 0
+        assert run(["labels", "import", str(demo.labels), "--add-annotators"], patch) == 0
     finally:
         patch.undo()
     return demo.study

@@ -148,14 +148,16 @@ def test_a_recorded_run_ends_finished_failed_or_interrupted(tmp_path: Path) -> N
         with workspace.recorded_run("import", {"file": "a.csv"}) as run:
             run.detail["added"] = 3
         with pytest.raises(InputError), workspace.recorded_run("import") as run:
-            raise InputError("a.csv: line 2: bad")
+            raise InputError("a.csv: line 2: bad")  # bad input: no trace, not even a run
+        with pytest.raises(OSError), workspace.recorded_run("generate") as run:
+            raise OSError("the network went away")
         with pytest.raises(KeyboardInterrupt), workspace.recorded_run("generate"):
             raise KeyboardInterrupt
         runs = workspace.frame("runs").to_dicts()
     assert [r["status"] for r in runs] == ["finished", "failed", "interrupted"]
     assert all(r["finished_at"] for r in runs)
     assert '"added": 3' in runs[0]["detail"] and '"file": "a.csv"' in runs[0]["detail"]
-    assert "line 2: bad" in runs[1]["detail"]
+    assert "network went away" in runs[1]["detail"]
 
 
 def test_a_full_disk_is_reported_as_itself_and_writes_nothing(tmp_path: Path) -> None:

@@ -151,7 +151,10 @@ def validate_counts(frame: pl.DataFrame, study: Study, *, source: str = "counts"
     _check_names(frame, "segment", study.segment_names, source, header, "segment")
     human = _check_human(frame, source, header)
     n_text = pl.col("n").str.strip_chars()
-    index = _first_bad(frame, n_text.is_null() | ~n_text.str.contains(r"^\+?[0-9]+$"))
+    # A count beyond int64 matches the pattern but does not cast: also not a count.
+    counted = n_text.cast(pl.Int64, strict=False)
+    not_count = n_text.is_null() | ~n_text.str.contains(r"^\+?[0-9]+$") | counted.is_null()
+    index = _first_bad(frame, not_count)
     if index is not None:
         raise InputError(
             f"{_row_label(source, index, header=header)}: column n: '{frame['n'][index] or ''}' is "
@@ -161,7 +164,7 @@ def validate_counts(frame: pl.DataFrame, study: Study, *, source: str = "counts"
         pl.col("dimension", "model", "segment", "level").str.strip_chars(),
         pl.col("group").str.strip_chars().fill_null(""),
         human.alias("human"),
-        n_text.cast(pl.Int64).alias("n"),
+        counted.alias("n"),
     )
     if typed.height and typed.select(pl.struct(_KEYS).is_duplicated().any()).item():
         index = _first_bad(typed, pl.struct(_KEYS).is_duplicated())
@@ -174,6 +177,8 @@ def validate_counts(frame: pl.DataFrame, study: Study, *, source: str = "counts"
         typed = typed.group_by(_KEYS, maintain_order=True).agg(pl.col("n").sum())
     if study.dimensions is not None:
         _check_names(typed, "dimension", study.dimensions, source, header, "dimension")
+    if typed.height == 0:
+        raise InputError(f"{source}: no counts in the file, only its header; nothing to fit")
     return typed.select(COUNTS_COLUMNS)
 
 
@@ -211,9 +216,23 @@ def read_rows(path: str | Path) -> pl.LazyFrame:
     """Open a per-response rows file lazily (Parquet is scanned, not loaded)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise InputError(f"{path}: rows file not found")
-    frame = pl.scan_parquet(path) if suffix == ".parquet" else read_frame(path, kind="rows").lazy()
+    if not path.is_file():
+        raise InputError(
+            f"{path}: is a folder; give the rows file"
+            if path.is_dir()
+            else f"{path}: rows file not found"
+        )
+    if suffix == ".parquet":
+        try:
+            pl.read_parquet_schema(path)  # the footer: a corrupt file fails here, not mid-count
+        except (pl.exceptions.PolarsError, OSError) as error:
+            first = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            raise InputError(f"{path}: cannot read Parquet ({first})") from None
+        frame = pl.scan_parquet(path)
+    else:
+        frame = read_frame(path, kind="rows").lazy()
     columns = frame.collect_schema().names()
     for column in ROWS_COLUMNS:
         if column not in columns:

@@ -620,6 +620,7 @@ def run_demo(
 ) -> DemoRun:
     """Build the demo and run the pipeline on it; while a candidate is undecided (at most
     `rounds` times), label the responses `changeover next` picks (`review`) and fit again."""
+    from changeover.annotate.tokens import add_annotator, list_annotators
     from changeover.calibrate.next import PlanRequest
     from changeover.next import next_responses
     from changeover.run import run
@@ -631,6 +632,12 @@ def run_demo(
     demo = build_demo(directory, items=items, seed=seed)
     study = load_study(demo.study)
     truth = demo.true_rates()
+    # The simulated annotators are registered, as people who label are (their tokens unused).
+    with open_workspace(study.workspace_path, create=True) as workspace:
+        registered = {person.name for person in list_annotators(workspace)}
+        for name in ANNOTATORS:
+            if name not in registered:
+                add_annotator(workspace, name)
     # Rounds labelled by an earlier run of the same demo count: re-running repeats none.
     labels = [demo.labels, *_round_files(directory)]
     verdicts: list[dict[str, str]] = []

@@ -27,11 +27,13 @@ from typing import Any
 import polars as pl
 
 from changeover.errors import InputError
+from changeover.records import lone_surrogate
 
 __all__ = [
     "Record",
     "csv_cell",
     "from_csv_cell",
+    "parse_json",
     "read_frame",
     "read_records",
     "replacing",
@@ -41,6 +43,44 @@ __all__ = [
 
 _FORMULA = r"^'*[=+\-@\t\r]"
 _IS_FORMULA = re.compile(_FORMULA)
+
+
+# A CSV cell may hold a long response: the csv module's default limit (128 KiB) would refuse what
+# JSONL and Parquet take.
+csv.field_size_limit(256 * 1024 * 1024)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number (JSON has no NaN or Infinity)")
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON from a user's file, or an InputError naming `where` ("items.jsonl: line 4"): invalid
+    JSON, NaN or Infinity, nesting too deep to read, or a lone surrogate (`"\\ud800"`)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as error:
+        # A file of one JSON value gets its line; a JSONL record names its own line already.
+        line = "" if " line " in where else f" line {error.lineno}:"
+        raise InputError(
+            f"{where}:{line} column {error.colno}: invalid JSON ({error.msg})"
+        ) from None
+    except ValueError as error:
+        raise InputError(f"{where}: {error}") from None
+    except RecursionError:
+        raise InputError(f"{where}: the JSON is nested too deeply to read; flatten it") from None
+    if (key := lone_surrogate(value)) is not None:
+        raise InputError(
+            f"{where}: {key}: holds a lone surrogate (an escape such as \\ud800 with no pair), "
+            "which is not text; fix the text"
+        )
+    return value
+
+
+def _not_a_file(path: Path, kind: str) -> InputError:
+    if path.is_dir():
+        return InputError(f"{path}: is a folder; give the {kind} file")
+    return InputError(f"{path}: {kind} file not found")
 
 
 def csv_cell(text: str) -> str:
@@ -111,7 +151,10 @@ def _csv_records(path: Path) -> tuple[list[str], Iterator[Record]]:
     except StopIteration:
         handle.close()
         raise InputError(f"{path}: the file is empty; expected a header line") from None
-    except (csv.Error, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        handle.close()
+        raise InputError(f"{path}: line 1: not UTF-8 text; save the file as UTF-8") from None
+    except csv.Error as error:
         handle.close()
         raise InputError(f"{path}: line 1: cannot read the header ({error})") from None
     header = [name.strip() for name in header]
@@ -145,16 +188,21 @@ def _csv_records(path: Path) -> tuple[list[str], Iterator[Record]]:
 
 def _jsonl_records(path: Path) -> tuple[list[str] | None, Iterator[Record]]:
     def records() -> Iterator[Record]:
-        with path.open(encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
+        with path.open(encoding="utf-8-sig") as handle:
+            number = 0
+            while True:
+                number += 1
+                try:
+                    text = handle.readline()
+                except UnicodeDecodeError:
+                    raise InputError(
+                        f"{path}: line {number}: not UTF-8 text; save the file as UTF-8"
+                    ) from None
+                if not text:
+                    return
                 if not text.strip():
                     continue
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise InputError(
-                        f"{path}: line {number}: column {error.colno}: invalid JSON ({error.msg})"
-                    ) from None
+                value = parse_json(text, f"{path}: line {number}")
                 if not isinstance(value, dict):
                     raise InputError(
                         f"{path}: line {number}: expected a JSON object per line, got "
@@ -183,7 +231,7 @@ def read_records(path: str | Path, *, kind: str) -> tuple[list[str] | None, Iter
     """Open a CSV, JSONL or Parquet file as (header, records). JSONL has no header (None)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: {kind} file not found")
+        raise _not_a_file(path, kind)
     suffix = path.suffix.lower()
     # Records are read completely (and the file closed) before any is checked: an import is
     # all or nothing anyway.
@@ -200,8 +248,8 @@ def read_records(path: str | Path, *, kind: str) -> tuple[list[str] | None, Iter
 
 def read_frame(path: Path, *, kind: str) -> pl.DataFrame:
     """Read CSV, JSONL or Parquet with every column as text, so that values are checked by us."""
-    if not path.exists():
-        raise InputError(f"{path}: {kind} file not found")
+    if not path.is_file():
+        raise _not_a_file(path, kind)
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -255,6 +303,10 @@ def scan_table(path: Path, *, kind: str) -> tuple[list[str], pl.LazyFrame]:
 def replacing(path: Path) -> Iterator[Path]:
     """A temporary file beside `path` that replaces it only if the block succeeds: a failed or
     interrupted write never leaves a half-written file, nor touches one already there."""
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: folder {path.parent} does not exist; create it first")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; name a file to write")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp

@@ -25,7 +25,7 @@ from changeover.counts import workspace_rows
 from changeover.errors import InputError, StudyError
 from changeover.files import Record, read_records, replacing, write_csv
 from changeover.importers.exports import EXPORT_FORMATS, tool_records
-from changeover.records import Item, ResponseRecord
+from changeover.records import MAX_PLAUSIBLE_TOKENS, Item, ResponseRecord
 from changeover.sampling import SampleSpec, SegmentShare, sample_table
 from changeover.study import Study, parse_study
 from changeover.workspace import TABLES, ImportResult, Workspace
@@ -160,12 +160,15 @@ def _int(record: Record, column: str) -> int | None:
     if text is None:
         return None
     try:
-        number = int(float(text))
+        number = float(text)
     except ValueError:
         raise InputError(f"{record.at(column)}: '{text}' is not a whole number") from None
-    if number < 0 or number != float(text):
-        raise InputError(f"{record.at(column)}: '{text}' is not a count")
-    return number
+    if not (0 <= number <= MAX_PLAUSIBLE_TOKENS) or number != int(number):
+        raise InputError(
+            f"{record.at(column)}: '{text}' is not a token count (a whole number from 0 to "
+            f"{MAX_PLAUSIBLE_TOKENS:,}); leave it empty when unknown"
+        )
+    return int(number)
 
 
 def _float(record: Record, column: str) -> float | None:
@@ -176,8 +179,8 @@ def _float(record: Record, column: str) -> float | None:
         number = float(text)
     except ValueError:
         raise InputError(f"{record.at(column)}: '{text}' is not a number") from None
-    if not number >= 0:
-        raise InputError(f"{record.at(column)}: '{text}' must be >= 0")
+    if not (number >= 0 and math.isfinite(number)):
+        raise InputError(f"{record.at(column)}: '{text}' must be a finite number >= 0")
     return number
 
 

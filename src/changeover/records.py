@@ -11,13 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "MAX_PLAUSIBLE_TOKENS",
     "ExpectedBehaviour",
     "Item",
     "LabelRecord",
     "ResponseRecord",
     "ResponseSource",
     "SignalRecord",
+    "lone_surrogate",
 ]
+
+#: More tokens than one call can hold: a usage count beyond it is a broken count, not a count.
+MAX_PLAUSIBLE_TOKENS = 10**9
 
 ExpectedBehaviour = Literal["answer", "refuse"]
 ResponseSource = Literal["generate", "import", "replay"]
@@ -80,3 +85,21 @@ class LabelRecord:
     label: int
     time: str | None = None
     note: str | None = None
+
+
+def lone_surrogate(value: Any, where: str = "") -> str | None:
+    """The key path of the first text in `value` (nested dicts and lists) that holds a lone
+    surrogate, or None. JSON and YAML escapes (`\\ud800`) can make one; it is not text that
+    can be stored or written (SQLite and UTF-8 refuse it), so readers refuse it first."""
+    if isinstance(value, str):
+        return (where or "(top)") if any("\ud800" <= c <= "\udfff" for c in value) else None
+    if isinstance(value, dict):
+        children = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for path, child in children:
+        if (found := lone_surrogate(child, path)) is not None:
+            return found
+    return None

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from changeover.errors import StudyError
 from changeover.providers.settings import ModelSettings
+from changeover.records import lone_surrogate
 from changeover.signals.rubric import load_template
 from changeover.signals.settings import (
     MAX_LEVELS,
@@ -366,22 +367,6 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return size
 
 
-def _surrogate_key(value: Any, where: str = "") -> str | None:
-    """The key path of the first text holding a lone surrogate (not text that can be stored)."""
-    if isinstance(value, str):
-        return (where or "(top)") if any("\ud800" <= c <= "\udfff" for c in value) else None
-    if isinstance(value, dict):
-        children = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
-    elif isinstance(value, list):
-        children = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
-    else:
-        return None
-    for path, child in children:
-        if (found := _surrogate_key(child, path)) is not None:
-            return found
-    return None
-
-
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -421,9 +406,15 @@ def load_study(path: str | Path) -> Study:
     if not path.exists():
         raise StudyError(f"{path}: study file not found; pass --study or run in the study's folder")
     data = _read_yaml(path)
-    if (where := _surrogate_key(data)) is not None:
+    if (where := lone_surrogate(data)) is not None:
         raise StudyError(
             f"{path}: {where}: holds a lone surrogate (an escape such as \\ud800 with no pair), "
             "which is not text; remove it"
         )
-    return parse_study(data, source=str(path), path=path.resolve())
+    study = parse_study(data, source=str(path), path=path.resolve())
+    if study.workspace_path.is_dir():
+        raise StudyError(
+            f"{path}: workspace: '{study.workspace}' is a folder; name the SQLite file "
+            "(e.g. changeover.db)"
+        )
+    return study

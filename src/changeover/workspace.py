@@ -38,7 +38,7 @@ from typing import Any, Generic, Literal, TypeVar
 import polars as pl
 
 from changeover.calls import CachedCall
-from changeover.errors import ChangeoverError, InputError
+from changeover.errors import ChangeoverError, InputError, StudyError
 from changeover.records import Item, ResponseRecord, SignalRecord
 
 __all__ = [
@@ -470,20 +470,29 @@ class Workspace:
     def recorded_run(self, kind: str, detail: Mapping[str, Any] | None = None) -> Iterator[Run]:
         """Record a command that writes as one row of `runs`: "running" while the block runs,
         then "finished", "failed" (an error, kept in the detail) or "interrupted" (Ctrl-C, a
-        cancelled task), with whatever the block put in `run.detail`."""
+        cancelled task), with whatever the block put in `run.detail`. A run that bad input
+        stopped (an InputError or StudyError: the block wrote nothing) leaves no row: bad
+        input changes nothing in the workspace."""
         self._close_abandoned_runs()
         run = Run(self.start_run(kind, {**dict(detail or {}), "pid": os.getpid()}), {})
-        status: Literal["finished", "failed", "interrupted"] = "interrupted"
+        status: Literal["finished", "failed", "interrupted", "refused"] = "interrupted"
         try:
             yield run
             status = "finished"
+        except (InputError, StudyError):
+            status = "refused"
+            raise
         except Exception as error:
             status = "failed"
             run.detail.setdefault("error", str(error))
             raise
         finally:
             try:
-                self.finish_run(run.run_id, status=status, detail=run.detail)
+                if status == "refused":
+                    with self.transaction() as db:
+                        db.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
+                else:
+                    self.finish_run(run.run_id, status=status, detail=run.detail)
             except sqlite3.Error:
                 if status == "finished":
                     raise

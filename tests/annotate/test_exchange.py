@@ -11,6 +11,7 @@ import pytest
 from changeover.annotate import (
     Exported,
     QueueEntry,
+    add_annotator,
     add_to_queue,
     export_labels,
     import_labels,
@@ -25,6 +26,14 @@ from changeover.workspace import Workspace
 from tests.annotate.helpers import MODELS
 
 Labelling = tuple[Study, Workspace]
+#: The people these tests' files name: registered, as an import requires.
+PEOPLE = ("alice", "bob", "carol", "a", "b", "label-studio-user-12")
+
+
+@pytest.fixture(autouse=True)
+def _people(labelling: Labelling) -> None:
+    for name in PEOPLE:
+        add_annotator(labelling[1], name)
 
 
 NOTE = '=HYPERLINK("http://evil.test") tone, "quotes"\nand a newline'
@@ -222,7 +231,7 @@ def test_export_never_leaves_half_a_file(labelling: Labelling, tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_a_conflicting_label_stops_the_import_and_is_recorded(
+def test_a_conflicting_label_stops_the_import_and_changes_nothing(
     labelling: Labelling, tmp_path: Path
 ) -> None:
     study, workspace = labelling
@@ -236,9 +245,7 @@ def test_a_conflicting_label_stops_the_import_and_is_recorded(
     with pytest.raises(InputError, match=r"labels.csv: .*annotator 'alice' already gave label 1"):
         import_labels(workspace, path, study)
     assert len(read_labels(workspace)) == 4  # carol's label was not written either
-    with workspace.transaction() as db:
-        (status,) = db.execute("SELECT status FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
-    assert status == "failed"
+    assert workspace.frame("runs").height == 0  # bad input leaves no trace, not even a run
 
 
 def test_the_label_studio_config_matches_the_tasks_and_is_blind() -> None:
@@ -258,3 +265,17 @@ def test_the_label_studio_config_matches_the_tasks_and_is_blind() -> None:
     assert "Is the response correct?" in headers and 'Never say "as an AI".' in headers
     assert "$model" not in config and "$item_id" not in config
     assert "Style guide" not in labeling_config(["refusal"], style_guide=["Friendly."])
+
+
+def test_an_unknown_annotator_is_refused_and_nothing_is_written(
+    labelling: Labelling, tmp_path: Path
+) -> None:
+    study, workspace = labelling
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "item_id,model,dimension,annotator,label\n"
+        "q0001,legacy,correctness,alice,1\nq0001,legacy,correctness,mallory,0\n"
+    )
+    with pytest.raises(InputError, match="line 3: annotator 'mallory' is not known"):
+        import_labels(workspace, path, study)
+    assert read_labels(workspace) == []

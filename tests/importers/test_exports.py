@@ -87,7 +87,13 @@ def test_inspect_form_is_an_inspect_dataset_with_scores_and_labels(
     )
     labels = tmp_path / "labels.csv"
     labels.write_text("item_id,model,dimension,annotator,label\ns000,cand,correctness,ann,1\n")
-    assert run(["labels", "import", str(labels), "--study", str(study)], monkeypatch) == 0
+    assert (
+        run(
+            ["labels", "import", str(labels), "--study", str(study), "--add-annotators"],
+            monkeypatch,
+        )
+        == 0
+    )
     out = tmp_path / "samples.jsonl"
     assert run(["export", "inspect", "--out", str(out), "--study", str(study)], monkeypatch) == 0
 

@@ -106,7 +106,7 @@ def test_two_inspect_logs_to_a_verdict(
                 if question.expected == "answer":
                     right = _is_right(model, question) and not refused_it
                     writer.writerow([question.id, model, "correctness", "ann", int(right)])
-    assert run(["labels", "import", str(labels)], monkeypatch) == 0
+    assert run(["labels", "import", str(labels), "--add-annotators"], monkeypatch) == 0
     assert "imported 90 labels" in capsys.readouterr().out
 
     assert run(["counts", "--out", "counts.csv"], monkeypatch) == 0

@@ -36,7 +36,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
         import_items(workspace, folder / "items.csv", study)
         generate(study, workspace)
         score(study, workspace)
-        import_labels(workspace, folder / "labels.csv", study)
+        import_labels(workspace, folder / "labels.csv", study, add_annotators=True)
         settings = FitSettings(num_samples=300, num_warmup=300)
         return analyse(study, workspace, settings=settings, plan=PlanRequest(20)).document
 

@@ -12,14 +12,16 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from changeover.annotate.label_studio import labels_from_tasks, tasks_from_labels
-from changeover.annotate.labels import add_labels, read_labels
+from changeover.annotate.labels import MAX_NOTE, add_labels, read_labels
 from changeover.annotate.queue import default_dimensions, queued_refs
+from changeover.annotate.tokens import add_annotator, list_annotators
 from changeover.errors import InputError
-from changeover.files import csv_cell, from_csv_cell, replacing
+from changeover.files import csv_cell, parse_json, read_records, replacing
 from changeover.records import LabelRecord
 from changeover.study import Study
 from changeover.workspace import ImportResult, Workspace
@@ -44,11 +46,25 @@ class Exported:
     left_out: int  # labelled responses a blind export cannot carry: they are not queued
 
 
-def read_labels_csv(path: Path, text: str) -> list[tuple[str, LabelRecord]]:
+def _time(where: str, text: str) -> str | None:
+    """An ISO 8601 time (as the app stores it), or None when the cell is empty."""
+    if not text:
+        return None
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"{where}: column time: '{text}' is not an ISO 8601 time (e.g. "
+            "2026-12-04T10:30:00+00:00); fix it or leave it empty"
+        ) from None
+    return text
+
+
+def read_labels_csv(path: Path) -> list[tuple[str, LabelRecord]]:
     """Labels in a CSV (columns CSV_COLUMNS; time and note optional), each with
     "file: line N" for its errors."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    header, records = read_records(path, kind="labels")
+    assert header is not None
     for column in _REQUIRED:
         if column not in header:
             raise InputError(
@@ -56,13 +72,9 @@ def read_labels_csv(path: Path, text: str) -> list[tuple[str, LabelRecord]]:
                 f"{', '.join(CSV_COLUMNS)} (time and note optional)"
             )
     out: list[tuple[str, LabelRecord]] = []
-    start = 2
-    for record in reader:
-        where = f"{path}: line {start}"
-        start = reader.line_num + 1
-        if None in record:
-            raise InputError(f"{where}: more fields than the header has columns")
-        values = {k: from_csv_cell(v or "").strip() for k, v in record.items()}
+    for record in records:
+        where = record.where
+        values = {k: str(v).strip() for k, v in record.values.items()}
         for column in _REQUIRED:
             if not values[column]:
                 raise InputError(f"{where}: column {column}: empty; fill it in")
@@ -71,47 +83,52 @@ def read_labels_csv(path: Path, text: str) -> list[tuple[str, LabelRecord]]:
                 f"{where}: column label: '{values['label']}' is not 0 or 1 (1 = correct / "
                 "refused / adheres to the style guide)"
             )
+        note = values.get("note") or None
+        if note is not None and len(note) > MAX_NOTE:
+            raise InputError(
+                f"{where}: column note: {len(note):,} characters, more than {MAX_NOTE:,}; "
+                "shorten it"
+            )
         label = LabelRecord(
             item_id=values["item_id"],
             model=values["model"],
             dimension=values["dimension"],
             annotator=values["annotator"],
             label=int(values["label"]),
-            time=values.get("time") or None,
-            note=values.get("note") or None,
+            time=_time(where, values.get("time") or ""),
+            note=note,
         )
         out.append((where, label))
     return out
 
 
 def _parse(path: Path, refs: dict[str, tuple[str, str]]) -> list[tuple[str, LabelRecord]]:
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_labels_csv(path)
+    if suffix != ".json":
+        raise InputError(
+            f"{path}: unsupported label file type '{path.suffix}'; use .csv or Label Studio's .json"
+        )
+    if not path.is_file():
+        what = "is a folder; give the labels file" if path.is_dir() else "file not found"
+        raise InputError(f"{path}: {what}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise InputError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
-    if path.suffix.lower() == ".json":
-        try:
-            tasks = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InputError(
-                f"{path}: line {error.lineno}: column {error.colno}: invalid JSON ({error.msg})"
-            ) from None
-        return labels_from_tasks(path, tasks, refs)
-    if path.suffix.lower() == ".csv":
-        try:
-            return read_labels_csv(path, text)
-        except csv.Error as error:
-            raise InputError(f"{path}: malformed CSV ({error})") from None
-    raise InputError(
-        f"{path}: unknown label file type '{path.suffix}'; use .csv or Label Studio's .json"
-    )
+    return labels_from_tasks(path, parse_json(text, str(path)), refs)
 
 
-def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResult:
+def import_labels(
+    workspace: Workspace, path: Path, study: Study, *, add_annotators: bool = False
+) -> ImportResult:
     """Check every label of `path` (a .csv or a Label Studio .json), then store them all in one
-    transaction, or none."""
+    transaction, or none.
+
+    Every annotator must be known to the workspace (registered, or with labels in it already):
+    a misspelt name would otherwise count as another person. `add_annotators` registers the
+    file's new names instead (their tokens are not shown: add them again to sign in)."""
     parsed = _parse(path, {ref: key for key, ref in queued_refs(workspace).items()})
     dimensions = default_dimensions(study)
     with workspace.transaction() as db:
@@ -119,8 +136,17 @@ def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResul
             (row[0], row[1])
             for row in db.execute("SELECT item_id, model FROM responses WHERE response IS NOT NULL")
         }
+    # Who may label: the registered annotators, and anyone the workspace already has labels of.
+    known = {person.name for person in list_annotators(workspace)}
+    known |= {label.annotator for label in read_labels(workspace)}
     seen: dict[tuple[str, str, str, str], str] = {}
     for where, record in parsed:
+        if record.annotator not in known and not add_annotators:
+            raise InputError(
+                f"{where}: annotator '{record.annotator}' is not known; add them first "
+                f"(`changeover annotators add {record.annotator}`), fix the name, or pass "
+                "--add-annotators"
+            )
         if (record.item_id, record.model) not in answered:
             raise InputError(
                 f"{where}: item '{record.item_id}', model '{record.model}': no such response in "
@@ -144,7 +170,10 @@ def import_labels(workspace: Workspace, path: Path, study: Study) -> ImportResul
             result = add_labels(workspace, [record for _, record in parsed])
         except InputError as error:
             raise InputError(f"{path}: {error}") from None
-        run.detail.update(added=result.added, unchanged=result.unchanged)
+        new = sorted({record.annotator for _, record in parsed} - known)
+        for name in new:
+            add_annotator(workspace, name)
+        run.detail.update(added=result.added, unchanged=result.unchanged, annotators_added=new)
     return result
 
 

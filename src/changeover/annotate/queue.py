@@ -14,12 +14,12 @@ response that wants one label.
 
 from __future__ import annotations
 
-import csv
 import hashlib
+import math
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from changeover.calibrate.next import spread
 from changeover.errors import InputError
-from changeover.files import from_csv_cell
+from changeover.files import read_records
 from changeover.study import Study, feeds_dimension
 from changeover.workspace import Workspace, now
 
@@ -64,6 +64,7 @@ class QueueEntry:
     dimension: str
     priority: float = 0.0
     annotators: int = 1
+    where: str | None = field(default=None, compare=False)  # its line in a file, for errors
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def add_to_queue(
         for entry in entries:
             key = (entry.item_id, entry.model)
             if entry.annotators < 1:
-                raise InputError(f"queue entry {key}: annotators must be at least 1")
+                raise InputError(f"{entry.where or key}: annotators must be at least 1")
             if key not in refs:
                 row = db.execute(
                     "SELECT response IS NOT NULL FROM responses WHERE item_id = ? AND model = ?",
@@ -132,8 +133,9 @@ def add_to_queue(
                 ).fetchone()
                 if row is None or not row[0]:
                     what = "no response" if row is None else "only an error, no response,"
+                    at = f"{entry.where}: " if entry.where else ""
                     raise InputError(
-                        f"item '{entry.item_id}', model '{entry.model}': the workspace holds "
+                        f"{at}item '{entry.item_id}', model '{entry.model}': the workspace holds "
                         f"{what} to label; generate or import it first"
                     )
                 old = db.execute(
@@ -242,61 +244,59 @@ def random_start(
 def read_queue_csv(
     path: Path, *, dimensions: Sequence[str], overlap: int = 0, seed: int = 0
 ) -> list[QueueEntry]:
-    """Entries from a CSV with columns `item_id, model` and optionally `dimension` (else every
-    one of `dimensions`), `priority` and `annotators`. Errors name the file, line and column."""
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    """Entries from a CSV with columns `item_id, model` and optionally `dimension` (one of
+    `dimensions`; else every one of them), `priority` and `annotators`. Errors name the file,
+    line and column."""
+    header, records = read_records(path, kind="queue")
+    assert header is not None
+    for column in ("item_id", "model"):
+        if column not in header:
+            raise InputError(f"{path}: line 1: missing column '{column}'; add it to the header")
     entries: list[QueueEntry] = []
-    seen: dict[tuple[str, str, str], int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
+    seen: dict[tuple[str, str, str], str] = {}
+    for record in records:
+        where = record.where
+        values = {k: str(v).strip() for k, v in record.values.items()}
         for column in ("item_id", "model"):
-            if column not in header:
-                raise InputError(f"{path}: line 1: missing column '{column}'; add it to the header")
-        start = 2
-        for record in reader:
-            line = start
-            start = reader.line_num + 1
-            if None in record:
-                raise InputError(f"{path}: line {line}: more fields than the header has columns")
-            values = {k: from_csv_cell(v or "").strip() for k, v in record.items()}
-            for column in ("item_id", "model"):
-                if not values[column]:
-                    raise InputError(f"{path}: line {line}: column {column}: empty; fill it in")
-            priority = _number(path, line, "priority", values.get("priority") or "0", float)
-            annotators = int(
-                _number(path, line, "annotators", values.get("annotators") or "1", int)
+            if not values[column]:
+                raise InputError(f"{where}: column {column}: empty; fill it in")
+        if values.get("dimension") and dimensions and values["dimension"] not in dimensions:
+            raise InputError(
+                f"{where}: column dimension: '{values['dimension']}' is not a dimension of the "
+                f"study ({', '.join(dimensions)})"
             )
-            if annotators < 1:
-                raise InputError(f"{path}: line {line}: column annotators: must be at least 1")
-            for dimension in [values["dimension"]] if values.get("dimension") else dimensions:
-                key = (values["item_id"], values["model"], dimension)
-                if key in seen:
-                    raise InputError(
-                        f"{path}: line {line}: item '{key[0]}', model '{key[1]}', dimension "
-                        f"'{dimension}' is queued twice (first at line {seen[key]})"
-                    )
-                seen[key] = line
-                entries.append(QueueEntry(*key, priority=priority, annotators=annotators))
+        priority = _number(where, "priority", values.get("priority") or "0", float)
+        annotators = int(_number(where, "annotators", values.get("annotators") or "1", int))
+        if annotators < 1:
+            raise InputError(f"{where}: column annotators: must be at least 1")
+        for dimension in [values["dimension"]] if values.get("dimension") else dimensions:
+            key = (values["item_id"], values["model"], dimension)
+            if key in seen:
+                raise InputError(
+                    f"{where}: item '{key[0]}', model '{key[1]}', dimension '{dimension}' is "
+                    f"queued twice (first at {seen[key].removeprefix(f'{path}: ')})"
+                )
+            seen[key] = where
+            entries.append(QueueEntry(*key, priority, annotators, where=where))
     if overlap:
         responses = sorted({(e.item_id, e.model) for e in entries})
         doubled = _doubled(responses, overlap, seed)
         entries = [
-            QueueEntry(e.item_id, e.model, e.dimension, e.priority, max(e.annotators, 2))
-            if (e.item_id, e.model) in doubled
-            else e
+            replace(e, annotators=max(e.annotators, 2)) if (e.item_id, e.model) in doubled else e
             for e in entries
         ]
     return entries
 
 
-def _number(path: Path, line: int, column: str, text: str, kind: type) -> float:
+def _number(where: str, column: str, text: str, kind: type) -> float:
     try:
-        return float(kind(text))
+        number = float(kind(text))
     except ValueError:
         what = "an integer" if kind is int else "a number"
-        raise InputError(f"{path}: line {line}: column {column}: '{text}' is not {what}") from None
+        raise InputError(f"{where}: column {column}: '{text}' is not {what}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{where}: column {column}: '{text}' is not a finite number")
+    return number
 
 
 def _order_key(seed: int, annotator: str, item_id: str, model: str) -> str:

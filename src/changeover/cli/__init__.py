@@ -9,6 +9,9 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+
+# Typer carries its own copy of click: its usage errors are caught here to print one line.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 # Two chains run in parallel on a 2-core machine only if XLA exposes two host devices, and that
@@ -87,17 +90,33 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
     )
 
 
+def _error(message: str) -> None:
+    # The message quotes user text (a model named "[/x]"): never read it as Rich markup.
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit status 2."""
+    """Entry point: user mistakes (a bad file, a wrong option) become one line on stderr and
+    exit status 2."""
     warnings.showwarning = _show_warning
     try:
-        app()
+        status = app(standalone_mode=False)
     except ChangeoverError as error:
-        # The message quotes user text (a model named "[/x]"): never read it as Rich markup.
-        err_console.print(
-            f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True
-        )
+        _error(str(error))
         sys.exit(error.exit_code)
+    except NoArgsIsHelpError as error:  # `changeover` alone: the map of the tool
+        assert error.ctx is not None
+        typer.echo(error.ctx.get_help())
+        sys.exit(0)
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "changeover"
+        _error(f"{error.format_message()} (see `{command} --help`)")
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("interrupted")
+        sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    if isinstance(status, int) and status:
+        sys.exit(status)

@@ -66,11 +66,19 @@ def labels_export(
 def labels_import(
     file: Annotated[Path, typer.Argument(help="Labels: .csv, or Label Studio's JSON export.")],
     study_path: StudyOption = Path("study.yaml"),
+    add_annotators: Annotated[
+        bool,
+        typer.Option(
+            "--add-annotators",
+            help="Register the file's annotators the workspace does not know yet (else an "
+            "unknown name is an error: a misspelt one would count as another person).",
+        ),
+    ] = False,
 ) -> None:
     """Import labels from CSV or Label Studio JSON; all or nothing."""
     study = load_study(study_path)
     with open_workspace(study.workspace_path) as workspace:
-        result = import_labels(workspace, file, study)
+        result = import_labels(workspace, file, study, add_annotators=add_annotators)
     unchanged = f" ({result.unchanged:,} already present, unchanged)" if result.unchanged else ""
     console.print(f"imported {result.added:,} labels from {file}{unchanged}")
 

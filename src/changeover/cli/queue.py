@@ -57,7 +57,13 @@ def queue(
     study = load_study(study_path)
     if random_n is not None and from_csv is not None:
         raise InputError("queue: give --random or --from, not both")
-    dimensions = dimension or default_dimensions(study)
+    known = default_dimensions(study)
+    for name in dimension or []:
+        if known and name not in known:
+            raise InputError(
+                f"--dimension: '{name}' is not a dimension of the study ({', '.join(known)})"
+            )
+    dimensions = dimension or known
     if (random_n is not None or from_csv is not None) and not dimensions:
         raise InputError(
             "queue: the study names no dimensions (no `dimensions:` and no gates); pass "

@@ -28,11 +28,11 @@ from changeover.providers.base import (
     short,
 )
 from changeover.providers.settings import ModelSettings
+from changeover.records import MAX_PLAUSIBLE_TOKENS
 
 __all__ = ["MAX_PLAUSIBLE_TOKENS", "SDKProvider", "Usage", "read_usage"]
 
 #: More tokens than any request has used: a count beyond it is a broken answer, not a bill.
-MAX_PLAUSIBLE_TOKENS = 10**9
 
 
 class SDKProvider(Provider):
