@@ -98,6 +98,7 @@ class ModelSummary:
     implausible_usage: int = 0  # answers whose token counts could not be true (kept as unknown)
     implausible_example: str | None = None  # the first of them, e.g. "completion_tokens=1e+30"
     batch_requests: int = 0  # answered through the batch API
+    batch_cost: float = 0.0  # what those answers cost
     saving: float = 0.0  # what those answers would have cost online, less what they cost
     batch: BatchProgress | None = None  # how its batches stand (batch models)
     unsent: int = 0  # not sent: the budget would have been exceeded
@@ -132,6 +133,7 @@ class ModelSummary:
             "implausible_usage": self.implausible_usage,
             "implausible_example": self.implausible_example,
             "batch_requests": self.batch_requests,
+            "batch_cost": self.batch_cost,
             "saving": self.saving,
             "batch": None if self.batch is None else dict(self.batch.__dict__),
             "unsent": self.unsent,
@@ -215,6 +217,7 @@ async def _generate_model(
                 summary.latency.add(result.latency_s)
             if result.mode == "batch":
                 summary.batch_requests += 1
+                summary.batch_cost += result.cost or 0.0
                 summary.saving += result.saving or 0.0
             if completion.implausible_usage is not None:
                 summary.implausible_usage += 1

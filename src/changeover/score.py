@@ -92,6 +92,7 @@ class SignalScore:
     implausible_usage: int = 0  # judges: answers whose token counts could not be true
     implausible_example: str | None = None  # the first of them, e.g. "output_tokens=-5"
     batch_requests: int = 0  # judges: answered through the batch API
+    batch_cost: float = 0.0  # what those answers cost
     saving: float = 0.0  # what those answers would have cost online, less what they cost
     unsent: int = 0  # judges: not sent, as the budget would have been exceeded
     batch: BatchProgress | None = None  # judges: how a batch model's batches stand
@@ -296,6 +297,7 @@ async def _score_judge(
                 summary.cost = (summary.cost or 0.0) + call.cost
             if call.mode == "batch":
                 summary.batch_requests += 1
+                summary.batch_cost += call.cost or 0.0
                 summary.saving += call.saving or 0.0
             if call.completion.implausible_usage is not None:
                 summary.implausible_usage += 1

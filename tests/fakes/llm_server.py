@@ -33,7 +33,8 @@ progress for ``batch_polls`` retrievals (or, with ``hold_batches``, until ``rele
 then runs every entry through the same script as a request online (so a prompt scripted
 ``500,ok`` fails in its batch and succeeds when sent again), with these batch-only steps:
 
-    400         the entry is refused as malformed (a 400 in the error file / ``errored``)
+    400         the entry is refused as malformed (a 400 in the error file / ``errored``);
+                ``400echo`` quotes the credentials the batch was created with in the message
     expire      the entry is never run: the batch ends ``expired`` (OpenAI: the entry is in
                 the error file as ``batch_expired``; Anthropic: its result is ``expired``)
     batchfail   OpenAI: the whole batch fails validation (status ``failed``)
@@ -108,6 +109,7 @@ class _Batch:
     entries: list[tuple[str, dict[str, Any]]]
     created_at: float
     input_file_id: str = ""
+    authorization: str = ""
     polls: int = 0
     status: str = "in_progress"  # OpenAI's words; Anthropic's are derived from them
     results: list[dict[str, Any]] = field(default_factory=list)
@@ -457,7 +459,8 @@ class FakeLLMServer:
                 return _http(200, data, content_type="application/octet-stream")
             protocol = "anthropic" if "messages" in parts else "openai"
             if parts[-1] == "batches" and method == "POST":
-                return self._create(protocol, json.loads(raw or b"{}"))
+                auth = headers.get("authorization") or headers.get("x-api-key") or ""
+                return self._create(protocol, json.loads(raw or b"{}"), auth)
             if parts[-1] in ("cancel", "results"):
                 batch_id, action = parts[-2], parts[-1]
             else:
@@ -500,7 +503,7 @@ class FakeLLMServer:
         }  # fmt: skip
         return _http(200, json.dumps(answer).encode())
 
-    def _create(self, protocol: str, body: dict[str, Any]) -> bytes:
+    def _create(self, protocol: str, body: dict[str, Any], authorization: str) -> bytes:
         """A new batch (the lock is held)."""
         state = self.state
         batch_id = f"{'msgbatch' if protocol == 'anthropic' else 'batch'}_{len(state.batches) + 1}"
@@ -512,6 +515,7 @@ class FakeLLMServer:
             lines = [json.loads(line) for line in data.splitlines() if line.strip()]
             entries = [(line["custom_id"], line["body"]) for line in lines]
             batch = _Batch(batch_id, protocol, entries, time.time(), body["input_file_id"])
+        batch.authorization = authorization
         state.batches[batch_id] = batch
         state.events.append(("create", batch_id))
         return _http(200, json.dumps(self._batch_json(batch)).encode())
@@ -535,8 +539,11 @@ class FakeLLMServer:
             state.batch_log.append(
                 LoggedRequest(batch.protocol, model, prompt, step, "", time.time(), system)
             )
-            batch.results.append(self._entry_result(batch.protocol, custom_id, model, prompt,
-                                                    system, step))  # fmt: skip
+            result = self._entry_result(batch.protocol, custom_id, model, prompt, system, step)
+            if step == "400echo":  # a gateway quoting the credentials of the batch's creation
+                quoted = f"invalid credentials; headers received: {batch.authorization}"
+                result = json.loads(json.dumps(result).replace("scripted 400echo", quoted))
+            batch.results.append(result)
         if not cancelled:
             is_expired = any(step == "expire" for *_, step in steps)
             batch.status = "expired" if is_expired else "completed"
@@ -558,9 +565,10 @@ class FakeLLMServer:
             if step in ("expire", "cancel"):
                 kind = "expired" if step == "expire" else "canceled"
                 return {"custom_id": custom_id, "result": {"type": kind}}
-            if step in ("400", "500", "429"):
-                kind = {"400": "invalid_request_error", "500": "api_error",
-                        "429": "rate_limit_error"}[step]  # fmt: skip
+            if step in ("400", "400echo", "500", "429"):
+                kind = {"500": "api_error", "429": "rate_limit_error"}.get(
+                    step, "invalid_request_error"
+                )
                 error = {"type": "error", "error": {"type": kind, "message": f"scripted {step}"}}
                 return {"custom_id": custom_id, "result": {"type": "errored", "error": error}}
             message = _answer(protocol, model, prompt, self._text(step, prompt, system))
@@ -570,8 +578,8 @@ class FakeLLMServer:
             code = "batch_expired" if step == "expire" else "batch_cancelled"
             error = {"code": code, "message": "not run before the batch ended"}
             return record | {"response": None, "error": error}
-        if step in ("400", "500", "429"):
-            status = int(step)
+        if step in ("400", "400echo", "500", "429"):
+            status = int(step[:3])
             body = _error(protocol, "invalid_request_error", f"scripted {step}")
             return record | {"response": {"status_code": status, "body": body}, "error": None}
         answer = _answer(protocol, model, prompt, self._text(step, prompt, system))

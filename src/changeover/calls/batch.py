@@ -90,6 +90,7 @@ class _BatchRun:
         self.reserved: dict[str, float] = {}  # cache key -> its hold on the budget
         self.rounds: Counter[str] = Counter()  # cache key -> batches it was submitted in
         self.to_resubmit: list[str] = []
+        self.deferred: list[str] = []  # waiting for the budget to free (batches in flight)
         self.to_send_online: list[str] = []
         self.why_again: dict[str, CallError] = {}  # the failure each is sent again after
         self.poll_failures: Counter[str] = Counter()  # batch id -> failed polls in a row
@@ -111,7 +112,9 @@ class _BatchRun:
         self._resume()
         held = set().union(*self.open.values()) if self.open else set()
         await self._submit([key for key in self.wanted if key not in held])
-        while not self._is_halted() and (self.open or self.to_resubmit or self.to_send_online):
+        while not self._is_halted() and (
+            self.open or self.to_resubmit or self.to_send_online or self.deferred
+        ):
             for batch_id in list(self.open):
                 await self._poll(batch_id)
                 if self._is_halted():
@@ -123,6 +126,11 @@ class _BatchRun:
             if self.to_send_online and not self._is_halted():
                 keys, self.to_send_online = self.to_send_online, []
                 await self._send_online(keys)
+            if self.deferred and not self._is_halted():
+                if not self.open and caller.limit is not None:
+                    await caller.limit.settled()  # the requests of other models in flight
+                keys, self.deferred = self.deferred, []
+                await self._submit(keys)
             if self.open and not self._is_halted():
                 await asyncio.sleep(caller.settings.batch_poll_interval)
         # What is still wanted was never sent (the budget) or never came back (a stopped model):
@@ -158,23 +166,30 @@ class _BatchRun:
                 if caller.limit is not None:  # paid whatever the budget says: hold it
                     held = caller.reserve_committed(self._request(key), is_batch=True)
                     self.reserved[key] = held
-        self._report()
+        if self.open:
+            self._report()
 
     # -- submitting ------------------------------------------------------------------------------
 
     async def _submit(self, keys: Sequence[str]) -> None:
+        """Submit what the budget allows now; the rest waits for batches in flight to settle
+        (`deferred`), or is not sent once the budget is exceeded."""
         caller = self.caller
         chosen = []
         for key in keys:
             if caller.stopped is not None:
                 break
-            held = caller.reserve(self._request(key), is_batch=True)
+            held = caller.try_reserve(self._request(key), is_batch=True)
             if held is None:
-                break  # the budget: the model is stopped, nothing more is submitted
+                break
             self.reserved[key] = held
             chosen.append(key)
-        for key in keys[len(chosen) :]:
-            self._deliver(key, CallResult(key, None, caller.stopped))
+        rest = list(keys[len(chosen) :])
+        if rest and caller.stopped is None:
+            self.deferred += rest
+        else:
+            for key in rest:
+                self._deliver(key, CallResult(key, None, caller.stopped))
         limit = self.api.max_batch_requests
         size = min(caller.settings.batch_size or limit, limit)
         for start in range(0, len(chosen), size):

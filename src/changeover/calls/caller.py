@@ -397,17 +397,34 @@ class Caller:
             latency_s=result.latency_s,
         )
 
-    def reserve(self, request: Request, *, is_batch: bool = False) -> float | None:
-        """Hold the worst case of `request` against the budget: the amount held (0 without a
-        budget), or None when it does not fit, and then the model is stopped."""
+    async def reserve(self, request: Request) -> float | None:
+        """Hold the worst case of `request` against the budget, waiting while requests in
+        flight settle: the amount held (0 without a budget), or None when it cannot fit, and
+        then the model is stopped."""
+        if self.limit is None:
+            return 0.0
+        worst = worst_case_cost(request, self.settings)
+        if await self.limit.reserve(worst):
+            return worst
+        self._stop_for_budget()
+        return None
+
+    def try_reserve(self, request: Request, *, is_batch: bool = False) -> float | None:
+        """Hold the worst case of `request` if it fits now: the amount held, or None (and the
+        model stopped when the budget is exceeded for good)."""
         if self.limit is None:
             return 0.0
         worst = worst_case_cost(request, self.settings, is_batch=is_batch)
-        if self.limit.reserve(worst):
+        if self.limit.try_reserve(worst):
             return worst
-        if self.stopped is None:
-            self.stopped = CallError("budget", self.limit.exceeded or "the budget is spent")
+        if self.limit.exceeded is not None:
+            self._stop_for_budget()
         return None
+
+    def _stop_for_budget(self) -> None:
+        if self.stopped is None:
+            assert self.limit is not None
+            self.stopped = CallError("budget", self.limit.exceeded or "the budget is spent")
 
     def reserve_committed(self, request: Request, *, is_batch: bool = False) -> float:
         """Hold the worst case of a request already sent (a batch an earlier run submitted):
@@ -467,7 +484,7 @@ class Caller:
     async def _send(self, request: Request, key: str) -> CallResult:
         if self.stopped is not None:
             return CallResult(key, None, self.stopped)
-        reserved = self.reserve(request)
+        reserved = await self.reserve(request)
         if reserved is None:
             assert self.stopped is not None
             return CallResult(key, None, self.stopped)

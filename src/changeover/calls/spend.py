@@ -5,7 +5,8 @@
 * `SpendLimit` keeps a run within the study's `budget:`: before a request is sent the worst case
   it could cost is reserved (`worst_case_cost`: every input byte a token, plus `max_tokens`), and
   once its usage is known the reservation is settled at the real cost. A request whose worst case
-  does not fit is not sent, so the budget is never exceeded, whatever the answers hold.
+  does not fit waits for the requests in flight to settle, and is not sent when it still does
+  not fit: the budget is never exceeded, whatever the answers hold.
 * `estimate_spend` says what sending some requests will cost, from the model's recorded usage
   (the characters per input token and the output tokens per request of its earlier requests) or,
   with none recorded, from `CHARS_PER_TOKEN` and `max_tokens`: `generate --dry-run` and
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,7 +94,9 @@ class SpendLimit:
     """The study's budget for one run, shared by every model the run calls.
 
     `spent_before` is what the study had spent before the run (the workspace's `spend` table).
-    Once one request is refused, the run is over for every model: `exceeded` says why.
+    A request that does not fit waits while requests in flight may give back what they held
+    (their worst case, settled at their real cost); one that does not fit with nothing in
+    flight ends the run for every model: `exceeded` says why.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class SpendLimit:
         self.spent = 0.0  # settled in this run
         self.reserved = 0.0  # held for requests in flight
         self.exceeded: str | None = None
+        self._settled = asyncio.Event()
 
     def _breach(self, amount: float) -> str | None:
         """The limit `amount` more would break, said in one sentence; None when it fits."""
@@ -121,17 +126,32 @@ class SpendLimit:
                 )
         return None
 
-    def reserve(self, amount: float) -> bool:
-        """Hold `amount` for a request about to be sent; False (and `exceeded` set) when it
-        would take the run or the study past its limit."""
+    def try_reserve(self, amount: float) -> bool:
+        """Hold `amount` for a request about to be sent if it fits now. When it does not, and
+        nothing is in flight that could give some back, the limit is `exceeded` for good."""
         if self.exceeded is not None:
             return False
         breach = self._breach(amount)
-        if breach is not None:
+        if breach is None:
+            self.reserved += amount
+            return True
+        if self.reserved <= 1e-12:
             self.exceeded = breach
-            return False
-        self.reserved += amount
+        return False
+
+    async def reserve(self, amount: float) -> bool:
+        """Hold `amount`, waiting while requests in flight settle; False once `exceeded`."""
+        while not self.try_reserve(amount):
+            if self.exceeded is not None:
+                return False
+            await self.settled()
         return True
+
+    async def settled(self) -> None:
+        """Wait until a request in flight settles (at once when none is in flight)."""
+        if self.reserved > 1e-12:
+            self._settled.clear()
+            await self._settled.wait()
 
     def commit(self, amount: float) -> None:
         """Hold `amount` that is spent whatever the limit says (a batch submitted earlier)."""
@@ -141,6 +161,7 @@ class SpendLimit:
         """Replace a reservation by what the request cost (None: unknown, the reservation)."""
         self.reserved = max(0.0, self.reserved - reserved)
         self.spent += reserved if cost is None else cost
+        self._settled.set()
 
 
 @dataclass(frozen=True)

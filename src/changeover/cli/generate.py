@@ -60,7 +60,7 @@ def batch_notes(
     name: str,
     progress: BatchProgress | None,
     answered: int,
-    cost: float | None,
+    cost: float,
     saving: float,
 ) -> list[str]:
     """What a batch model's batches did: the saving against online prices, batches resumed,
@@ -69,9 +69,10 @@ def batch_notes(
         return []
     notes = []
     if answered:
-        paid = "" if cost is None else f" cost {dollars(cost)}, saving {dollars(saving)}"
+        share = f" ({saving / (cost + saving):.0%})" if cost + saving > 0 else ""
         notes.append(
-            f"{name}: {answered:,} answers through the batch API{paid} against online prices"
+            f"{name}: {answered:,} answers through the batch API cost {dollars(cost)}, saving "
+            f"{dollars(saving)}{share} against online prices"
         )
     if progress.resumed:
         notes.append(
@@ -265,7 +266,9 @@ def summary_table(summary: GenerateSummary) -> Table:
 
 
 def _notes(model: ModelSummary) -> list[str]:
-    notes = batch_notes(model.model, model.batch, model.batch_requests, model.cost, model.saving)
+    notes = batch_notes(
+        model.model, model.batch, model.batch_requests, model.batch_cost, model.saving
+    )
     if model.failed_by_kind:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(model.failed_by_kind.items()))
         notes.append(f"{model.model}: failed — {kinds}; retry with --retry-failed")

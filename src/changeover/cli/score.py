@@ -80,7 +80,7 @@ def summary_table(summary: ScoreSummary) -> Table:
 
 def _notes(signal: SignalScore) -> list[str]:
     notes = batch_notes(
-        signal.signal, signal.batch, signal.batch_requests, signal.cost, signal.saving
+        signal.signal, signal.batch, signal.batch_requests, signal.batch_cost, signal.saving
     )
     if signal.failed_by_kind:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(signal.failed_by_kind.items()))
