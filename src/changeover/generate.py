@@ -101,7 +101,11 @@ class ModelSummary:
     batch_cost: float = 0.0  # what those answers cost
     saving: float = 0.0  # what those answers would have cost online, less what they cost
     batch: BatchProgress | None = None  # how its batches stand (batch models)
-    unsent: int = 0  # not sent: the budget would have been exceeded
+
+    @property
+    def left(self) -> int:
+        """Items still without a response (not sent: the budget, a stopped model)."""
+        return self.total - self.done - self.cached - self.failed - self.earlier_failures
 
     @property
     def p50(self) -> float | None:
@@ -136,7 +140,6 @@ class ModelSummary:
             "batch_cost": self.batch_cost,
             "saving": self.saving,
             "batch": None if self.batch is None else dict(self.batch.__dict__),
-            "unsent": self.unsent,
         }
 
 
@@ -230,8 +233,6 @@ async def _generate_model(
     def deliver(request: Request, result: CallResult) -> None:
         """Store and count one result (a batch model's answers are cached by `run_batch`)."""
         if result.error is not None and result.error is caller.stopped and result.attempts == 0:
-            if result.error.kind == "budget":
-                summary.unsent += 1
             return  # never sent: the budget, or the model was stopped by a fatal error
         assert request.tag is not None
         record = _record_from(name, request.tag, result, caller)

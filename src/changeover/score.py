@@ -94,7 +94,6 @@ class SignalScore:
     batch_requests: int = 0  # judges: answered through the batch API
     batch_cost: float = 0.0  # what those answers cost
     saving: float = 0.0  # what those answers would have cost online, less what they cost
-    unsent: int = 0  # judges: not sent, as the budget would have been exceeded
     batch: BatchProgress | None = None  # judges: how a batch model's batches stand
 
     def as_dict(self) -> dict[str, Any]:
@@ -277,8 +276,6 @@ async def _score_judge(
 
     def account(target: ScoringTarget, result: SignalResult, call: CallResult) -> None:
         if call.error is not None and call.error is caller.stopped and call.attempts == 0:
-            if call.error.kind == "budget":
-                summary.unsent += 1
             return  # never sent: the budget, or a fatal error stopped the model (401, 403)
         writer.add(_record(name, signal, target, result))
         summary.scored += 1

@@ -103,7 +103,7 @@ def batch_notes(
 
 
 def spend_lines(
-    workspace: Workspace, run_id: int, budget_exceeded: str | None, unsent: int
+    workspace: Workspace, run_id: int, budget_exceeded: str | None, left: int
 ) -> list[str]:
     """What the run spent (per model and purpose), what the study has spent in all, and why the
     budget stopped the run, if it did."""
@@ -117,7 +117,7 @@ def spend_lines(
             f"{dollars(workspace.spend_total())} in all"
         )
     if budget_exceeded is not None:
-        lines.append(f"stopped by the budget: {budget_exceeded}; {unsent:,} requests were not sent")
+        lines.append(f"stopped by the budget — {budget_exceeded}; {left:,} requests left")
     return lines
 
 
@@ -352,8 +352,8 @@ def generate_command(
             for line in lines:
                 console.print(line, markup=False, highlight=False)
             raise typer.Exit(130) from None
-        unsent = sum(m.unsent for m in summary.models)
-        spent = spend_lines(workspace, summary.run_id, summary.budget_exceeded, unsent)
+        left = sum(m.left for m in summary.models)
+        spent = spend_lines(workspace, summary.run_id, summary.budget_exceeded, left)
     console.print(summary_table(summary))
     for model in summary.models:
         for note in _notes(model):

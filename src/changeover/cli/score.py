@@ -180,8 +180,8 @@ def score_command(
             rescore=rescore,
             reporter=RichScoreReporter(progress),
         )
-        unsent = sum(s.unsent for s in summary.signals)
-        spent = spend_lines(workspace, summary.run_id, summary.budget_exceeded, unsent)
+        left = sum(s.total - s.stored - s.scored for s in summary.signals if s.kind == "judge")
+        spent = spend_lines(workspace, summary.run_id, summary.budget_exceeded, left)
     console.print(summary_table(summary))
     for signal in summary.signals:
         for note in _notes(signal):
