@@ -292,6 +292,7 @@ class _BatchRun:
         failed entries to be sent again. `online`: the provider refused the whole batch."""
         caller = self.caller
         keys = self.open.pop(batch_id)
+        said = redact(status.detail, caller.secrets)  # the provider's words may quote a key
         answers: dict[str, CallResult] = {}
         failures: dict[str, CallError] = {}
         for outcome in outcomes:
@@ -309,13 +310,11 @@ class _BatchRun:
             answers[key] = CallResult(
                 key, completion, None, attempts=1, cost=cost, mode="batch", saving=saving
             )
-        why = f"the batch failed ({status.detail})" if online else "no result for it in the batch"
+        why = f"the batch failed ({said})" if online else "no result for it in the batch"
         for key in keys - answers.keys() - failures.keys():
             failures[key] = CallError("server" if online else "expired", why)
         stored = [self._stored(key, result) for key, result in answers.items()]
-        detail = json.dumps(
-            {"status": status.detail, "succeeded": len(answers), "failed": len(failures)}
-        )
+        detail = json.dumps({"status": said, "succeeded": len(answers), "failed": len(failures)})
         self.store.collect_batch(batch_id, stored, run_id=caller.run_id, detail=detail)
         self.finished[batch_id] = len(keys)
         self.progress.collected += len(answers)

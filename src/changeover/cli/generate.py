@@ -203,9 +203,11 @@ def interrupted_lines(
     resume: str,
     *,
     retry_failed: bool,
+    in_batches: int = 0,
 ) -> list[str]:
     """What a Ctrl-C left: what this run received per model, what the workspace holds, and the
-    command that resumes (each response was committed the moment it arrived)."""
+    command that resumes (each response was committed the moment it arrived; submitted batches
+    are collected by the next run)."""
     received = ", ".join(
         f"{m.model} {m.done + m.failed:,}" + (f" ({m.failed:,} failed)" if m.failed else "")
         for m in summaries
@@ -216,11 +218,17 @@ def interrupted_lines(
         for name, counts in stored.items()
     )
     missing = sum(c["missing"] + (c["error"] if retry_failed else 0) for c in stored.values())
+    batched = (
+        f" ({in_batches:,} of them are in batches already submitted: it collects those, "
+        "without submitting them again)"
+        if in_batches
+        else ""
+    )
     return [
         f"interrupted: this run received {received or 'nothing'}; each response was stored "
         "the moment it arrived, and the requests still in flight were dropped",
         f"the workspace holds {held or 'no response yet'}",
-        f"resume with `{resume}`: it sends only the {missing:,} requests still missing",
+        f"resume with `{resume}`: it sends only the {missing:,} requests still missing{batched}",
     ]
 
 
@@ -346,9 +354,15 @@ def generate_command(
                 name: workspace.count_for(name, limit=limit) for name in names or study.model_names
             }
             resume = _resume_command(study_path, names, limit, retry_failed)
-            lines = interrupted_lines(
-                list(reporter.summaries.values()), stored, resume, retry_failed=retry_failed
+            in_batches = sum(
+                len(batch.keys)
+                for name in stored
+                for batch in workspace.open_batches(name, "generation")
             )
+            lines = interrupted_lines(
+                list(reporter.summaries.values()), stored, resume, retry_failed=retry_failed,
+                in_batches=in_batches,
+            )  # fmt: skip
             for line in lines:
                 console.print(line, markup=False, highlight=False)
             raise typer.Exit(130) from None
