@@ -15,7 +15,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +26,9 @@ from changeover.calls import (
     Caller,
     CallResult,
     LatencyHistogram,
+    Purpose,
     SpendEntry,
+    SpendEstimate,
     SpendLimit,
     SpendPlan,
     as_cached,
@@ -55,9 +57,11 @@ __all__ = [
     "Reporter",
     "build_request",
     "estimate_generation",
+    "estimate_requests",
     "generate",
     "generate_responses",
     "spend_limit",
+    "spend_plan",
 ]
 
 
@@ -240,13 +244,12 @@ async def _generate_model(
             store(record, None, None)
             summary.cached += 1
         else:
-            fresh = as_cached(result) if result.completion is not None else None
-            is_stored_already = is_batch or not caller.provider.is_cacheable
-            store(
-                record,
-                None if is_stored_already else fresh,
-                None if is_batch else caller.spend_entry(request, result),
-            )
+            # A batch model's answers are cached (and their spend kept) by `run_batch`; a replay
+            # costs nothing and is not cached.
+            if is_batch or not caller.provider.is_cacheable or result.completion is None:
+                store(record, None, None)
+            else:
+                store(record, as_cached(result), caller.spend_entry(request, result))
             account(result)
             if result.error is None:
                 summary.done += 1
@@ -506,40 +509,55 @@ def estimate_generation(
         settings = study.models[name]
         if settings.provider == "replay":
             continue  # recorded responses cost nothing
-        in_batches = (
-            set().union(*(b.keys for b in workspace.open_batches(name, "generation")))
-            if settings.batch
-            else set()
+        wanted = (
+            build_request(pending.item, settings)
+            for pending in workspace.iter_items_for(name, limit=limit)
+            if pending.response_state == "missing"
+            or (pending.response_state == "error" and retry_failed)
         )
-        requests = chars = messages = cached = submitted = 0
-        for pending in workspace.iter_items_for(name, limit=limit):
-            if pending.response_state == "ok" or (
-                pending.response_state == "error" and not retry_failed
-            ):
-                continue
-            request = build_request(pending.item, settings)
-            key = request_key(name, settings, request)
-            if workspace.cached_call(key) is not None:
-                cached += 1
-            elif key in in_batches:
-                submitted += 1
-            else:
-                requests += 1
-                chars += request_chars(request)
-                messages += len(request.messages)
-        estimates.append(
-            estimate_spend(
-                name,
-                settings,
-                "generation",
-                requests=requests,
-                input_chars=chars,
-                messages=messages,
-                history=workspace.usage_history(name, "generation"),
-                cached=cached,
-                in_open_batches=submitted,
-            )  # fmt: skip
-        )
+        estimates.append(estimate_requests(workspace, name, settings, "generation", wanted))
+    return spend_plan(study, workspace, estimates)
+
+
+def estimate_requests(
+    workspace: Workspace,
+    model: str,
+    settings: ModelSettings,
+    purpose: Purpose,
+    requests: Iterable[Request],
+    *,
+    signal: str | None = None,
+) -> SpendEstimate:
+    """What sending `requests` to `model` would cost: those the request cache answers (or that
+    repeat one before them) and those in batches already submitted are counted apart, the rest
+    estimated from the model's recorded usage for `purpose`."""
+    in_batches: set[str] = (
+        set().union(*(b.keys for b in workspace.open_batches(model, purpose)))
+        if settings.batch
+        else set()
+    )
+    seen: set[str] = set()
+    count = chars = messages = cached = submitted = 0
+    for request in requests:
+        key = request_key(model, settings, request)
+        if key in seen or workspace.cached_call(key) is not None:
+            cached += 1
+        elif key in in_batches:
+            submitted += 1
+        else:
+            count += 1
+            chars += request_chars(request)
+            messages += len(request.messages)
+        seen.add(key)
+    return estimate_spend(
+        model, settings, purpose, signal=signal, requests=count, input_chars=chars,
+        messages=messages, cached=cached, in_open_batches=submitted,
+        history=workspace.usage_history(model, purpose),
+    )  # fmt: skip
+
+
+def spend_plan(study: Study, workspace: Workspace, estimates: list[SpendEstimate]) -> SpendPlan:
+    """The estimates beside the study's budget and what it has spent so far."""
     budget = study.budget
     return SpendPlan(
         estimates,

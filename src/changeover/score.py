@@ -21,8 +21,9 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, get_args, runtime_checkable
 
@@ -34,13 +35,10 @@ from changeover.calls import (
     Caller,
     CallResult,
     SpendPlan,
-    estimate_spend,
-    request_chars,
-    request_key,
 )
 from changeover.errors import InputError, StudyError
-from changeover.generate import spend_limit
-from changeover.providers import ModelSettings, configured_secrets, make_provider
+from changeover.generate import estimate_requests, spend_limit, spend_plan
+from changeover.providers import ModelSettings, Request, configured_secrets, make_provider
 from changeover.records import ExpectedBehaviour, SignalRecord
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
 from changeover.signals.judge import JudgeInput, judge_requests, judge_responses
@@ -592,57 +590,33 @@ def estimate_scoring(
     models = study.models or {}
     estimates = []
     for name, judge in judges.items():
-        settings = models[judge.model]
-        in_batches = (
-            set().union(*(b.keys for b in workspace.open_batches(judge.model, "judging")))
-            if settings.batch
-            else set()
-        )
         targets = workspace.iter_unscored(
             None if rescore else name,
             redo_levels=("error",) if retry_failed else (),
             behaviours=feeding_behaviours(judge.dimension),
             page_size=page_size,
         )
-        seen: set[str] = set()
-        requests = chars = messages = cached = submitted = 0
-        while page := [target for _, target in zip(range(page_size), targets, strict=False)]:
-            inputs = [_judge_input(t) for t in page]
-            built = judge_requests(
-                judge, inputs, template=templates.get(name), style_guide=study.style_guide
-            )
-            for request in built:
-                key = request_key(judge.model, settings, request)
-                if key in seen or workspace.cached_call(key) is not None:
-                    cached += 1
-                elif key in in_batches:
-                    submitted += 1
-                else:
-                    requests += 1
-                    chars += request_chars(request)
-                    messages += len(request.messages)
-                seen.add(key)
+        requests = _judge_requests(study, judge, templates.get(name), targets, page_size)
+        settings = models[judge.model]
         estimates.append(
-            estimate_spend(
-                judge.model,
-                settings,
-                "judging",
-                signal=name,
-                requests=requests,
-                input_chars=chars,
-                messages=messages,
-                cached=cached,
-                in_open_batches=submitted,
-                history=workspace.usage_history(judge.model, "judging"),
-            )  # fmt: skip
+            estimate_requests(workspace, judge.model, settings, "judging", requests, signal=name)
         )
-    budget = study.budget
-    return SpendPlan(
-        estimates,
-        per_run=None if budget is None else budget.per_run,
-        per_study=None if budget is None else budget.per_study,
-        spent=workspace.spend_total(),
-    )
+    return spend_plan(study, workspace, estimates)
+
+
+def _judge_requests(
+    study: Study,
+    judge: JudgeSignal,
+    template: jinja2.Template | None,
+    targets: Iterator[ScoringTarget],
+    page_size: int,
+) -> Iterator[Request]:
+    """The requests a judge would be sent for `targets`, built a page at a time."""
+    while page := list(islice(targets, page_size)):
+        yield from judge_requests(
+            judge, [_judge_input(t) for t in page], template=template,
+            style_guide=study.style_guide,
+        )  # fmt: skip
 
 
 def _judge_input(target: ScoringTarget) -> JudgeInput:

@@ -727,11 +727,17 @@ class Workspace:
     ) -> None:
         """Cache one provider answer, with what it cost (one transaction)."""
         with self.transaction() as db:
-            self._write_call(
-                db, key, provider=provider, model_id=model_id, call=call, run_id=run_id
-            )
-            if spend is not None:
-                self._write_spend(db, spend, run_id)
+            self._write_stored(db, StoredCall(key, provider, model_id, call, spend), run_id)
+
+    @classmethod
+    def _write_stored(cls, db: sqlite3.Connection, stored: StoredCall, run_id: int | None) -> None:
+        """A fresh answer into the request cache, with its row of spend."""
+        cls._write_call(
+            db, stored.key, provider=stored.provider, model_id=stored.model_id, call=stored.call,
+            run_id=run_id,
+        )  # fmt: skip
+        if stored.spend is not None:
+            cls._write_spend(db, stored.spend, run_id)
 
     @staticmethod
     def _write_spend(db: sqlite3.Connection, entry: SpendEntry, run_id: int | None) -> None:
@@ -752,12 +758,10 @@ class Workspace:
             for entry in entries:
                 record = entry.record
                 if entry.call is not None and record.cache_key is not None:
-                    self._write_call(
-                        db, record.cache_key, provider=entry.provider, model_id=entry.model_id,
-                        call=entry.call, run_id=run_id,
-                    )  # fmt: skip
-                if entry.spend is not None:
-                    self._write_spend(db, entry.spend, run_id)
+                    stored = StoredCall(
+                        record.cache_key, entry.provider, entry.model_id, entry.call, entry.spend
+                    )
+                    self._write_stored(db, stored, run_id)
                 self._write_response(db, record, run_id)
 
     # -- spend ----------------------------------------------------------------------------------
@@ -875,12 +879,7 @@ class Workspace:
             if state is not None and state[0] != "submitted":
                 return
             for stored in calls:
-                self._write_call(
-                    db, stored.key, provider=stored.provider, model_id=stored.model_id,
-                    call=stored.call, run_id=run_id,
-                )  # fmt: skip
-                if stored.spend is not None:
-                    self._write_spend(db, stored.spend, run_id)
+                self._write_stored(db, stored, run_id)
             db.execute(
                 "UPDATE batches SET state = 'collected', ended_at = ?, detail = ?"
                 " WHERE batch_id = ?",

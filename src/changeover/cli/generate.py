@@ -152,6 +152,13 @@ def plan_table(plan: SpendPlan, *, title: str) -> Table:
     return table
 
 
+def print_plan(plan: SpendPlan, stage: str, *, title: str) -> None:
+    """A dry run's table and the lines under it."""
+    console.print(plan_table(plan, title=title))
+    for line in plan_lines(plan, stage):
+        console.print(line, markup=False, highlight=False)
+
+
 def plan_lines(plan: SpendPlan, stage: str) -> list[str]:
     """Under a dry run's table: the total, where each estimate comes from, and the budget."""
     requests = sum(e.requests for e in plan.estimates)
@@ -332,9 +339,7 @@ def generate_command(
             plan = estimate_generation(
                 study, workspace, models=names, limit=limit, retry_failed=retry_failed
             )
-        console.print(plan_table(plan, title="generate --dry-run: what the run would send"))
-        for line in plan_lines(plan, "generate"):
-            console.print(line, markup=False, highlight=False)
+        print_plan(plan, "generate", title="generate --dry-run: what the run would send")
         return
     progress = progress_bars(label_width=12, status=True)
     reporter = RichReporter(progress)

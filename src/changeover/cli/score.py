@@ -18,8 +18,7 @@ from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars
 from changeover.cli.generate import (
     batch_notes,
     implausible_usage_note,
-    plan_lines,
-    plan_table,
+    print_plan,
     spend_lines,
 )
 from changeover.score import ScoreSummary, SignalScore, estimate_scoring, score
@@ -164,9 +163,7 @@ def score_command(
             plan = estimate_scoring(
                 study, workspace, signals=names, retry_failed=retry_failed, rescore=rescore
             )
-        console.print(plan_table(plan, title="score --dry-run: what the judges would be sent"))
-        for line in plan_lines(plan, "score"):
-            console.print(line, markup=False, highlight=False)
+        print_plan(plan, "score", title="score --dry-run: what the judges would be sent")
         return
     with (
         open_workspace(study.workspace_path) as workspace,
