@@ -14,8 +14,8 @@ For one model (and one purpose: generation or judging), a `Caller` owns:
 * **accounting**: tokens, cost, latency, retries and failures by kind; each paid request is
   stored with its answer as a `SpendEntry` (the workspace's `spend` table);
 * **the budget** (`SpendLimit`, shared by a run's callers): the worst case of a request is
-  reserved before it is sent, and a request that does not fit is not sent: the model is stopped
-  with a `budget` error;
+  reserved before it is sent; a request that does not fit waits for those in flight to settle,
+  and is not sent when it still cannot fit: the model is stopped with a `budget` error;
 * **redaction**: every configured secret (the API keys the study's models name) is taken out of
   answers and error messages before anything sees them.
 
