@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -22,11 +23,12 @@ from changeover.calls import (
     call_many,
     call_model,
 )
-from changeover.generate import build_request, generate
+from changeover.errors import StudyError
+from changeover.generate import build_request, estimate_generation, generate
 from changeover.io import import_items
 from changeover.providers import Message, ModelSettings, Request, make_provider
 from changeover.records import Item
-from changeover.study import load_study
+from changeover.study import Study, load_study
 from changeover.workspace import WorkspaceError, open_workspace
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.studies import CHANGEOVER, study_with_items, write_items, write_study
@@ -397,3 +399,177 @@ def test_worker_processes_send_the_requests(server: FakeLLMServer, tmp_path: Pat
         texts = workspace.frame("responses").sort("item_id")["response"].to_list()
     assert texts == [f"echo: {p}" for p in prompts]
     assert len(server.log) == 14
+
+
+# -- money: dry runs, budgets, batches --------------------------------------------------------
+
+
+def _priced(server: FakeLLMServer, protocol: str = "openai", **extra: object) -> dict[str, object]:
+    """A model with prices high enough for cents to show (the fake server's usage is about a
+    token per four characters)."""
+    url = server.openai_url if protocol == "openai" else server.anthropic_url
+    return {
+        "provider": protocol, "model": f"{protocol}-m", "base_url": url, "max_tokens": 64,
+        "api_key_env": "CHANGEOVER_TEST_KEY", "price_input_per_million": 1000.0,
+        "price_output_per_million": 4000.0, "concurrency": 4, "retry_wait": 0.01,
+        "max_retries": 1, "batch_poll_interval": 0.02 if extra.get("batch") else 30.0, **extra,
+    }  # fmt: skip
+
+
+def _questions(n: int) -> list[str]:
+    return [f"Question {i}: where is " + "the office " * (4 + i % 5) + "today?" for i in range(n)]
+
+
+def _with_budget(study_path: Path, budget: str) -> Study:
+    text = "\n".join(line for line in study_path.read_text().splitlines() if "budget" not in line)
+    study_path.write_text(f"{text}\nbudget: {budget}\n")
+    return load_study(study_path)
+
+
+def test_a_dry_run_estimate_is_within_15_percent_of_what_the_run_spends(
+    server: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "sk-test-key-0123456789")
+    models = {"legacy": _priced(server), "cand": _priced(server, "anthropic", batch=True)}
+    study, workspace = study_with_items(tmp_path, models, _questions(60))
+    with workspace:
+        cold = estimate_generation(study, workspace)
+        assert [e.basis.startswith("no recorded usage") for e in cold.estimates] == [True, True]
+        generate(study, workspace, limit=10)  # a pilot: the models' usage is recorded
+        runs, spend = workspace.frame("runs").height, workspace.frame("spend").height
+        requests = len(server.log) + len(server.batch_log)
+        plan = estimate_generation(study, workspace)
+        # Nothing was sent and nothing written.
+        assert len(server.log) + len(server.batch_log) == requests
+        assert (workspace.frame("runs").height, workspace.frame("spend").height) == (runs, spend)
+        assert [(e.model, e.requests, e.cached) for e in plan.estimates] == [
+            ("legacy", 50, 0), ("cand", 50, 0),
+        ]  # fmt: skip
+        assert all(e.basis.startswith("recorded usage of 10 requests") for e in plan.estimates)
+        summary = generate(study, workspace)
+        spent = {s.model: s.cost for s in workspace.spend_summary(run_id=summary.run_id)}
+    for estimate in plan.estimates:
+        actual = spent[estimate.model]
+        assert estimate.cost is not None and actual is not None
+        assert abs(estimate.cost - actual) <= 0.15 * actual, (estimate.model, estimate.cost, actual)
+    # Without a pilot the output is taken at max_tokens: an upper bound, far above.
+    assert cold.cost is not None and plan.cost is not None and cold.cost > 2 * plan.cost
+
+
+def test_a_budget_stops_the_run_before_it_is_exceeded_and_a_rerun_continues(
+    server: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "sk-test-key-0123456789")
+    models = {"legacy": _priced(server), "cand": _priced(server, model="openai-n")}
+    prompts = _questions(30)
+    study, workspace = study_with_items(tmp_path, models, prompts)
+    study_path = tmp_path / "study.yaml"
+    with workspace:
+        full = estimate_generation(study, workspace).cost
+        assert full is not None  # about $5.70 at max_tokens
+        study = _with_budget(study_path, "{per_run: 1.50}")
+        first = generate(study, workspace)
+        assert first.budget_exceeded is not None
+        assert first.budget_exceeded.startswith("budget.per_run ($1.50) would be exceeded")
+        assert workspace.spend_total() <= 1.50
+        # It stopped only when the next request's worst case could not fit.
+        assert workspace.spend_total() > 1.50 - 2 * 0.33
+        # Nothing lost: every answer the server gave is stored, and nothing else.
+        stored = workspace.frame("responses")
+        assert stored.height == len(server.log) and stored["error"].null_count() == stored.height
+        assert 0 < stored.height < 60
+        # The study's limit counts earlier runs too.
+        study = _with_budget(study_path, "{per_study: 2.50}")
+        second = generate(study, workspace)
+        assert second.budget_exceeded is not None
+        assert second.budget_exceeded.startswith("budget.per_study ($2.50) would be exceeded")
+        assert 1.50 < workspace.spend_total() <= 2.50
+        study = _with_budget(study_path, "{per_run: 50, per_study: 100}")
+        third = generate(study, workspace)
+        assert third.budget_exceeded is None
+        responses = workspace.frame("responses")
+        assert responses.height == 60 and responses["error"].null_count() == 60
+    assert len(server.log) == 60  # no request was sent twice
+    assert sorted(r.prompt for r in server.log) == sorted(prompts * 2)
+
+
+def test_a_budget_needs_prices_and_a_bound_on_output(tmp_path: Path) -> None:
+    unpriced = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    study_path = write_study(tmp_path, {"legacy": unpriced, "cand": unpriced})
+    with pytest.raises(StudyError, match="models.legacy.price_input_per_million: the study has"):
+        _with_budget(study_path, "{per_run: 5}")
+    priced = {**unpriced, "price_input_per_million": 1, "price_output_per_million": 2}
+    study_path = write_study(tmp_path, {"legacy": priced, "cand": priced})
+    with pytest.raises(StudyError, match="models.legacy.max_tokens: .* no upper bound"):
+        _with_budget(study_path, "{per_run: 5}")
+    with pytest.raises(StudyError, match="budget.per_run: Input should be greater than 0"):
+        _with_budget(study_path, "{per_run: -1}")
+    with pytest.raises(StudyError, match="budget.per_study: Input should be a finite number"):
+        _with_budget(study_path, "{per_study: .inf}")
+    with pytest.raises(StudyError, match="budget: set per_run and/or per_study"):
+        _with_budget(study_path, "{}")
+
+
+def _events(server: FakeLLMServer, event: str) -> list[str]:
+    return [batch_id for name, batch_id in server.events if name == event]
+
+
+def test_batch_generation_killed_after_submitting_resumes_without_resubmitting(
+    tmp_path: Path,
+) -> None:
+    """Must show: kill the process after submission and re-run: none submitted again, every
+    result stored; an expired entry and a partial failure sent again online; the saving said."""
+    # Both models' batches meet the failures (the scripts step per prompt, across models); the
+    # third attempt, online, succeeds.
+    late, flaky = "!script:expire,expire,ok a late one", "!script:500,500,ok a flaky one"
+    prompts = [f"batched question {i}" for i in range(20)] + [late, flaky]
+    environment = {**os.environ, "CHANGEOVER_TEST_KEY": "sk-test-key-0123456789"}
+    with FakeLLMServer(hold_batches=True) as server:
+        models = {
+            "legacy": _priced(server, batch=True),
+            "cand": _priced(server, "anthropic", batch=True),
+        }
+        study_path = write_study(tmp_path, models)
+        study = load_study(study_path)
+        db = tmp_path / "changeover.db"
+        with open_workspace(db, create=True) as workspace:
+            import_items(workspace, write_items(tmp_path / "items.jsonl", prompts), study)
+        command = [*CHANGEOVER, "generate", "--study", str(study_path)]
+        process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        # Both batches submitted, and each polled once: the process has recorded them.
+        while time.monotonic() < deadline and (
+            len(_events(server, "create")) < 2
+            or set(_events(server, "retrieve")) < set(_events(server, "create"))
+        ):
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        assert len(server.created_batches()) == 2 and _stored(db) == set()
+        server.release_batches()
+        rerun = subprocess.run(
+            command, env=environment, check=True, capture_output=True, text=True, timeout=120
+        )
+        created = server.created_batches()
+        online = sorted(r.prompt for r in server.log)
+    assert len(created) == 2  # 0 submitted again
+    assert online == sorted([late, flaky] * 2)
+    connection = sqlite3.connect(db)
+    try:
+        rows = connection.execute(
+            "SELECT model, count(*), count(response) FROM responses GROUP BY model ORDER BY model"
+        ).fetchall()
+        statuses = [r[0] for r in connection.execute("SELECT status FROM runs ORDER BY run_id")]
+        modes = dict(connection.execute("SELECT mode, count(*) FROM spend GROUP BY mode"))
+    finally:
+        connection.close()
+    assert rows == [("cand", 22, 22), ("legacy", 22, 22)]  # every result stored, once
+    assert statuses[-2:] == ["interrupted", "finished"]
+    assert modes == {"batch": 40, "online": 4}
+    out = " ".join(rerun.stdout.split())
+    assert "legacy: 22 requests were in batches an earlier run submitted" in out
+    assert re.search(
+        r"legacy: 20 answers through the batch API cost \$([\d.]+), saving \$\1 \(50%\)", out
+    )
+    assert "legacy: 2 entries failed in a batch (1 batch expired or was cancelled); 2 sent " in out

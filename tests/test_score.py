@@ -16,7 +16,7 @@ from changeover.counts import workspace_rows
 from changeover.errors import InputError, StudyError
 from changeover.io import import_items, import_responses
 from changeover.records import Item, ResponseRecord
-from changeover.score import score, score_responses
+from changeover.score import estimate_scoring, score, score_responses
 from changeover.study import Study, load_study
 from changeover.workspace import Workspace, open_workspace
 from tests.fakes.judge import fake_judge
@@ -338,3 +338,113 @@ def test_changed_settings_are_flagged_until_rescored(tmp_path: Path) -> None:
         assert not overlap.settings_changed and overlap.scored == 3
         assert set(overlap.levels) <= {"0-0.2", "0.2-0.6", "0.6-1"}
         assert not score(changed, workspace).signals[0].settings_changed
+
+
+# -- money: batch judges, dry runs, budgets ------------------------------------------------------
+
+
+def _priced_grader(server: FakeLLMServer, protocol: str = "anthropic", **extra: Any) -> Any:
+    prices = {"price_input_per_million": 1000.0, "price_output_per_million": 4000.0}
+    return _grader(server, protocol, **(prices | extra))
+
+
+def test_batch_judges_are_submitted_together_and_their_spend_kept(
+    tmp_path: Path, judge_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "sk-test-key-0123456789")
+    responses = {f"q{i}": f"Paris {i} !judge:correct" for i in range(5)}
+    responses["q5"] = "I'm sorry, I can't. !judge:refused"
+    grader = _priced_grader(judge_server, batch=True, batch_poll_interval=0.02)
+    study, workspace = _setup(
+        tmp_path,
+        responses,
+        signals={
+            "judge": {"kind": "judge", "rubric": "correctness", "model": "grader"},
+            "refusal_judge": {"kind": "judge", "rubric": "refusal", "model": "grader"},
+        },
+        models={"grader": grader},
+    )
+    with workspace:
+        summary = score(study, workspace)
+        judge, refusal = summary.signals
+        assert judge.levels["correct"] == 5 and refusal.levels["refused"] == 1
+        assert "error" not in judge.levels | refusal.levels
+        assert (judge.batch_requests, refusal.batch_requests) == (6, 6)
+        assert judge.batch_cost > 0 and judge.saving == pytest.approx(judge.batch_cost)
+        assert judge.batch is not None and judge.batch.collected == 6
+        (spend,) = workspace.spend_summary()
+        assert (spend.model, spend.purpose, spend.requests, spend.batch_requests) == (
+            "grader", "judging", 12, 12,
+        )  # fmt: skip
+        assert spend.saving == pytest.approx(spend.cost)
+        again = score(study, workspace)
+        assert [s.scored for s in again.signals] == [0, 0]
+    # One batch per judge, both waited on at once; nothing went through the online endpoint.
+    assert len(judge_server.created_batches()) == 2 and judge_server.log == []
+
+
+def test_a_scoring_dry_run_counts_what_the_judges_would_be_sent(
+    tmp_path: Path, judge_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "sk-test-key-0123456789")
+    responses = {f"q{i}": f"Paris, number {i}. !judge:correct" for i in range(10)}
+    study, workspace = _setup(
+        tmp_path,
+        responses,
+        signals={
+            "judge": {"kind": "judge", "rubric": "correctness", "model": "grader"},
+            "phrases": {"kind": "refusal", "scale": "binary"},
+        },
+        models={"grader": _priced_grader(judge_server, "openai")},
+    )
+    with workspace:
+        score(study, workspace, signals=["judge"])  # a pilot: 10 judge requests, usage kept
+        assert len(judge_server.log) == 10
+        rescore = estimate_scoring(study, workspace, rescore=True)
+        (estimate,) = rescore.estimates  # the deterministic signal costs nothing
+        assert (estimate.signal, estimate.model, estimate.purpose) == ("judge", "grader", "judging")
+        # Every answer is in the request cache: a rescore sends nothing and costs nothing.
+        assert (estimate.requests, estimate.cached, estimate.cost) == (0, 10, 0.0)
+        workspace.add_items([Item(f"n{i}", f"new question {i}?", "na", reference="Paris")
+                             for i in range(4)])  # fmt: skip
+        workspace.add_responses(
+            [ResponseRecord(f"n{i}", "legacy", f"Paris {i}", source="import") for i in range(4)]
+        )
+        plan = estimate_scoring(study, workspace)
+        (estimate,) = plan.estimates
+        assert (estimate.requests, estimate.cached) == (4, 0)
+        assert estimate.basis.startswith("recorded usage of 10 requests")
+        assert estimate.cost is not None and estimate.cost > 0
+        assert len(judge_server.log) == 10  # nothing sent
+        runs = workspace.frame("runs").height
+        summary = score(study, workspace, signals=["judge"])
+        actual = sum(s.cost or 0 for s in workspace.spend_summary(run_id=summary.run_id))
+        assert workspace.frame("runs").height == runs + 1
+    assert abs(estimate.cost - actual) <= 0.15 * actual
+
+
+def test_a_budget_stops_judging_and_a_rerun_continues(
+    tmp_path: Path, judge_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANGEOVER_TEST_KEY", "sk-test-key-0123456789")
+    responses = {f"q{i:02d}": f"Paris, answer {i} !judge:correct" for i in range(12)}
+    signals = {"judge": {"kind": "judge", "rubric": "correctness", "model": "grader"}}
+    # A judge request holds ~1,500 characters of rubric: at most ~$0.55, in fact ~$0.07.
+    grader = _priced_grader(judge_server, "openai", concurrency=2, price_input_per_million=100.0)
+    models = {"grader": grader}
+    study, workspace = _setup(
+        tmp_path, responses, signals=signals, models=models, budget={"per_run": 1.0}
+    )
+    with workspace:
+        first = score(study, workspace)
+        assert first.budget_exceeded is not None
+        assert first.budget_exceeded.startswith("budget.per_run ($1.00) would be exceeded")
+        (judge,) = first.signals
+        assert 0 < judge.scored < 12 and judge.stopped is None  # the budget is said once
+        assert "error" not in judge.levels  # what was not sent is not an error: it is missing
+        assert workspace.spend_total() <= 1.0 and judge.scored == len(judge_server.log)
+        study = study.model_copy(update={"budget": None})
+        second = score(study, workspace)
+        assert second.budget_exceeded is None
+        assert second.signals[0].levels == {"correct": 12}
+    assert len(judge_server.log) == 12

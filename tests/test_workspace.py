@@ -66,10 +66,36 @@ def test_a_version_1_workspace_keeps_its_annotation_tables_on_upgrade(tmp_path: 
     )
     connection.close()
     with open_workspace(tmp_path / "w.db") as workspace:
-        assert workspace.schema_version == SCHEMA_VERSION == 2
+        assert workspace.schema_version == SCHEMA_VERSION
         names = {r[0] for r in workspace._db.execute("SELECT name FROM sqlite_master")}
         assert {"label_queue", "label_skips", "label_claims"} <= names
         assert [r[0] for r in workspace._db.execute("SELECT name FROM annotators")] == ["ana"]
+
+
+def test_a_version_2_workspace_upgrades_with_its_generation_spend(tmp_path: Path) -> None:
+    """Migration 3 adds the spend ledger and the batches; the responses generated before it
+    become the spend of generation (those a request was sent for: not cache hits or imports)."""
+    connection = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    connection.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1])
+    connection.executescript(
+        "INSERT INTO items (item_id, prompt, segment) VALUES ('q1', 'p', 'na'), ('q2', 'p', 'na');"
+        " INSERT INTO responses (item_id, model, response, input_tokens, output_tokens,"
+        " latency_s, cost, attempts, source, created_at) VALUES"
+        " ('q1', 'legacy', 'a', 10, 20, 0.5, 0.002, 1, 'generate', 't'),"
+        " ('q2', 'legacy', 'b', 10, 20, 0.4, NULL, 0, 'generate', 't'),"
+        " ('q1', 'cand', 'c', 10, 20, NULL, NULL, NULL, 'import', 't');"
+        " PRAGMA user_version = 2;"
+    )
+    connection.close()
+    with open_workspace(tmp_path / "w.db") as workspace:
+        assert workspace.schema_version == SCHEMA_VERSION >= 3
+        assert workspace.frame("batches").height == 0
+        (legacy,) = workspace.spend_summary()
+        assert (legacy.model, legacy.purpose, legacy.requests) == ("legacy", "generation", 1)
+        assert (legacy.input_tokens, legacy.output_tokens, legacy.cost) == (10, 20, 0.002)
+        assert legacy.latency_p50_s == legacy.latency_p95_s == 0.5
+        assert workspace.spend_total() == 0.002
+        assert workspace.usage_history("legacy", "generation") is None  # no characters known
 
 
 def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """Generation: run every model over the items, resumably.
 
 `generate_responses` drives every model of the study over the workspace's items through the call
-machinery of `changeover.calls` (cache, limits, retries, cost), writing each response in its own
-transaction the moment it arrives, so a process killed at any moment loses nothing received, and
-a re-run calls no provider for what is stored (`--retry-failed` also re-sends the stored
-failures).
+machinery of `changeover.calls` (cache, limits, retries, cost, budget), writing each response in
+its own transaction the moment it arrives, so a process killed at any moment loses nothing
+received, and a re-run calls no provider for what is stored (`--retry-failed` also re-sends the
+stored failures). A model with `batch: true` is sent its requests in batches
+(`changeover.calls.run_batch`), resumed by a re-run. `estimate_generation` says what a run would
+send and cost without sending anything (`generate --dry-run`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,28 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from changeover.calls import CachedCall, Caller, CallResult, LatencyHistogram, as_cached
+from changeover.calls import (
+    BatchProgress,
+    CachedCall,
+    Caller,
+    CallResult,
+    LatencyHistogram,
+    Purpose,
+    SpendEntry,
+    SpendEstimate,
+    SpendLimit,
+    SpendPlan,
+    as_cached,
+    estimate_spend,
+    request_chars,
+    request_key,
+    run_batch,
+)
 from changeover.errors import InputError, StudyError
 from changeover.io import read_responses
 from changeover.providers import (
@@ -38,8 +56,12 @@ __all__ = [
     "ModelSummary",
     "Reporter",
     "build_request",
+    "estimate_generation",
+    "estimate_requests",
     "generate",
     "generate_responses",
+    "spend_limit",
+    "spend_plan",
 ]
 
 
@@ -79,6 +101,15 @@ class ModelSummary:
     stopped: str | None = None  # why the model was stopped early (401, nothing at its URL)
     implausible_usage: int = 0  # answers whose token counts could not be true (kept as unknown)
     implausible_example: str | None = None  # the first of them, e.g. "completion_tokens=1e+30"
+    batch_requests: int = 0  # answered through the batch API
+    batch_cost: float = 0.0  # what those answers cost
+    saving: float = 0.0  # what those answers would have cost online, less what they cost
+    batch: BatchProgress | None = None  # how its batches stand (batch models)
+
+    @property
+    def left(self) -> int:
+        """Items still without a response (not sent: the budget, a stopped model)."""
+        return self.total - self.done - self.cached - self.failed - self.earlier_failures
 
     @property
     def p50(self) -> float | None:
@@ -109,15 +140,21 @@ class ModelSummary:
             "stopped": self.stopped,
             "implausible_usage": self.implausible_usage,
             "implausible_example": self.implausible_example,
+            "batch_requests": self.batch_requests,
+            "batch_cost": self.batch_cost,
+            "saving": self.saving,
+            "batch": None if self.batch is None else dict(self.batch.__dict__),
         }
 
 
 @dataclass
 class GenerateSummary:
-    """What generation did, per model, and the run it was recorded as."""
+    """What generation did, per model, and the run it was recorded as; `budget_exceeded` says
+    why the budget stopped it, if it did."""
 
     run_id: int
     models: list[ModelSummary]
+    budget_exceeded: str | None = None
 
     @property
     def failed(self) -> int:
@@ -170,13 +207,11 @@ async def _generate_model(
     counts = workspace.count_for(name, limit=limit)
     summary.total = counts["missing"] + counts["error"] + counts["ok"]
     reporter.start(name, summary.total)
-    queue: asyncio.Queue[tuple[Request, str] | None] = asyncio.Queue(
-        maxsize=2 * settings.concurrency
-    )
     started = time.monotonic()
+    is_batch = caller.batches is not None
 
-    def store(record: ResponseRecord, call: CachedCall | None) -> None:
-        writer.add(GeneratedResponse(record, call, settings.provider, caller.model_id))
+    def store(record: ResponseRecord, call: CachedCall | None, spend: SpendEntry | None) -> None:
+        writer.add(GeneratedResponse(record, call, settings.provider, caller.model_id, spend))
 
     def account(result: CallResult) -> None:
         completion = result.completion
@@ -187,6 +222,10 @@ async def _generate_model(
                 summary.cost = (summary.cost or 0.0) + result.cost
             if result.latency_s is not None:
                 summary.latency.add(result.latency_s)
+            if result.mode == "batch":
+                summary.batch_requests += 1
+                summary.batch_cost += result.cost or 0.0
+                summary.saving += result.saving or 0.0
             if completion.implausible_usage is not None:
                 summary.implausible_usage += 1
                 summary.implausible_example = (
@@ -195,10 +234,37 @@ async def _generate_model(
         summary.requests += result.attempts
         summary.retries_by_kind.update(result.retries)
 
-    async def produce() -> None:
+    def deliver(request: Request, result: CallResult) -> None:
+        """Store and count one result (a batch model's answers are cached by `run_batch`)."""
+        if result.error is not None and result.error is caller.stopped and result.attempts == 0:
+            return  # never sent: the budget, or the model was stopped by a fatal error
+        assert request.tag is not None
+        record = _record_from(name, request.tag, result, caller)
+        if result.is_cached:  # an identical request of the same batch answered it
+            store(record, None, None)
+            summary.cached += 1
+        else:
+            # A batch model's answers are cached (and their spend kept) by `run_batch`; a replay
+            # costs nothing and is not cached.
+            if is_batch or not caller.provider.is_cacheable or result.completion is None:
+                store(record, None, None)
+            else:
+                store(record, as_cached(result), caller.spend_entry(request, result))
+            account(result)
+            if result.error is None:
+                summary.done += 1
+            else:
+                summary.failed += 1
+                summary.failed_by_kind[result.error.kind] += 1
+        summary.elapsed_s = time.monotonic() - started
+        reporter.update(summary)
+
+    def wanted() -> Iterator[tuple[Request, str]]:
+        """The requests to send: items without a stored response (or with a failure, when
+        retrying) whose answer the request cache does not hold."""
         for pending in workspace.iter_items_for(name, limit=limit):
-            if caller.stopped is not None:
-                break
+            if caller.stopped is not None and not is_batch:
+                return
             request = build_request(pending.item, settings)
             key = caller.key(request)
             if pending.response_state == "ok":
@@ -213,12 +279,48 @@ async def _generate_model(
                 continue
             hit = caller.cached(request, key)
             if hit is not None:
-                store(_record(name, pending.item, hit, caller), None)
+                store(_record(name, pending.item, hit, caller), None, None)
                 summary.cached += 1
                 reporter.update(summary)
                 continue
-            await queue.put((request, key))
-        for _ in range(settings.concurrency):
+            yield request, key
+
+    try:
+        if is_batch:
+            requests = [request for request, _ in wanted()]
+
+            def on_progress(progress: BatchProgress) -> None:
+                summary.batch = progress
+                summary.elapsed_s = time.monotonic() - started
+                reporter.update(summary)
+
+            caller.on_batch_progress = on_progress
+            await run_batch(
+                caller, requests, on_result=lambda index, result: deliver(requests[index], result)
+            )
+        else:
+            await _send_online(caller, wanted(), deliver, writer)
+    finally:
+        summary.elapsed_s = time.monotonic() - started
+        if caller.stopped is not None and caller.stopped.kind != "budget":
+            summary.stopped = str(caller.stopped)
+        reporter.update(summary)
+
+
+async def _send_online(
+    caller: Caller,
+    wanted: Iterator[tuple[Request, str]],
+    deliver: Callable[[Request, CallResult], None],
+    writer: BatchWriter[GeneratedResponse],
+) -> None:
+    """Send the wanted requests with the model's concurrency, delivering each result."""
+    concurrency = caller.settings.concurrency
+    queue: asyncio.Queue[tuple[Request, str] | None] = asyncio.Queue(maxsize=2 * concurrency)
+
+    async def produce() -> None:
+        for job in wanted:
+            await queue.put(job)
+        for _ in range(concurrency):
             await queue.put(None)
 
     async def work() -> None:
@@ -228,30 +330,9 @@ async def _generate_model(
             if job is None:
                 return
             request, key = job
-            result = await caller.send(request, key)
-            if result.error is not None and result.error is caller.stopped and result.attempts == 0:
-                continue  # never sent: the model was stopped by a fatal error
-            assert request.tag is not None
-            item_id = request.tag
-            record = _record_from(name, item_id, result, caller)
-            fresh = as_cached(result) if result.completion is not None else None
-            store(record, fresh if caller.provider.is_cacheable else None)
-            account(result)
-            if result.error is None:
-                summary.done += 1
-            else:
-                summary.failed += 1
-                summary.failed_by_kind[result.error.kind] += 1
-            summary.elapsed_s = time.monotonic() - started
-            reporter.update(summary)
+            deliver(request, await caller.send(request, key))
 
-    try:
-        await asyncio.gather(produce(), *(work() for _ in range(settings.concurrency)))
-    finally:
-        summary.elapsed_s = time.monotonic() - started
-        if caller.stopped is not None:
-            summary.stopped = str(caller.stopped)
-        reporter.update(summary)
+    await asyncio.gather(produce(), *(work() for _ in range(concurrency)))
 
 
 def _record(name: str, item: Item, result: CallResult, caller: Caller) -> ResponseRecord:
@@ -346,6 +427,7 @@ async def _generate_locked(
     rng = rng or random.Random()
     summaries = [ModelSummary(model=name) for name in names]
     secrets = configured_secrets(study.models)
+    limit_ = spend_limit(study, workspace)
     with workspace.recorded_run("generate", detail) as run:
         callers = [
             Caller(
@@ -356,6 +438,9 @@ async def _generate_locked(
                 run_id=run.run_id,
                 secrets=secrets,
                 rng=rng,
+                purpose="generation",
+                limit=limit_,
+                batches=workspace if study.models[name].batch else None,
             )
             for name, provider in zip(names, providers, strict=True)
         ]
@@ -387,7 +472,99 @@ async def _generate_locked(
             for caller in callers:
                 await caller.aclose()
             run.detail["summary"] = [s.as_dict() for s in summaries]
-    return GenerateSummary(run_id=run.run_id, models=summaries)
+            if limit_ is not None and limit_.exceeded is not None:
+                run.detail["budget_exceeded"] = limit_.exceeded
+    exceeded = None if limit_ is None else limit_.exceeded
+    return GenerateSummary(run_id=run.run_id, models=summaries, budget_exceeded=exceeded)
+
+
+def spend_limit(study: Study, workspace: Workspace) -> SpendLimit | None:
+    """The run's budget from the study's `budget:` section and what the workspace says the
+    study has spent so far; None without a budget."""
+    if study.budget is None:
+        return None
+    return SpendLimit(
+        per_run=study.budget.per_run,
+        per_study=study.budget.per_study,
+        spent_before=workspace.spend_total(),
+    )
+
+
+def estimate_generation(
+    study: Study,
+    workspace: Workspace,
+    *,
+    models: Sequence[str] | None = None,
+    limit: int | None = None,
+    retry_failed: bool = False,
+) -> SpendPlan:
+    """What `generate` with these options would send and cost, per model, from the models'
+    recorded usage and prices (`estimate_spend`): nothing is sent and nothing written."""
+    names = _select_models(study, models)
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1 (got {limit})")
+    assert study.models is not None
+    estimates = []
+    for name in names:
+        settings = study.models[name]
+        if settings.provider == "replay":
+            continue  # recorded responses cost nothing
+        wanted = (
+            build_request(pending.item, settings)
+            for pending in workspace.iter_items_for(name, limit=limit)
+            if pending.response_state == "missing"
+            or (pending.response_state == "error" and retry_failed)
+        )
+        estimates.append(estimate_requests(workspace, name, settings, "generation", wanted))
+    return spend_plan(study, workspace, estimates)
+
+
+def estimate_requests(
+    workspace: Workspace,
+    model: str,
+    settings: ModelSettings,
+    purpose: Purpose,
+    requests: Iterable[Request],
+    *,
+    signal: str | None = None,
+) -> SpendEstimate:
+    """What sending `requests` to `model` would cost: those the request cache answers (or that
+    repeat one before them) and those in batches already submitted are counted apart, the rest
+    estimated from the model's recorded usage for `purpose`."""
+    in_batches: set[str] = (
+        set().union(*(b.keys for b in workspace.open_batches(model, purpose)))
+        if settings.batch
+        else set()
+    )
+    seen: set[str] = set()
+    count = chars = messages = cached = submitted = 0
+    for request in requests:
+        key = request_key(model, settings, request)
+        if key in seen or workspace.cached_call(key) is not None:
+            cached += 1
+        elif key in in_batches:
+            submitted += 1
+        else:
+            count += 1
+            chars += request_chars(request)
+            messages += len(request.messages)
+        seen.add(key)
+    return estimate_spend(
+        model, settings, purpose, signal=signal, requests=count, input_chars=chars,
+        messages=messages, cached=cached, in_open_batches=submitted,
+        history=workspace.usage_history(model, purpose),
+    )  # fmt: skip
+
+
+def spend_plan(study: Study, workspace: Workspace, estimates: list[SpendEstimate]) -> SpendPlan:
+    """The estimates beside the study's budget and what it has spent so far."""
+    budget = study.budget
+    return SpendPlan(
+        estimates,
+        per_run=None if budget is None else budget.per_run,
+        per_study=None if budget is None else budget.per_study,
+        spent=workspace.spend_total(),
+    )
 
 
 def generate(

@@ -3,9 +3,11 @@
 `score` computes the study's signals (deterministic detectors and LLM judges) for the successful
 responses that do not have them yet and stores value, level and detail in the workspace's
 `signals` table; re-running computes nothing already stored. Judge calls go through the
-generation machinery (`Caller`, `call_many`): cache, rate limits, retries, cost. A judge call
-that failed is stored as the level `error` and kept on a plain re-run (`retry_failed=True`
-judges it again), as `generate` does with failed responses.
+generation machinery (`Caller`, `call_many`): cache, rate limits, retries, cost, budget, and for
+a judging model with `batch: true` the provider's batch API. A judge call that failed is stored
+as the level `error` and kept on a plain re-run (`retry_failed=True` judges it again), as
+`generate` does with failed responses. `estimate_scoring` says what the judges would send and
+cost without sending anything (`score --dry-run`).
 
 When several signals inform one dimension, their cross product ("refused|refused") is stored as
 one more signal named after its parts ("refusal_phrases|refusal_judge"), which is what
@@ -19,20 +21,27 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol, get_args
+from typing import Any, Protocol, get_args, runtime_checkable
 
 import jinja2
 import polars as pl
 
-from changeover.calls import Caller, CallResult
+from changeover.calls import (
+    BatchProgress,
+    Caller,
+    CallResult,
+    SpendPlan,
+)
 from changeover.errors import InputError, StudyError
-from changeover.providers import configured_secrets, make_provider
+from changeover.generate import estimate_requests, spend_limit, spend_plan
+from changeover.providers import ModelSettings, Request, configured_secrets, make_provider
 from changeover.records import ExpectedBehaviour, SignalRecord
 from changeover.signals.compute import LEVEL_SEPARATOR, combine_levels, compute_signal
-from changeover.signals.judge import JudgeInput, judge_responses
+from changeover.signals.judge import JudgeInput, judge_requests, judge_responses
 from changeover.signals.result import SignalResult
 from changeover.signals.rubric import builtin_source, load_template
 from changeover.signals.settings import AnySignal, JudgeSignal, ReferenceSignal
@@ -40,9 +49,11 @@ from changeover.study import Study, feeds_dimension
 from changeover.workspace import BatchWriter, ScoringTarget, Workspace
 
 __all__ = [
+    "BatchReporter",
     "ScoreReporter",
     "ScoreSummary",
     "SignalScore",
+    "estimate_scoring",
     "score",
     "score_responses",
     "signal_fingerprint",
@@ -78,10 +89,15 @@ class SignalScore:
     stopped: str | None = None  # judges: why the judging model was stopped early (a 401, ...)
     implausible_usage: int = 0  # judges: answers whose token counts could not be true
     implausible_example: str | None = None  # the first of them, e.g. "output_tokens=-5"
+    batch_requests: int = 0  # judges: answered through the batch API
+    batch_cost: float = 0.0  # what those answers cost
+    saving: float = 0.0  # what those answers would have cost online, less what they cost
+    batch: BatchProgress | None = None  # judges: how a batch model's batches stand
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
         data["failed_by_kind"] = dict(self.failed_by_kind)
+        data["batch"] = None if self.batch is None else dict(self.batch.__dict__)
         data["retries_by_kind"] = dict(self.retries_by_kind)
         data["elapsed_s"] = round(self.elapsed_s, 3)
         return data
@@ -89,11 +105,13 @@ class SignalScore:
 
 @dataclass
 class ScoreSummary:
-    """What scoring did, per signal, and the run it was recorded as."""
+    """What scoring did, per signal, and the run it was recorded as; `budget_exceeded` says why
+    the budget stopped it, if it did."""
 
     run_id: int
     signals: list[SignalScore]
     combined: list[SignalScore]
+    budget_exceeded: str | None = None
 
 
 class ScoreReporter(Protocol):
@@ -102,6 +120,13 @@ class ScoreReporter(Protocol):
     def start(self, signal: str, total: int, done: int) -> None: ...
 
     def advance(self, signal: str, n: int) -> None: ...
+
+
+@runtime_checkable
+class BatchReporter(Protocol):
+    """A progress display that also shows how a batch judge's batches stand (optional)."""
+
+    def batch(self, signal: str, progress: BatchProgress) -> None: ...
 
 
 class _NoReporter:
@@ -237,9 +262,19 @@ async def _score_judge(
     reporter.start(name, summary.total, summary.stored)
     template = templates.get(name)
 
+    if caller.batches is not None:
+        page_size = max(pending, 1)  # one batch for all: pages would wait for each other
+
+        def on_progress(progress: BatchProgress) -> None:
+            summary.batch = progress
+            if isinstance(reporter, BatchReporter):
+                reporter.batch(name, progress)
+
+        caller.on_batch_progress = on_progress
+
     def account(target: ScoringTarget, result: SignalResult, call: CallResult) -> None:
         if call.error is not None and call.error is caller.stopped and call.attempts == 0:
-            return  # never sent: the model was stopped by a fatal error (401, 403, 404)
+            return  # never sent: the budget, or a fatal error stopped the model (401, 403)
         writer.add(_record(name, signal, target, result))
         summary.scored += 1
         if call.is_cached:  # from the cache, or shared with an identical request in flight
@@ -255,6 +290,10 @@ async def _score_judge(
             summary.output_tokens += call.completion.output_tokens or 0
             if call.cost is not None:
                 summary.cost = (summary.cost or 0.0) + call.cost
+            if call.mode == "batch":
+                summary.batch_requests += 1
+                summary.batch_cost += call.cost or 0.0
+                summary.saving += call.saving or 0.0
             if call.completion.implausible_usage is not None:
                 summary.implausible_usage += 1
                 summary.implausible_example = (
@@ -271,16 +310,7 @@ async def _score_judge(
             break
         await judge_responses(
             signal,
-            [
-                JudgeInput(
-                    response=t.response,
-                    question=t.item.prompt,
-                    context=t.item.context,
-                    reference=t.item.reference,
-                    segment=t.item.segment,
-                )
-                for t in page
-            ],
+            [_judge_input(t) for t in page],
             caller=caller,
             template=template,
             style_guide=study.style_guide,
@@ -288,7 +318,7 @@ async def _score_judge(
         )
         writer.flush()
         writer.check()
-    if caller.stopped is not None:
+    if caller.stopped is not None and caller.stopped.kind != "budget":
         summary.stopped = str(caller.stopped)
     summary.elapsed_s = time.monotonic() - started
 
@@ -397,23 +427,14 @@ async def score_responses(
         )
     reporter = reporter or _NoReporter()
     base = study.path.parent if study.path is not None else Path.cwd()
-    judges = {n: s for n in names if isinstance(s := study.signals[n], JudgeSignal)}
+    judges = _judges(study, names)
+    models = study.models or {}
     # Templates and providers first: a bad template or a missing API key stops the run before
     # anything is computed.
-    templates = {}
-    for name, judge in judges.items():
-        if judge.template is not None:
-            try:
-                templates[name] = load_template(study.resolve(judge.template))
-            except ValueError as error:
-                raise StudyError(
-                    f"{study.path or 'study'}: signals.{name}.template: {error}"
-                ) from None
-    providers = {}
-    for model in dict.fromkeys(s.model for s in judges.values()):
-        assert study.models is not None
-        providers[model] = make_provider(model, study.models[model], base=base)
-    callers: dict[str, Caller] = {}
+    templates = _templates(study, judges)
+    lanes = _judge_lanes(models, judges)
+    providers = [make_provider(model, models[model], base=base) for model, _ in lanes]
+    callers: list[Caller] = []
     with workspace.exclusive("score"):
         previous = _stored_fingerprints(workspace)
         fingerprints: dict[str, str] = {}
@@ -456,18 +477,24 @@ async def score_responses(
                 what="signals",
                 stage="score",
             )
+            limit = spend_limit(study, workspace)
             try:
-                secrets = configured_secrets(study.models or {})
-                for model, provider in providers.items():
-                    assert study.models is not None
-                    callers[model] = Caller(
-                        model,
-                        study.models[model],
-                        provider,
-                        cache=workspace,
-                        run_id=run_id,
-                        secrets=secrets,
-                        fail_fast_after=JUDGE_FAIL_FAST,
+                secrets = configured_secrets(models)
+                for (model, _), provider in zip(lanes, providers, strict=True):
+                    settings = models[model]
+                    callers.append(
+                        Caller(
+                            model,
+                            settings,
+                            provider,
+                            cache=workspace,
+                            run_id=run_id,
+                            secrets=secrets,
+                            fail_fast_after=JUDGE_FAIL_FAST,
+                            purpose="judging",
+                            limit=limit,
+                            batches=workspace if settings.batch else None,
+                        )
                     )
                 for name in names:
                     signal = study.signals[name]
@@ -477,17 +504,17 @@ async def score_responses(
                             run_id=run_id, page_size=page_size,
                         )  # fmt: skip
 
-                async def run_model(model: str) -> None:
-                    # A model's judges run one after another: they share its limits and concurrency.
-                    for name, judge in judges.items():
-                        if judge.model == model:
-                            await _score_judge(
-                                study, workspace, callers[model], name, judge, summaries[name],
-                                reporter, writer, templates=templates, retry_failed=retry_failed,
-                                page_size=page_size,
-                            )  # fmt: skip
+                async def run_lane(caller: Caller, lane: list[str]) -> None:
+                    for name in lane:
+                        await _score_judge(
+                            study, workspace, caller, name, judges[name], summaries[name],
+                            reporter, writer, templates=templates, retry_failed=retry_failed,
+                            page_size=page_size,
+                        )  # fmt: skip
 
-                await asyncio.gather(*(run_model(model) for model in callers))
+                await asyncio.gather(
+                    *(run_lane(c, lane) for c, (_, lane) in zip(callers, lanes, strict=True))
+                )
                 for dimension in study.signals.dimensions:
                     parts = list(study.signals.for_dimension(dimension))
                     if len(parts) < 2:
@@ -498,12 +525,109 @@ async def score_responses(
                     combined.append(summary)
             finally:
                 writer.flush()
-                for caller in callers.values():
+                for caller in callers:
                     await caller.aclose()
                 for summary in [*summaries.values(), *combined]:
                     summary.levels = workspace.signal_levels(summary.signal)
                 run.detail["summary"] = [s.as_dict() for s in [*summaries.values(), *combined]]
-    return ScoreSummary(run_id, list(summaries.values()), combined)
+                exceeded = None if limit is None else limit.exceeded
+                if exceeded is not None:
+                    run.detail["budget_exceeded"] = exceeded
+    return ScoreSummary(run_id, list(summaries.values()), combined, budget_exceeded=exceeded)
+
+
+def _judges(study: Study, names: Sequence[str]) -> dict[str, JudgeSignal]:
+    assert study.signals is not None
+    return {n: s for n in names if isinstance(s := study.signals[n], JudgeSignal)}
+
+
+def _templates(study: Study, judges: dict[str, JudgeSignal]) -> dict[str, jinja2.Template]:
+    """The judges' own rubric templates, read and checked."""
+    templates = {}
+    for name, judge in judges.items():
+        if judge.template is not None:
+            try:
+                templates[name] = load_template(study.resolve(judge.template))
+            except ValueError as error:
+                raise StudyError(
+                    f"{study.path or 'study'}: signals.{name}.template: {error}"
+                ) from None
+    return templates
+
+
+def _judge_lanes(
+    models: Mapping[str, ModelSettings], judges: dict[str, JudgeSignal]
+) -> list[tuple[str, list[str]]]:
+    """The judging models and the judges each caller runs, one after another: all of a model's
+    judges share one caller online (its limits and concurrency), while a batch model's judges
+    each have their own, so that their batches are submitted and polled together."""
+    lanes: list[tuple[str, list[str]]] = []
+    for model in dict.fromkeys(judge.model for judge in judges.values()):
+        names = [name for name, judge in judges.items() if judge.model == model]
+        if models[model].batch:
+            lanes += [(model, [name]) for name in names]
+        else:
+            lanes.append((model, names))
+    return lanes
+
+
+def estimate_scoring(
+    study: Study,
+    workspace: Workspace,
+    *,
+    signals: Sequence[str] | None = None,
+    retry_failed: bool = False,
+    rescore: bool = False,
+    page_size: int = 500,
+) -> SpendPlan:
+    """What `score` with these options would send to the judges and cost, per judge, from the
+    judging models' recorded usage and prices (`estimate_spend`): the requests are built as
+    the run would build them, and those the request cache holds cost nothing. Nothing is sent
+    and nothing written."""
+    names = _select(study, signals)
+    judges = _judges(study, names)
+    templates = _templates(study, judges)
+    models = study.models or {}
+    estimates = []
+    for name, judge in judges.items():
+        targets = workspace.iter_unscored(
+            None if rescore else name,
+            redo_levels=("error",) if retry_failed else (),
+            behaviours=feeding_behaviours(judge.dimension),
+            page_size=page_size,
+        )
+        requests = _judge_requests(study, judge, templates.get(name), targets, page_size)
+        settings = models[judge.model]
+        estimates.append(
+            estimate_requests(workspace, judge.model, settings, "judging", requests, signal=name)
+        )
+    return spend_plan(study, workspace, estimates)
+
+
+def _judge_requests(
+    study: Study,
+    judge: JudgeSignal,
+    template: jinja2.Template | None,
+    targets: Iterator[ScoringTarget],
+    page_size: int,
+) -> Iterator[Request]:
+    """The requests a judge would be sent for `targets`, built a page at a time."""
+    while page := list(islice(targets, page_size)):
+        yield from judge_requests(
+            judge, [_judge_input(t) for t in page], template=template,
+            style_guide=study.style_guide,
+        )  # fmt: skip
+
+
+def _judge_input(target: ScoringTarget) -> JudgeInput:
+    item = target.item
+    return JudgeInput(
+        response=target.response,
+        question=item.prompt,
+        context=item.context,
+        reference=item.reference,
+        segment=item.segment,
+    )
 
 
 def score(

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 
 from changeover.errors import StudyError
 from changeover.providers.settings import ModelSettings
@@ -26,6 +33,7 @@ from changeover.signals.settings import (
 )
 
 __all__ = [
+    "Budget",
     "Decision",
     "Gate",
     "Study",
@@ -66,6 +74,26 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     probability: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class Budget(BaseModel):
+    """The most a study may spend on provider calls, in US dollars: in one run (one `generate`
+    or `score`) and in all (the workspace's recorded spend). A run stops before a request that
+    could take it past either (docs/generate.md, *Budget*)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    per_run: PositiveFloat | None = None
+    per_study: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _check_some_limit(self) -> Budget:
+        if self.per_run is None and self.per_study is None:
+            raise ValueError(
+                "budget: set per_run and/or per_study (US dollars), e.g. "
+                "budget: {per_run: 5.00, per_study: 50.00}; or remove the section"
+            )
+        return self
 
 
 class Gate(BaseModel):
@@ -111,6 +139,7 @@ class Study(BaseModel):
     models: dict[str, ModelSettings] | None = None
     signals: SignalsSettings | None = None
     style_guide: StyleGuide | None = None
+    budget: Budget | None = None
 
     path: Path | None = Field(default=None, exclude=True)
 
@@ -149,6 +178,7 @@ class Study(BaseModel):
                         f"under models; add one (known: {sorted(self.models)})"
                     )
         _check_signals(self)
+        _check_budget(self)
         return self
 
     @property
@@ -241,6 +271,27 @@ def _check_signals(study: Study) -> None:
             raise ValueError(
                 f"signals: dimension '{dimension}' combines {', '.join(signals)} into {total} "
                 f"levels (the cross product), more than {MAX_LEVELS}; use fewer bins or signals"
+            )
+
+
+def _check_budget(study: Study) -> None:
+    """A budget needs what a request can cost at worst: every called model's prices and a bound
+    on its output (`max_tokens`)."""
+    if study.budget is None or study.models is None:
+        return
+    for name, settings in study.models.items():
+        if settings.provider == "replay":
+            continue
+        for key in ("price_input_per_million", "price_output_per_million"):
+            if getattr(settings, key) is None:
+                raise ValueError(
+                    f"models.{name}.{key}: the study has a budget, which needs every model's "
+                    "prices (US dollars per million tokens; 0 for a free local model); add it"
+                )
+        if settings.effective_max_tokens is None:
+            raise ValueError(
+                f"models.{name}.max_tokens: the study has a budget, and without max_tokens a "
+                "request's cost has no upper bound; set max_tokens"
             )
 
 

@@ -9,6 +9,10 @@ Tables (DESIGN.md, "The pipeline"):
     signals     one per (response, signal): value, discrete level, detail (issue 4)
     labels      human labels: several annotators per response and dimension (issue 5)
     runs        one per command that wrote (import, generate, score): arguments and summary
+    spend       one per paid request: model, purpose (generation, judging), mode (online,
+                batch), tokens, cost, the saving of a batch, latency (migration 3)
+    batches     the batches submitted to a provider's batch API, with their state, and
+    batch_requests  the cache keys of their requests: a killed run resumes them
     annotators  who may label: a name and the SHA-256 of their token (never the token)
     label_queue what to label: one row per (response, dimension) with a priority, how many
                 annotators should label it, and `ref`, the opaque id annotators see instead of
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,7 +42,15 @@ from typing import Any, Generic, Literal, TypeVar
 
 import polars as pl
 
-from changeover.calls import CachedCall
+from changeover.calls import (
+    CachedCall,
+    OpenBatch,
+    Purpose,
+    SpendEntry,
+    SpendSummary,
+    StoredCall,
+    UsageHistory,
+)
 from changeover.errors import ChangeoverError, InputError, StudyError
 from changeover.records import Item, ResponseRecord, SignalRecord
 
@@ -176,6 +189,53 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (annotator, item_id, model)
     );
     """,
+    # 3: what was spent, one row per paid request (per model and purpose), and the batches
+    # submitted to providers' batch APIs with the cache keys of their requests, so that a run
+    # killed after submitting resumes polling them. The responses generated before are the
+    # spend of generation (those a request was sent for), latencies included.
+    """
+    CREATE TABLE spend (
+        spend_id      INTEGER PRIMARY KEY,
+        model         TEXT NOT NULL,
+        purpose       TEXT NOT NULL CHECK (purpose IN ('generation', 'judging')),
+        mode          TEXT NOT NULL CHECK (mode IN ('online', 'batch')),
+        input_chars   INTEGER,
+        input_tokens  INTEGER,
+        output_tokens INTEGER,
+        cost          REAL,
+        saving        REAL,
+        latency_s     REAL,
+        created_at    TEXT NOT NULL,
+        run_id        INTEGER REFERENCES runs (run_id)
+    );
+    CREATE INDEX spend_by_model ON spend (model, purpose, latency_s);
+    CREATE INDEX spend_by_run ON spend (run_id);
+    CREATE TABLE batches (
+        batch_id     TEXT PRIMARY KEY,
+        model        TEXT NOT NULL,
+        purpose      TEXT NOT NULL CHECK (purpose IN ('generation', 'judging')),
+        provider     TEXT NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'submitted'
+                     CHECK (state IN ('submitted', 'collected', 'lost')),
+        requests     INTEGER NOT NULL,
+        submitted_at TEXT NOT NULL,
+        ended_at     TEXT,
+        detail       TEXT,
+        run_id       INTEGER REFERENCES runs (run_id)
+    );
+    CREATE INDEX batches_by_state ON batches (state, model, purpose);
+    CREATE TABLE batch_requests (
+        batch_id TEXT NOT NULL REFERENCES batches (batch_id),
+        key      TEXT NOT NULL,
+        PRIMARY KEY (batch_id, key)
+    );
+    INSERT INTO spend (model, purpose, mode, input_tokens, output_tokens, cost, latency_s,
+                       created_at, run_id)
+        SELECT model, 'generation', 'online', input_tokens, output_tokens, cost, latency_s,
+               created_at, run_id
+        FROM responses
+        WHERE source = 'generate' AND response IS NOT NULL AND attempts > 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -212,6 +272,17 @@ _COLUMNS: dict[str, dict[str, Any]] = {
         "run_id": pl.Int64, "kind": pl.String, "started_at": pl.String,
         "finished_at": pl.String, "status": pl.String, "detail": pl.String,
     },
+    "spend": {
+        "spend_id": pl.Int64, "model": pl.String, "purpose": pl.String, "mode": pl.String,
+        "input_chars": pl.Int64, "input_tokens": pl.Int64, "output_tokens": pl.Int64,
+        "cost": pl.Float64, "saving": pl.Float64, "latency_s": pl.Float64,
+        "created_at": pl.String, "run_id": pl.Int64,
+    },
+    "batches": {
+        "batch_id": pl.String, "model": pl.String, "purpose": pl.String, "provider": pl.String,
+        "state": pl.String, "requests": pl.Int64, "submitted_at": pl.String,
+        "ended_at": pl.String, "detail": pl.String, "run_id": pl.Int64,
+    },
 }  # fmt: skip
 TABLES: tuple[str, ...] = tuple(_COLUMNS)
 
@@ -234,6 +305,7 @@ class GeneratedResponse:
     call: CachedCall | None
     provider: str
     model_id: str
+    spend: SpendEntry | None = None
 
 
 @dataclass(frozen=True)
@@ -680,13 +752,40 @@ class Workspace:
         )  # fmt: skip
 
     def store_call(
-        self, key: str, *, provider: str, model_id: str, call: CachedCall, run_id: int | None
+        self,
+        key: str,
+        *,
+        provider: str,
+        model_id: str,
+        call: CachedCall,
+        run_id: int | None,
+        spend: SpendEntry | None = None,
     ) -> None:
-        """Cache one provider answer (one transaction)."""
+        """Cache one provider answer, with what it cost (one transaction)."""
         with self.transaction() as db:
-            self._write_call(
-                db, key, provider=provider, model_id=model_id, call=call, run_id=run_id
-            )
+            self._write_stored(db, StoredCall(key, provider, model_id, call, spend), run_id)
+
+    @classmethod
+    def _write_stored(cls, db: sqlite3.Connection, stored: StoredCall, run_id: int | None) -> None:
+        """A fresh answer into the request cache, with its row of spend."""
+        cls._write_call(
+            db, stored.key, provider=stored.provider, model_id=stored.model_id, call=stored.call,
+            run_id=run_id,
+        )  # fmt: skip
+        if stored.spend is not None:
+            cls._write_spend(db, stored.spend, run_id)
+
+    @staticmethod
+    def _write_spend(db: sqlite3.Connection, entry: SpendEntry, run_id: int | None) -> None:
+        db.execute(
+            "INSERT INTO spend (model, purpose, mode, input_chars, input_tokens, output_tokens,"
+            " cost, saving, latency_s, created_at, run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.model, entry.purpose, entry.mode, entry.input_chars, entry.input_tokens,
+                entry.output_tokens, entry.cost, entry.saving, entry.latency_s, now(), run_id,
+            ),
+        )  # fmt: skip
 
     def store_generated(self, entries: Sequence[GeneratedResponse], *, run_id: int | None) -> None:
         """Store generated responses and, for fresh answers, their cache entries, in one
@@ -695,11 +794,141 @@ class Workspace:
             for entry in entries:
                 record = entry.record
                 if entry.call is not None and record.cache_key is not None:
-                    self._write_call(
-                        db, record.cache_key, provider=entry.provider, model_id=entry.model_id,
-                        call=entry.call, run_id=run_id,
-                    )  # fmt: skip
+                    stored = StoredCall(
+                        record.cache_key, entry.provider, entry.model_id, entry.call, entry.spend
+                    )
+                    self._write_stored(db, stored, run_id)
                 self._write_response(db, record, run_id)
+
+    # -- spend ----------------------------------------------------------------------------------
+
+    def spend_total(self) -> float:
+        """Dollars spent on the study so far, every model and purpose (the budget's per_study)."""
+        return float(self._db.execute("SELECT coalesce(sum(cost), 0) FROM spend").fetchone()[0])
+
+    def spend_summary(self, *, run_id: int | None = None) -> list[SpendSummary]:
+        """What each model cost for each purpose (generation, judging), in the whole study or in
+        one run: requests, tokens, dollars, the batch saving, and p50 / p95 latency of the
+        online requests (nearest rank). The data for a cost summary, `status` or a report."""
+        where, args = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        groups = self._db.execute(
+            "SELECT model, purpose, count(*), sum(mode = 'batch'), coalesce(sum(input_tokens), 0),"
+            " coalesce(sum(output_tokens), 0), sum(cost), coalesce(sum(saving), 0),"
+            f" count(latency_s) FROM spend {where} GROUP BY model, purpose ORDER BY model, purpose",
+            args,
+        ).fetchall()
+        summaries = []
+        for model, purpose, requests, batch, tokens_in, tokens_out, cost, saving, timed in groups:
+            quantiles: list[float | None] = []
+            for q in (0.5, 0.95):
+                if not timed:
+                    quantiles.append(None)
+                    continue
+                row = self._db.execute(
+                    "SELECT latency_s FROM spend WHERE model = ? AND purpose = ?"
+                    f" AND latency_s IS NOT NULL{' AND run_id = ?' if run_id is not None else ''}"
+                    " ORDER BY latency_s LIMIT 1 OFFSET ?",
+                    [model, purpose, *args, max(0, math.ceil(q * timed) - 1)],
+                ).fetchone()
+                quantiles.append(float(row[0]))
+            summaries.append(
+                SpendSummary(
+                    model,
+                    purpose,
+                    requests,
+                    batch,
+                    tokens_in,
+                    tokens_out,
+                    cost,
+                    saving,
+                    quantiles[0],
+                    quantiles[1],
+                )  # fmt: skip
+            )
+        return summaries
+
+    def usage_history(self, model: str, purpose: Purpose) -> UsageHistory | None:
+        """The recorded usage of `model` for `purpose` (requests with known input characters
+        and tokens): what `--dry-run` estimates from; None without any."""
+        row = self._db.execute(
+            "SELECT count(*), sum(input_chars), sum(input_tokens), sum(output_tokens) FROM spend"
+            " WHERE model = ? AND purpose = ? AND input_chars IS NOT NULL"
+            " AND input_tokens IS NOT NULL AND output_tokens IS NOT NULL",
+            (model, purpose),
+        ).fetchone()
+        return UsageHistory(*row) if row[0] else None
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def open_batches(self, model: str, purpose: str) -> list[OpenBatch]:
+        """The batches of `model` for `purpose` submitted and not yet collected, oldest first."""
+        rows = self._db.execute(
+            "SELECT batch_id, run_id FROM batches WHERE state = 'submitted' AND model = ?"
+            " AND purpose = ? ORDER BY submitted_at, rowid",
+            (model, purpose),
+        ).fetchall()
+        return [
+            OpenBatch(
+                batch_id,
+                frozenset(
+                    key
+                    for (key,) in self._db.execute(
+                        "SELECT key FROM batch_requests WHERE batch_id = ?", (batch_id,)
+                    )
+                ),
+                run_id,
+            )
+            for batch_id, run_id in rows
+        ]
+
+    def record_batch(
+        self,
+        batch_id: str,
+        *,
+        model: str,
+        purpose: str,
+        provider: str,
+        keys: Sequence[str],
+        run_id: int | None,
+    ) -> None:
+        """Keep a batch the moment the provider has taken it, with the keys of its requests."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (batch_id, model, purpose, provider, requests, submitted_at,"
+                " run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (batch_id, model, purpose, provider, len(keys), now(), run_id),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO batch_requests (batch_id, key) VALUES (?, ?)",
+                [(batch_id, key) for key in keys],
+            )
+
+    def collect_batch(
+        self, batch_id: str, calls: Sequence[StoredCall], *, run_id: int | None, detail: str
+    ) -> None:
+        """Store an ended batch's answers in the request cache with their spend, and mark it
+        collected, in one transaction: its answers are stored (and paid for) exactly once."""
+        with self.transaction() as db:
+            state = db.execute(
+                "SELECT state FROM batches WHERE batch_id = ?", (batch_id,)
+            ).fetchone()
+            if state is not None and state[0] != "submitted":
+                return
+            for stored in calls:
+                self._write_stored(db, stored, run_id)
+            db.execute(
+                "UPDATE batches SET state = 'collected', ended_at = ?, detail = ?"
+                " WHERE batch_id = ?",
+                (now(), detail, batch_id),
+            )
+
+    def lose_batch(self, batch_id: str, *, detail: str) -> None:
+        """Mark a batch the provider no longer knows: its requests are submitted again."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE batches SET state = 'lost', ended_at = ?, detail = ? WHERE batch_id = ?",
+                (now(), detail, batch_id),
+            )
 
     # -- signals --------------------------------------------------------------------------------
 

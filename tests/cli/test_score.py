@@ -81,9 +81,19 @@ def test_score_then_counts(
     assert run(["import", "responses", str(responses)], monkeypatch) == 0
     capsys.readouterr()
 
+    # What the judges would be sent and cost, before anything is sent or written.
+    assert run(["score", "--dry-run"], monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "score --dry-run: what the judges would be sent" in out
+    assert "total: $0.00" in out and "for 6 requests; nothing was sent or written" in out
+    assert "refusal_judge (grader): no recorded usage: 4 characters per input token" in out
+    assert judge_server.log == []
+
     assert run(["score"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "score, this run: 6 responses × 3 signals" in out and "refusal_judge" in out
+    assert "spent this run: $0.00" in " ".join(out.split())
+    assert "(grader judging $0.00" in " ".join(out.split())
     assert "refusal_phrases|refusal_judge" in out
     # 1 of 6 unparseable is more than 10%: a loud warning with the fix, not a note.
     assert "warning: refusal_judge: 1 of 6 responses (17%) have level 'unparseable'" in " ".join(

@@ -13,6 +13,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from changeover.calls import BatchProgress, SpendPlan, dollars
 from changeover.cli.app import (
     PRODUCE,
     StudyOption,
@@ -21,9 +22,9 @@ from changeover.cli.app import (
     progress_bars,
     split_names,
 )
-from changeover.generate import GenerateSummary, ModelSummary, generate
+from changeover.generate import GenerateSummary, ModelSummary, estimate_generation, generate
 from changeover.study import load_study
-from changeover.workspace import open_workspace
+from changeover.workspace import Workspace, open_workspace
 
 
 class RichReporter:
@@ -50,7 +51,148 @@ class RichReporter:
             return
         self._shown[summary.model] = now
         status = f"done {summary.done:,} · cached {summary.cached:,} · failed {summary.failed:,}"
+        if summary.batch is not None and finished < summary.total:
+            status = summary.batch.describe()
         self._progress.update(self._tasks[summary.model], completed=finished, status=status)
+
+
+def batch_notes(
+    name: str,
+    progress: BatchProgress | None,
+    answered: int,
+    cost: float,
+    saving: float,
+) -> list[str]:
+    """What a batch model's batches did: the saving against online prices, batches resumed,
+    entries that failed and how they were sent again."""
+    if progress is None:
+        return []
+    notes = []
+    if answered:
+        share = f" ({saving / (cost + saving):.0%})" if cost + saving > 0 else ""
+        notes.append(
+            f"{name}: {answered:,} answers through the batch API cost {dollars(cost)}, saving "
+            f"{dollars(saving)}{share} against online prices"
+        )
+    if progress.resumed:
+        notes.append(
+            f"{name}: {progress.resumed:,} requests were in batches an earlier run submitted: "
+            "collected, not submitted again"
+        )
+    if progress.failed:
+        again = []
+        if progress.retried_online:
+            again.append(f"{progress.retried_online:,} sent again online")
+        if progress.resubmitted:
+            again.append(f"{progress.resubmitted:,} in a new batch")
+        expired = (
+            f" ({progress.expired} batch{'es' * (progress.expired != 1)} expired or was cancelled)"
+            if progress.expired
+            else ""
+        )
+        notes.append(
+            f"{name}: {progress.failed:,} entries failed in a batch{expired}"
+            + (f"; {', '.join(again)}" if again else "")
+        )
+    if progress.lost:
+        notes.append(
+            f"{name}: {progress.lost} batch{'es' * (progress.lost != 1)} no longer known to the "
+            "provider (404): their requests were submitted again"
+        )
+    return notes
+
+
+def spend_lines(
+    workspace: Workspace, run_id: int, budget_exceeded: str | None, left: int
+) -> list[str]:
+    """What the run spent (per model and purpose), what the study has spent in all, and why the
+    budget stopped the run, if it did."""
+    lines = []
+    spent = [s for s in workspace.spend_summary(run_id=run_id) if s.cost is not None]
+    parts = [f"{s.model} {s.purpose} {dollars(s.cost or 0.0)}" for s in spent]
+    total = sum(s.cost or 0.0 for s in spent)
+    if parts:
+        lines.append(
+            f"spent this run: {dollars(total)} ({', '.join(parts)}); the study has spent "
+            f"{dollars(workspace.spend_total())} in all"
+        )
+    if budget_exceeded is not None:
+        lines.append(f"stopped by the budget — {budget_exceeded}; {left:,} requests left")
+    return lines
+
+
+def plan_table(plan: SpendPlan, *, title: str) -> Table:
+    """A dry run's estimate: per model (and judge), requests, tokens and dollars."""
+    has_signals = any(e.signal for e in plan.estimates)
+    table = Table(title=title, title_justify="left")
+    columns = ["signal"] if has_signals else []
+    columns += [
+        "model",
+        "requests",
+        "cached",
+        "tokens in",
+        "tokens out",
+        "estimate",
+        "at max_tokens",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("signal", "model") else "right")
+    for e in plan.estimates:
+        row = [e.signal or ""] if has_signals else []
+        row += [
+            e.model + (" (batch)" if e.is_batch else ""),
+            f"{e.requests:,}",
+            f"{e.cached:,}",
+            f"{e.input_tokens:,}",
+            "-" if e.output_tokens is None else f"{e.output_tokens:,}",
+            "-" if e.cost is None else dollars(e.cost),
+            "-" if e.cost_at_max_tokens is None else dollars(e.cost_at_max_tokens),
+        ]
+        table.add_row(*row)
+    return table
+
+
+def print_plan(plan: SpendPlan, stage: str, *, title: str) -> None:
+    """A dry run's table and the lines under it."""
+    console.print(plan_table(plan, title=title))
+    for line in plan_lines(plan, stage):
+        console.print(line, markup=False, highlight=False)
+
+
+def plan_lines(plan: SpendPlan, stage: str) -> list[str]:
+    """Under a dry run's table: the total, where each estimate comes from, and the budget."""
+    requests = sum(e.requests for e in plan.estimates)
+    cost = plan.cost
+    lines = [
+        f"total: {'-' if cost is None else dollars(cost)} for {requests:,} requests; nothing "
+        f"was sent or written (run `changeover {stage}` without --dry-run to send them)"
+    ]
+    for e in plan.estimates:
+        who = f"{e.signal} ({e.model})" if e.signal else e.model
+        if not e.requests:
+            continue
+        lines.append(f"{who}: {e.basis}")
+        if e.cost is None and e.output_tokens is not None:
+            lines.append(
+                f"{who}: no prices (price_input_per_million, price_output_per_million) in its "
+                "models: entry, so no dollars"
+            )
+        if e.is_batch:
+            lines.append(f"{who}: sent through the batch API, at the batch price")
+        if e.in_open_batches:
+            lines.append(
+                f"{who}: {e.in_open_batches:,} more requests are in batches submitted earlier "
+                f"(already paid for; `changeover {stage}` collects them)"
+            )
+    limits = [
+        f"{key} {dollars(value)}"
+        for key, value in (("per run", plan.per_run), ("per study", plan.per_study))
+        if value is not None
+    ]
+    if limits:
+        verdict = plan.fits() or "the estimate fits"
+        lines.append(f"budget: {', '.join(limits)} ({dollars(plan.spent)} spent so far): {verdict}")
+    return lines
 
 
 def implausible_usage_note(name: str, count: int, example: str | None) -> str:
@@ -68,9 +210,11 @@ def interrupted_lines(
     resume: str,
     *,
     retry_failed: bool,
+    in_batches: int = 0,
 ) -> list[str]:
     """What a Ctrl-C left: what this run received per model, what the workspace holds, and the
-    command that resumes (each response was committed the moment it arrived)."""
+    command that resumes (each response was committed the moment it arrived; submitted batches
+    are collected by the next run)."""
     received = ", ".join(
         f"{m.model} {m.done + m.failed:,}" + (f" ({m.failed:,} failed)" if m.failed else "")
         for m in summaries
@@ -81,11 +225,17 @@ def interrupted_lines(
         for name, counts in stored.items()
     )
     missing = sum(c["missing"] + (c["error"] if retry_failed else 0) for c in stored.values())
+    batched = (
+        f" ({in_batches:,} of them are in batches already submitted: it collects those, "
+        "without submitting them again)"
+        if in_batches
+        else ""
+    )
     return [
         f"interrupted: this run received {received or 'nothing'}; each response was stored "
         "the moment it arrived, and the requests still in flight were dropped",
         f"the workspace holds {held or 'no response yet'}",
-        f"resume with `{resume}`: it sends only the {missing:,} requests still missing",
+        f"resume with `{resume}`: it sends only the {missing:,} requests still missing{batched}",
     ]
 
 
@@ -131,7 +281,9 @@ def summary_table(summary: GenerateSummary) -> Table:
 
 
 def _notes(model: ModelSummary) -> list[str]:
-    notes = []
+    notes = batch_notes(
+        model.model, model.batch, model.batch_requests, model.batch_cost, model.saving
+    )
     if model.failed_by_kind:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(model.failed_by_kind.items()))
         notes.append(f"{model.model}: failed — {kinds}; retry with --retry-failed")
@@ -170,10 +322,25 @@ def generate_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Also re-send requests that failed before.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Say what would be sent and what it would cost, per model; send and write "
+            "nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run the models over the items; resumable, re-running calls no provider for stored work."""
     study = load_study(study_path)
     names = split_names(models)
+    if dry_run:
+        with open_workspace(study.workspace_path) as workspace:
+            plan = estimate_generation(
+                study, workspace, models=names, limit=limit, retry_failed=retry_failed
+            )
+        print_plan(plan, "generate", title="generate --dry-run: what the run would send")
+        return
     progress = progress_bars(label_width=12, status=True)
     reporter = RichReporter(progress)
     with open_workspace(study.workspace_path) as workspace:
@@ -192,13 +359,23 @@ def generate_command(
                 name: workspace.count_for(name, limit=limit) for name in names or study.model_names
             }
             resume = _resume_command(study_path, names, limit, retry_failed)
-            lines = interrupted_lines(
-                list(reporter.summaries.values()), stored, resume, retry_failed=retry_failed
+            in_batches = sum(
+                len(batch.keys)
+                for name in stored
+                for batch in workspace.open_batches(name, "generation")
             )
+            lines = interrupted_lines(
+                list(reporter.summaries.values()), stored, resume, retry_failed=retry_failed,
+                in_batches=in_batches,
+            )  # fmt: skip
             for line in lines:
                 console.print(line, markup=False, highlight=False)
             raise typer.Exit(130) from None
+        left = sum(m.left for m in summary.models)
+        spent = spend_lines(workspace, summary.run_id, summary.budget_exceeded, left)
     console.print(summary_table(summary))
     for model in summary.models:
         for note in _notes(model):
             console.print(note, markup=False, highlight=False)
+    for line in spent:
+        console.print(line, markup=False, highlight=False)

@@ -13,9 +13,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from changeover.calls import BatchProgress
 from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars, split_names
-from changeover.cli.generate import implausible_usage_note
-from changeover.score import ScoreSummary, SignalScore, score
+from changeover.cli.generate import (
+    batch_notes,
+    implausible_usage_note,
+    print_plan,
+    spend_lines,
+)
+from changeover.score import ScoreSummary, SignalScore, estimate_scoring, score
 from changeover.signals import signal_health
 from changeover.study import load_study
 from changeover.workspace import open_workspace
@@ -36,6 +42,10 @@ class RichScoreReporter:
 
     def advance(self, signal: str, n: int) -> None:
         self._progress.advance(self._tasks[signal], n)
+
+    def batch(self, signal: str, progress: BatchProgress) -> None:
+        """A batch judge: how its batches stand, in the status column."""
+        self._progress.update(self._tasks[signal], status=progress.describe())
 
 
 def _levels(summary: SignalScore) -> str:
@@ -68,7 +78,9 @@ def summary_table(summary: ScoreSummary) -> Table:
 
 
 def _notes(signal: SignalScore) -> list[str]:
-    notes = []
+    notes = batch_notes(
+        signal.signal, signal.batch, signal.batch_requests, signal.batch_cost, signal.saving
+    )
     if signal.failed_by_kind:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(signal.failed_by_kind.items()))
         notes.append(
@@ -133,11 +145,26 @@ def score_command(
             "request cache when nothing changed).",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Say what the judges would be sent and what it would cost; send and write "
+            "nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Compute the study's signals (detectors and LLM judges) for every response; resumable,
     re-running computes nothing already stored."""
     study = load_study(study_path)
     names = split_names(signals)
+    if dry_run:
+        with open_workspace(study.workspace_path) as workspace:
+            plan = estimate_scoring(
+                study, workspace, signals=names, retry_failed=retry_failed, rescore=rescore
+            )
+        print_plan(plan, "score", title="score --dry-run: what the judges would be sent")
+        return
     with (
         open_workspace(study.workspace_path) as workspace,
         progress_bars(label_width=20) as progress,
@@ -150,6 +177,8 @@ def score_command(
             rescore=rescore,
             reporter=RichScoreReporter(progress),
         )
+        left = sum(s.total - s.stored - s.scored for s in summary.signals if s.kind == "judge")
+        spent = spend_lines(workspace, summary.run_id, summary.budget_exceeded, left)
     console.print(summary_table(summary))
     for signal in summary.signals:
         for note in _notes(signal):
@@ -161,6 +190,8 @@ def score_command(
             markup=False,
             highlight=False,
         )
+    for line in spent:
+        console.print(line, markup=False, highlight=False)
     for signal in summary.signals:
         for warning in signal_health(signal.levels).warnings(signal.signal):
             console.print(Text("warning: ", style="bold red") + Text(warning), highlight=False)

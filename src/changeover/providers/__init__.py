@@ -2,7 +2,8 @@
 
 Each SDK is imported only when a model uses it. `make_provider` turns a `models:` entry of the
 study into a provider, reading the API key from the environment variable the entry names; the
-key is handed to the SDK client and kept nowhere else.
+key is handed to the SDK client and kept nowhere else. The SDK adapters also implement
+`BatchAPI`, the provider's batch endpoints, for the models with `batch: true`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 from changeover.errors import ChangeoverError, StudyError
 from changeover.providers.base import (
     RETRYABLE,
+    BatchAPI,
+    BatchOutcome,
+    BatchStatus,
     CallError,
     Completion,
     ErrorKind,
@@ -27,6 +31,9 @@ from changeover.records import ResponseRecord
 
 __all__ = [
     "RETRYABLE",
+    "BatchAPI",
+    "BatchOutcome",
+    "BatchStatus",
     "CallError",
     "Completion",
     "ErrorKind",

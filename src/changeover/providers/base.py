@@ -11,12 +11,16 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 __all__ = [
     "RETRYABLE",
+    "BatchAPI",
+    "BatchOutcome",
+    "BatchState",
+    "BatchStatus",
     "CallError",
     "Completion",
     "ErrorKind",
@@ -40,6 +44,8 @@ ErrorKind = Literal[
     "client",  # 4xx: the request itself is wrong (too long, bad parameter)
     "fatal",  # 401, 403, 404: every request would fail the same way; the model is stopped
     "missing",  # replay: no recorded response for this item
+    "budget",  # not sent: it could take the study's budget past its limit
+    "expired",  # a batch entry the provider never ran (the batch expired or was cancelled)
 ]
 RETRYABLE: frozenset[str] = frozenset(
     {"rate_limit", "server", "timeout", "connection", "unreachable"}
@@ -118,6 +124,57 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027  (optional: most providers hold no connection)
         """Release connections."""
+
+
+BatchState = Literal["in_progress", "ended", "failed"]
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Where a submitted batch stands, in provider-neutral terms.
+
+    `ended`: its results can be read (completed, expired or cancelled: the entries that did not
+    run are missing from them or failed); `failed`: the provider refused the whole batch."""
+
+    batch_id: str
+    state: BatchState
+    total: int
+    completed: int  # entries finished so far, succeeded or failed, as far as the provider says
+    failed: int
+    detail: str = ""  # the provider's own word for the state ("expired"), or why it failed
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """One entry of an ended batch: its `custom_id` (our cache key) and answer or error."""
+
+    custom_id: str
+    completion: Completion | None
+    error: CallError | None
+
+
+class BatchAPI(ABC):
+    """A provider's batch endpoints (OpenAI's Batch API, Anthropic's Message Batches): requests
+    submitted together, answered within a day at about half the price."""
+
+    #: The most requests the provider takes in one batch.
+    max_batch_requests: int = 50_000
+
+    @abstractmethod
+    async def submit_batch(self, entries: Sequence[tuple[str, Request]]) -> str:
+        """Submit `(custom_id, request)` pairs as one batch; its id."""
+
+    @abstractmethod
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Where the batch stands."""
+
+    @abstractmethod
+    async def batch_results(self, batch_id: str) -> list[BatchOutcome]:
+        """The entries of an ended batch, in any order."""
+
+    @abstractmethod
+    async def cancel_batch(self, batch_id: str) -> None:
+        """Ask the provider to stop the batch (what finished stays readable)."""
 
 
 def parse_retry_after(headers: object) -> float | None:

@@ -4,7 +4,8 @@ Both SDKs are built alike (an async client over httpx, the same three exception 
 what they share lives here once: the client's set-up (our retries, not the SDK's; the aiohttp
 transport when it is installed), the POST that reads the answer as bytes, the mapping of the
 SDK's exceptions to `CallError`, and the reading of token usage. A subclass names its package,
-client class and path, builds its request body and parses its answer.
+client class and path, builds its request body and parses its answer, and implements the
+provider's batch endpoints (`BatchAPI`) with the SDK's typed batch methods.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import importlib
 import math
 import socket
 from abc import abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from changeover.providers.base import (
     CallError,
@@ -30,9 +32,13 @@ from changeover.providers.base import (
 from changeover.providers.settings import ModelSettings
 from changeover.records import MAX_PLAUSIBLE_TOKENS
 
-__all__ = ["MAX_PLAUSIBLE_TOKENS", "SDKProvider", "Usage", "read_usage"]
+__all__ = ["BATCH_TIMEOUT", "MAX_PLAUSIBLE_TOKENS", "SDKProvider", "Usage", "read_usage"]
 
 #: More tokens than any request has used: a count beyond it is a broken answer, not a bill.
+#: Seconds at least for one call of the batch endpoints (a file upload, a results download).
+BATCH_TIMEOUT = 300.0
+
+_T = TypeVar("_T")
 
 
 class SDKProvider(Provider):
@@ -76,13 +82,20 @@ class SDKProvider(Provider):
         and build pydantic models, which doubles the CPU per request and caps throughput at high
         concurrency (docs/generate.md).
         """
+        client = self._client
+        answer = await self._sdk_call(
+            lambda: client.post(self.path, body=body, cast_to=bytes), self._settings.timeout
+        )
+        return bytes(answer)
+
+    async def _sdk_call(self, call: Callable[[], Awaitable[_T]], timeout: float) -> _T:
+        """Await one SDK call, its exceptions mapped to `CallError` (keys redacted)."""
         sdk = self._sdk
-        timeout = self._settings.timeout
         try:
             # The SDK's timeout bounds each read: an endpoint that drips a byte at a time would
             # never trip it. `timeout` bounds the whole request.
             async with asyncio.timeout(timeout):
-                return bytes(await self._client.post(self.path, body=body, cast_to=bytes))
+                return await call()
         except TimeoutError:
             raise CallError("timeout", f"no answer within {timeout:g}s") from None
         except sdk.APIStatusError as error:
@@ -102,6 +115,12 @@ class SDKProvider(Provider):
                 raise CallError("timeout", f"no answer within {timeout:g}s") from None
             message = short(redact(str(error), self._secrets))
             raise CallError("connection", f"connection failed: {message}") from None
+
+    @property
+    def _batch_timeout(self) -> float:
+        """Seconds for one call of the batch endpoints: uploading or reading a file of
+        thousands of requests takes longer than one answer."""
+        return max(self._settings.timeout, BATCH_TIMEOUT)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -29,6 +29,7 @@ DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
 # Settings that change what a model answers, and therefore the cache key. The others (where the
 # endpoint is, how fast to call it, what it costs) do not.
 _GENERATION_KEYS = ("temperature", "max_tokens", "params")  # system is in the messages
+_BATCH_KEYS = ("batch", "batch_discount", "batch_poll_interval", "batch_retry", "batch_size")
 
 
 class ModelSettings(BaseModel):
@@ -55,6 +56,11 @@ class ModelSettings(BaseModel):
     file: str | None = None
     price_input_per_million: float | None = Field(default=None, ge=0)
     price_output_per_million: float | None = Field(default=None, ge=0)
+    batch: bool = False
+    batch_discount: float = Field(default=0.5, ge=0, lt=1)
+    batch_poll_interval: PositiveFloat = 30.0
+    batch_retry: Literal["online", "batch"] = "online"
+    batch_size: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _check_provider_keys(self) -> ModelSettings:
@@ -84,6 +90,26 @@ class ModelSettings(BaseModel):
                 "params: '{key}' has its own key; set it directly, not under params",
                 {"key": clash[0]},
             )
+        if self.batch and self.provider == "replay":
+            raise PydanticCustomError(
+                "model_settings",
+                "batch: true sends requests through a provider's batch API; provider replay has "
+                "none (remove batch, or use openai or anthropic)",
+            )
+        if self.batch and self.processes > 1:
+            raise PydanticCustomError(
+                "model_settings",
+                "processes: a batch model (batch: true) sends a few large requests, not many "
+                "small ones; remove processes",
+            )
+        fields = type(self).model_fields
+        stray = [k for k in _BATCH_KEYS[1:] if getattr(self, k) != fields[k].default]
+        if stray and not self.batch:
+            raise PydanticCustomError(
+                "model_settings",
+                "{key} applies to batch models only; add batch: true or remove it",
+                {"key": stray[0]},
+            )
         if self.retry_max_wait < self.retry_wait:
             raise PydanticCustomError(
                 "model_settings", "retry_max_wait must be at least retry_wait"
@@ -111,6 +137,11 @@ class ModelSettings(BaseModel):
         if self.provider == "anthropic":
             return "ANTHROPIC_API_KEY"
         return None
+
+    @property
+    def is_priced(self) -> bool:
+        """Whether the study says what the model's tokens cost (either price)."""
+        return self.price_input_per_million is not None or self.price_output_per_million is not None
 
     def generation_settings(self) -> dict[str, Any]:
         """The settings that change the answer: part of the cache key, with provider and model."""

@@ -1,6 +1,6 @@
 """One model call: the machinery shared by generation and the LLM judges.
 
-For one model, a `Caller` owns:
+For one model (and one purpose: generation or judging), a `Caller` owns:
 
 * a **request cache** (`CallCache`, the workspace's `calls` table), keyed by `cache_key` (a hash
   of provider, model id, generation settings and messages): a request answered once is never
@@ -11,13 +11,16 @@ For one model, a `Caller` owns:
 * **stopping** a model every request would fail on: a 401, 403 or 404, nothing answering at its
   URL `UNREACHABLE_LIMIT` times in a row, or (with `fail_fast_after`, the judges) its first
   calls all failing;
-* **accounting**: tokens, cost, latency, retries and failures by kind;
+* **accounting**: tokens, cost, latency, retries and failures by kind; each paid request is
+  stored with its answer as a `SpendEntry` (the workspace's `spend` table);
+* **the budget** (`SpendLimit`, shared by a run's callers): the worst case of a request is
+  reserved before it is sent; a request that does not fit waits for those in flight to settle,
+  and is not sent when it still cannot fit: the model is stopped with a `budget` error;
 * **redaction**: every configured secret (the API keys the study's models name) is taken out of
   answers and error messages before anything sees them.
 
-`call_many` runs a list of requests for one model with bounded concurrency and returns results in
-order: the judges' entry point. Generation drives `Caller.send` itself, to write each response
-the moment it arrives.
+A model with `batch: true` sends its requests through the provider's batch endpoints instead
+(`changeover.calls.batch`); its Caller then holds `batches`, where submitted batches are kept.
 """
 
 from __future__ import annotations
@@ -31,9 +34,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol
 
+from changeover.calls.spend import (
+    Mode,
+    Purpose,
+    SpendEntry,
+    SpendLimit,
+    request_chars,
+    request_cost,
+    worst_case_cost,
+)
 from changeover.providers import (
     CallError,
     Completion,
@@ -42,23 +53,25 @@ from changeover.providers import (
     Provider,
     Request,
     configured_secrets,
-    make_provider,
     redact,
 )
 from changeover.providers.base import short
 
 __all__ = [
+    "BatchProgress",
+    "BatchStore",
     "CachedCall",
     "CallCache",
     "CallResult",
     "Caller",
-    "as_cached",
     "LatencyHistogram",
+    "OpenBatch",
     "RateLimiter",
+    "StoredCall",
+    "as_cached",
     "cache_key",
-    "call_many",
-    "call_model",
     "estimate_tokens",
+    "request_key",
 ]
 
 
@@ -74,13 +87,92 @@ class CachedCall:
 
 
 class CallCache(Protocol):
-    """Where answers are kept (the workspace's `calls` table)."""
+    """Where answers are kept (the workspace's `calls` table), with what they cost (`spend`)."""
 
     def cached_call(self, key: str) -> CachedCall | None: ...
 
     def store_call(
-        self, key: str, *, provider: str, model_id: str, call: CachedCall, run_id: int | None
+        self,
+        key: str,
+        *,
+        provider: str,
+        model_id: str,
+        call: CachedCall,
+        run_id: int | None,
+        spend: SpendEntry | None = None,
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    """A fresh answer to store in the cache, with what it cost."""
+
+    key: str
+    provider: str
+    model_id: str
+    call: CachedCall
+    spend: SpendEntry | None
+
+
+@dataclass(frozen=True)
+class OpenBatch:
+    """A batch submitted and not yet collected: its id and the cache keys of its requests."""
+
+    batch_id: str
+    keys: frozenset[str]
+    run_id: int | None
+
+
+@dataclass
+class BatchProgress:
+    """How one model's batches stand while they are polled, for a progress display."""
+
+    batches: int = 0  # batches waited on (submitted in this run or resumed)
+    submitted: int = 0  # requests in them
+    resumed: int = 0  # of those, submitted by an earlier run
+    completed: int = 0  # finished by the provider so far (succeeded or failed), by its counts
+    collected: int = 0  # results read back and stored
+    failed: int = 0  # entries that failed in a batch
+    retried_online: int = 0  # failed entries sent again online
+    resubmitted: int = 0  # failed entries sent again in a new batch
+    expired: int = 0  # batches that ended before running every entry (expired, cancelled)
+    lost: int = 0  # batches the provider no longer knows (404): their requests submitted again
+
+    @property
+    def in_progress(self) -> int:
+        return max(0, self.submitted - self.completed)
+
+    def describe(self) -> str:
+        """One line: "batches: 2 submitted (120 requests) · 80 in progress · 40 completed"."""
+        noun = "batch" if self.batches == 1 else "batches"
+        return (
+            f"{noun}: {self.batches} submitted ({self.submitted:,} requests) · "
+            f"{self.in_progress:,} in progress · {self.completed:,} completed"
+        )
+
+
+class BatchStore(Protocol):
+    """Where submitted batches are kept (the workspace's `batches` table), so that a run killed
+    after submitting resumes polling them instead of submitting again."""
+
+    def open_batches(self, model: str, purpose: str) -> list[OpenBatch]: ...
+
+    def record_batch(
+        self,
+        batch_id: str,
+        *,
+        model: str,
+        purpose: str,
+        provider: str,
+        keys: Sequence[str],
+        run_id: int | None,
+    ) -> None: ...
+
+    def collect_batch(
+        self, batch_id: str, calls: Sequence[StoredCall], *, run_id: int | None, detail: str
+    ) -> None: ...
+
+    def lose_batch(self, batch_id: str, *, detail: str) -> None: ...
 
 
 _MAX_RETRY_AFTER = 600.0  # seconds; a longer Retry-After is taken as this
@@ -104,6 +196,13 @@ def cache_key(
         separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def request_key(name: str, settings: ModelSettings, request: Request) -> str:
+    """The cache key of `request` to the study's model `name`, as its `Caller.key` makes it."""
+    return cache_key(
+        settings.provider, settings.model or name, settings.generation_settings(), request.messages
+    )
 
 
 def estimate_tokens(request: Request, settings: ModelSettings) -> int:
@@ -213,6 +312,8 @@ class CallResult:
     latency_s: float | None = None
     retries: Counter[str] = field(default_factory=Counter)
     cost: float | None = None
+    mode: Mode = "online"
+    saving: float | None = None  # batch: the online price of the same tokens, less the cost
 
 
 class Caller:
@@ -230,16 +331,26 @@ class Caller:
         fail_fast_after: int | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        purpose: Purpose = "generation",
+        limit: SpendLimit | None = None,
+        batches: BatchStore | None = None,
     ) -> None:
         """`secrets` are redacted from every answer and error (default: this model's key; a
         stage passes `configured_secrets(study.models)`, every key the study names).
         `fail_fast_after=N` stops the model when its first N calls all fail (a judge whose
-        endpoint answers an HTML page would otherwise fail thousands of times)."""
+        endpoint answers an HTML page would otherwise fail thousands of times). `purpose` is
+        what the spend is recorded under; `limit` the run's budget; `batches` where a batch
+        model keeps its submitted batches."""
         self.name = name
         self.settings = settings
         self.provider = provider
         self.cache = cache
         self.run_id = run_id
+        self.purpose: Purpose = purpose
+        self.limit = limit
+        self.batches = batches
+        #: Told how the model's batches stand while they are polled (a progress display).
+        self.on_batch_progress: Callable[[BatchProgress], None] | None = None
         self.secrets = configured_secrets({name: settings}) if secrets is None else secrets
         self.limiter = RateLimiter(
             requests_per_minute=settings.requests_per_minute,
@@ -264,14 +375,77 @@ class Caller:
     def key(self, request: Request) -> str:
         return cache_key(self.settings.provider, self.model_id, self._generation, request.messages)
 
-    def cost(self, completion: Completion) -> float | None:
-        settings = self.settings
-        if settings.price_input_per_million is None and settings.price_output_per_million is None:
+    def cost(self, completion: Completion, *, is_batch: bool = False) -> float | None:
+        return request_cost(
+            self.settings, completion.input_tokens, completion.output_tokens, is_batch=is_batch
+        )
+
+    def spend_entry(self, request: Request, result: CallResult) -> SpendEntry | None:
+        """What a fresh answer cost, as the `spend` table keeps it (None for a cached one)."""
+        completion = result.completion
+        if completion is None or result.is_cached:
             return None
-        return (
-            (completion.input_tokens or 0) * (settings.price_input_per_million or 0.0)
-            + (completion.output_tokens or 0) * (settings.price_output_per_million or 0.0)
-        ) / 1e6
+        return SpendEntry(
+            model=self.name,
+            purpose=self.purpose,
+            mode=result.mode,
+            input_chars=request_chars(request),
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            cost=result.cost,
+            saving=result.saving,
+            latency_s=result.latency_s,
+        )
+
+    async def reserve(self, request: Request) -> float | None:
+        """Hold the worst case of `request` against the budget, waiting while requests in
+        flight settle: the amount held (0 without a budget), or None when it cannot fit, and
+        then the model is stopped."""
+        if self.limit is None:
+            return 0.0
+        worst = worst_case_cost(request, self.settings)
+        if await self.limit.reserve(worst):
+            return worst
+        self._stop_for_budget()
+        return None
+
+    def try_reserve(self, request: Request, *, is_batch: bool = False) -> float | None:
+        """Hold the worst case of `request` if it fits now: the amount held, or None (and the
+        model stopped when the budget is exceeded for good)."""
+        if self.limit is None:
+            return 0.0
+        worst = worst_case_cost(request, self.settings, is_batch=is_batch)
+        if self.limit.try_reserve(worst):
+            return worst
+        if self.limit.exceeded is not None:
+            self._stop_for_budget()
+        return None
+
+    def _stop_for_budget(self) -> None:
+        if self.stopped is None:
+            assert self.limit is not None
+            self.stopped = CallError("budget", self.limit.exceeded or "the budget is spent")
+
+    def reserve_committed(self, request: Request, *, is_batch: bool = False) -> float:
+        """Hold the worst case of a request already sent (a batch an earlier run submitted):
+        it is paid for whatever the budget says, and counts against what is left."""
+        if self.limit is None:
+            return 0.0
+        worst = worst_case_cost(request, self.settings, is_batch=is_batch)
+        self.limit.commit(worst)
+        return worst
+
+    def settle(self, reserved: float, completion: Completion | None, cost: float | None) -> None:
+        """Replace a reservation by the real cost: nothing for a failure (providers bill no
+        error), the reservation itself when the answer's usage is unknown."""
+        if self.limit is None:
+            return
+        if completion is None:
+            self.limit.settle(reserved, 0.0)
+        elif completion.input_tokens is None or completion.output_tokens is None:
+            self.limit.settle(reserved, None)
+        else:
+            self.limit.settle(reserved, cost)
 
     def cached(self, request: Request, key: str | None = None) -> CallResult | None:
         """The cached answer to `request`, if any (no provider call)."""
@@ -308,6 +482,17 @@ class Caller:
             )
 
     async def _send(self, request: Request, key: str) -> CallResult:
+        if self.stopped is not None:
+            return CallResult(key, None, self.stopped)
+        reserved = await self.reserve(request)
+        if reserved is None:
+            assert self.stopped is not None
+            return CallResult(key, None, self.stopped)
+        result = await self._attempts(request, key)
+        self.settle(reserved, result.completion, result.cost)
+        return result
+
+    async def _attempts(self, request: Request, key: str) -> CallResult:
         settings = self.settings
         retries: Counter[str] = Counter()
         estimate = estimate_tokens(request, settings)
@@ -325,13 +510,13 @@ class Caller:
             try:
                 completion = await self._complete(request)
             except CallError as error:
-                error = self._note_failure(error)
+                error = self.note_failure(error)
                 if self.stopped is error:
                     return CallResult(key, None, error, attempts=attempt, retries=retries)
                 if not error.is_retryable or attempt > settings.max_retries:
                     return CallResult(key, None, error, attempts=attempt, retries=retries)
                 retries[error.kind] += 1
-                await asyncio.sleep(self._wait(attempt, error))
+                await asyncio.sleep(self.backoff(attempt, error))
                 continue
             self._unreachable_in_a_row = 0
             latency = self._clock() - started
@@ -348,7 +533,7 @@ class Caller:
                 cost=self.cost(completion),
             )
 
-    def _note_failure(self, error: CallError) -> CallError:
+    def note_failure(self, error: CallError) -> CallError:
         """Stop the model on an error every request would meet: a fatal one (401, 403, 404), or
         nothing answering at its URL `UNREACHABLE_LIMIT` times in a row; the error to record."""
         if error.kind != "unreachable":
@@ -381,7 +566,7 @@ class Caller:
             raise CallError("client", message) from None
         return completion.redacted(self.secrets)
 
-    def _wait(self, attempt: int, error: CallError) -> float:
+    def backoff(self, attempt: int, error: CallError) -> float:
         """Exponential backoff with jitter; a Retry-After is honoured and pauses the model."""
         settings = self.settings
         ceiling = min(settings.retry_max_wait, settings.retry_wait * 2 ** (attempt - 1))
@@ -421,6 +606,7 @@ class Caller:
                     model_id=self.model_id,
                     call=as_cached(result),
                     run_id=self.run_id,
+                    spend=self.spend_entry(request, result),
                 )
             future.set_result(result)
             return result
@@ -449,53 +635,3 @@ def as_cached(result: CallResult) -> CachedCall:
         completion.output_tokens,
         result.latency_s,
     )
-
-
-async def call_many(
-    caller: Caller,
-    requests: Sequence[Request],
-    *,
-    on_result: Callable[[int, CallResult], None] | None = None,
-) -> list[CallResult]:
-    """Run `requests` through `caller` with at most `concurrency` in flight; results in order.
-
-    The entry point for LLM judges: cached answers cost nothing, fresh ones are cached.
-    `on_result(index, result)` is called as each finishes (for progress or incremental writes).
-    """
-    results: list[CallResult | None] = [None] * len(requests)
-    next_index = 0
-
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < len(requests):
-            index = next_index
-            next_index += 1
-            result = await caller.call(requests[index])
-            results[index] = result
-            if on_result is not None:
-                on_result(index, result)
-
-    workers = min(caller.settings.concurrency, len(requests))
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return [result for result in results if result is not None]
-
-
-async def call_model(
-    name: str,
-    settings: ModelSettings,
-    requests: Sequence[Request],
-    *,
-    cache: CallCache | None,
-    base: Path,
-    run_id: int | None = None,
-    secrets: Collection[str] | None = None,
-    on_result: Callable[[int, CallResult], None] | None = None,
-) -> list[CallResult]:
-    """`call_many` for one model of the study, from its settings: makes the provider and the
-    caller, runs the requests (results in order) and closes the connections."""
-    provider = make_provider(name, settings, base=base)
-    caller = Caller(name, settings, provider, cache=cache, run_id=run_id, secrets=secrets)
-    try:
-        return await call_many(caller, requests, on_result=on_result)
-    finally:
-        await caller.aclose()
