@@ -12,7 +12,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,15 @@ from changeover.score import ScoreReporter, ScoreSummary, score
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
 
-__all__ = ["Analysis", "analyse", "fit_cache_path", "run", "scored_rows"]
+__all__ = [
+    "Analysis",
+    "FitState",
+    "analyse",
+    "current_fit",
+    "fit_cache_path",
+    "run",
+    "scored_rows",
+]
 
 
 @dataclass
@@ -49,6 +57,14 @@ class Analysis:
 
     document: ReportDocument
     reused: bool
+
+
+@dataclass(frozen=True)
+class FitState:
+    """The last fit kept beside the workspace, and whether the workspace has changed since."""
+
+    document: ReportDocument
+    is_current: bool
 
 
 def fit_cache_path(study: Study) -> Path:
@@ -82,6 +98,24 @@ def _cached(path: Path) -> ReportDocument | None:
         return ReportDocument.model_validate_json(path.read_bytes())
     except (OSError, ValidationError):
         return None
+
+
+def current_fit(study: Study, workspace: Workspace) -> FitState | None:
+    """The last fit kept beside the workspace (None: none yet), and whether it is still the fit
+    of the workspace as it is now (same counts, study file and settings): `changeover status`
+    says so, without sampling."""
+    document = _cached(fit_cache_path(study))
+    if document is None or document.fit is None:
+        return None
+    record = document.fit.model_dump()
+    settings = FitSettings(**{f.name: record[f.name] for f in fields(FitSettings)})
+    plan = PlanRequest(**{f.name: record[f.name] for f in fields(PlanRequest)})
+    rows = workspace_rows(workspace).filter(
+        pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
+    )
+    counts, _ = counts_from_rows(rows, source=str(workspace.path))
+    key = _fingerprint(counts, _study_text(study), settings, plan)
+    return FitState(document, is_current=key == document.fit.fingerprint)
 
 
 def scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:

@@ -636,6 +636,17 @@ class Workspace:
             self._insert_signals(db, signals, run_id)
         return items_result, responses_result
 
+    def item_segments(self) -> dict[str, str]:
+        """Each item's segment."""
+        return dict(self._db.execute("SELECT item_id, segment FROM items").fetchall())
+
+    def response_counts(self) -> dict[str, tuple[int, int]]:
+        """Per model: how many responses it has, and how many errors."""
+        rows = self._db.execute(
+            "SELECT model, count(response), count(error) FROM responses GROUP BY model"
+        ).fetchall()
+        return {model: (ok, failed) for model, ok, failed in rows}
+
     def item_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT item_id FROM items")}
 

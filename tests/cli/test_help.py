@@ -13,7 +13,7 @@ LISTED = [
     *("generate", "score"),
     *("counts", "fit"),
     *("next", "annotate", "queue", "agreement", "annotators", "labels"),
-    *("run", "report"),
+    *("run", "report", "status"),
 ]
 
 

@@ -36,6 +36,7 @@ from changeover.cli import (  # noqa: E402,F401
     report,
     run,
     score,
+    status,
 )
 from changeover.cli import next as next_command  # noqa: E402,F401
 from changeover.cli.app import app, err_console  # noqa: E402
@@ -59,6 +60,7 @@ COMMAND_ORDER = (
     "agreement",
     "run",
     "report",
+    "status",
 )
 
 

@@ -77,3 +77,18 @@ def split_names(values: list[str] | None) -> list[str] | None:
     """Names given as repeated options and/or comma-separated lists; None when none given."""
     names = [n.strip() for value in values or [] for n in value.split(",") if n.strip()]
     return names or None
+
+
+def print_next(study_path: Path, *, budget: int = 100) -> None:
+    """End a command the way every pipeline step ends: by naming the next command to run
+    (`changeover.status.next_command`, what `changeover status` says)."""
+    from changeover.status import next_command, study_status
+    from changeover.study import load_study
+    from changeover.workspace import open_workspace
+
+    study = load_study(study_path)
+    if not study.workspace_path.exists():
+        return
+    with open_workspace(study.workspace_path) as workspace:
+        state = study_status(study, workspace)
+    console.print(next_command(state, budget=budget), highlight=False, markup=False)

@@ -19,6 +19,7 @@ from changeover.cli.app import (
     StudyOption,
     app,
     console,
+    print_next,
     progress_bars,
     split_names,
 )
@@ -379,3 +380,4 @@ def generate_command(
             console.print(note, markup=False, highlight=False)
     for line in spent:
         console.print(line, markup=False, highlight=False)
+    print_next(study_path)

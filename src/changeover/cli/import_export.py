@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from changeover.cli.app import SET_UP, StudyOption, app, console
+from changeover.cli.app import SET_UP, StudyOption, app, console, print_next
 from changeover.errors import InputError
 from changeover.importers.common import ToolImportResult, parse_pairs
 from changeover.io import (
@@ -120,6 +120,7 @@ def items_command(
     _print_result(result, "items", file)
     if spec is not None:
         _print_shares(result, spec, study_path, write_weights)
+    print_next(study_path)
 
 
 @import_app.command("responses")
@@ -145,6 +146,7 @@ def responses_command(
     with open_workspace(study.workspace_path, create=True) as workspace:
         result = import_responses(workspace, file, study, columns=columns, sample=spec, model=model)
     _print_result(result, "responses", file)
+    print_next(study_path)
 
 
 ModelMapOption = Annotated[
@@ -212,6 +214,7 @@ def inspect_command(
     with open_workspace(study.workspace_path, create=True) as workspace:
         result = import_inspect_logs(workspace, logs, study, epoch=epoch, **options)
     _print_tool_result(result, logs)
+    print_next(study_path)
 
 
 @import_app.command("promptfoo")
@@ -241,6 +244,7 @@ def promptfoo_command(
     with open_workspace(study.workspace_path, create=True) as workspace:
         result = import_promptfoo_results(workspace, results, study, **options)
     _print_tool_result(result, results)
+    print_next(study_path)
 
 
 def _tool_options(

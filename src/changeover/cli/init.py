@@ -12,6 +12,7 @@ from changeover.cli.app import (
     SET_UP,
     app,
     console,
+    print_next,
 )
 from changeover.errors import ChangeoverError
 from changeover.study import load_study
@@ -40,6 +41,9 @@ def init(
     with open_workspace(study.workspace_path, create=True) as workspace:
         version = workspace.schema_version
     console.print(
-        f"created {study_path} and workspace {study.workspace_path} (schema v{version}); "
-        "edit the study, then `changeover import items FILE`"
+        f"created {study_path} and workspace {study.workspace_path} (schema v{version}); edit "
+        "the study's models, signals and gates first",
+        highlight=False,
+        markup=False,
     )
+    print_next(study_path)

@@ -13,7 +13,7 @@ from changeover.annotate import (
     import_labels,
 )
 from changeover.annotate.label_studio import labeling_config
-from changeover.cli.app import LABEL, StudyOption, app, console
+from changeover.cli.app import LABEL, StudyOption, app, console, print_next
 from changeover.errors import InputError
 from changeover.study import load_study
 from changeover.workspace import open_workspace
@@ -81,6 +81,7 @@ def labels_import(
         result = import_labels(workspace, file, study, add_annotators=add_annotators)
     unchanged = f" ({result.unchanged:,} already present, unchanged)" if result.unchanged else ""
     console.print(f"imported {result.added:,} labels from {file}{unchanged}")
+    print_next(study_path)
 
 
 @labels_app.command("config")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from changeover.cli.app import LABEL, StudyOption, app, console
+from changeover.cli.app import LABEL, StudyOption, app, console, print_next
 from changeover.cli.report import (
     RefitOption,
     SamplesOption,
@@ -128,3 +128,4 @@ def next_command(
             highlight=False,
             markup=False,
         )
+    print_next(study_path, budget=budget)

@@ -15,7 +15,7 @@ from changeover.annotate import (
     random_start,
     read_queue_csv,
 )
-from changeover.cli.app import LABEL, StudyOption, app, console
+from changeover.cli.app import LABEL, StudyOption, app, console, print_next
 from changeover.errors import InputError
 from changeover.study import load_study
 from changeover.workspace import open_workspace
@@ -93,3 +93,4 @@ def queue(
     for name, (entries_n, open_n) in status.by_dimension.items():
         table.add_row(name, f"{entries_n:,}", f"{open_n:,}")
     console.print(table)
+    print_next(study_path)

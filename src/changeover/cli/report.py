@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from changeover.calibrate.settings import FitSettings
-from changeover.cli.app import PIPELINE, StudyOption, app, console
+from changeover.cli.app import PIPELINE, StudyOption, app, console, print_next
 from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.study import Study, load_study
@@ -117,31 +117,7 @@ def report(
     reused = " (fit re-used: nothing changed)" if analysis.reused else ""
     console.print(Text.assemble(summary_line(analysis.document), reused), highlight=False)
     console.print(f"report written to {out}", highlight=False, markup=False)
-    console.print(next_step(analysis.document, budget), highlight=False, markup=False)
-
-
-def next_step(document: ReportDocument, budget: int) -> str:
-    """The command to run next, said at the end of `run` and `report`."""
-    result = document.result
-    if result is None:
-        return (
-            f"next: `changeover next --budget {budget}` queues a stratified random start, label "
-            "it in `changeover annotate`, then `changeover run` again"
-        )
-    if not result.diagnostics.converged:
-        return (
-            "next: the fit did not converge; sample longer with "
-            f"`--num-samples {2 * result.diagnostics.num_samples}` before acting on any verdict"
-        )
-    if any(v.verdict == "undecided" for v in result.candidates.values()):
-        return (
-            f"next: `changeover next --budget {budget}` queues the labels that would settle the "
-            "undecided candidates; label them in `changeover annotate`, then run again"
-        )
-    return (
-        "next: every candidate is decided; a first decided look is provisional, so confirm it "
-        f"with one more batch: `changeover next --confirm --budget {budget}`"
-    )
+    print_next(study_path, budget=budget)
 
 
 def fit_settings(

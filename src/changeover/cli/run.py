@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, TaskID
 
-from changeover.cli.app import PIPELINE, StudyOption, app, console, progress_bars
+from changeover.cli.app import PIPELINE, StudyOption, app, console, print_next, progress_bars
 from changeover.cli.generate import RichReporter
 from changeover.cli.report import (
     BudgetOption,
@@ -20,7 +20,6 @@ from changeover.cli.report import (
     check_format,
     default_out,
     fit_settings,
-    next_step,
     write_report,
 )
 from changeover.cli.score import RichScoreReporter
@@ -121,4 +120,4 @@ def run(
     print_document(document, console)
     write_report(document, out, fmt)
     console.print(f"report written to {out}", highlight=False, markup=False)
-    console.print(next_step(document, budget), highlight=False, markup=False)
+    print_next(study_path, budget=budget)

@@ -14,7 +14,15 @@ from rich.table import Table
 from rich.text import Text
 
 from changeover.calls import BatchProgress
-from changeover.cli.app import PRODUCE, StudyOption, app, console, progress_bars, split_names
+from changeover.cli.app import (
+    PRODUCE,
+    StudyOption,
+    app,
+    console,
+    print_next,
+    progress_bars,
+    split_names,
+)
 from changeover.cli.generate import (
     batch_notes,
     implausible_usage_note,
@@ -195,3 +203,4 @@ def score_command(
     for signal in summary.signals:
         for warning in signal_health(signal.levels).warnings(signal.signal):
             console.print(Text("warning: ", style="bold red") + Text(warning), highlight=False)
+    print_next(study_path)
