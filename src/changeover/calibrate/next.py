@@ -232,7 +232,7 @@ def _conditions(
     inc = models.index(study.incumbent)
     by_key = {b.key: b for b in draws.blocks}
     out: dict[StratumKey, list[_Condition]] = {}
-    for gate in study.gates:
+    for gate in study.quality_gates:  # labels settle no gate on cost or latency
         key = (gate.dimension, gate.group or "")
         block = by_key[key]
         theta = draws.theta[key]
