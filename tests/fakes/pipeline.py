@@ -38,6 +38,19 @@ gates:
   - {name: over_refusal, dimension: refusal, group: answer, better: lower, margin: 0.05}
 """
 
+#: The study with the candidate's prices 3× the incumbent's, and gates on price and on p95
+#: latency ("no more than 10% dearer", "no more than 300 ms slower").
+DEARER = (
+    STUDY.replace(
+        "cand: {provider: replay, file: cand.jsonl, price_input_per_million: 1.0,\n"
+        "         price_output_per_million: 4.0}",
+        "cand: {provider: replay, file: cand.jsonl, price_input_per_million: 3.0,\n"
+        "         price_output_per_million: 12.0}",
+    )
+    + "  - {name: price, dimension: cost, better: lower, margin: 0.10, relative: true}\n"
+    + "  - {name: speed, dimension: latency_p95, better: lower, margin: 0.3}\n"
+)
+
 RATES = {"legacy": 0.85, "cand": 0.6}
 LATENCY = {"legacy": 0.8, "cand": 0.6}  # seconds, the median
 
