@@ -228,7 +228,7 @@ def read_measurements(path: str | Path, study: Study) -> pl.DataFrame:
     for column in ("cost", "latency_s"):
         if column not in values:
             typed = typed.with_columns(pl.lit(None, dtype=pl.Float64).alias(column))
-    index = _first_bad(typed, pl.struct("item_id", "model").is_duplicated())
+    index = _first_bad(typed, ~pl.struct("item_id", "model").is_first_distinct())
     if index is not None:
         raise InputError(
             f"{_row_label(source, index, header=header)}: item '{typed['item_id'][index]}' of "
