@@ -356,14 +356,7 @@ def decide(
                     holds_all[candidate] = holds if current is None else (current & holds)
             overall_contrast = found.pop("overall")
             contrasts[candidate] = CandidateContrasts(overall=overall_contrast, segments=found)
-        gates[gate.name] = GateResult(
-            dimension=gate.dimension,
-            group=gate.group_key,
-            better=gate.better,
-            probability=required,
-            scope=gate.scope,
-            contrasts=contrasts,
-        )
+        gates[gate.name] = _gate_result(study, gate, contrasts)
 
     candidates = {
         c: _verdict(
@@ -491,11 +484,16 @@ def _measure_gate(study: Study, gate: Gate, measure: Measure,
                 note=_measure_note(measure, operations, study.incumbent, candidate, point, gate),
             )  # fmt: skip
         contrasts[candidate] = CandidateContrasts(overall=contrast, segments={})
+    return _gate_result(study, gate, contrasts)
+
+
+def _gate_result(study: Study, gate: Gate, contrasts: dict[str, CandidateContrasts]) -> GateResult:
+    """A gate's settings and its candidates' contrasts, as the result keeps them."""
     return GateResult(
         dimension=gate.dimension,
         group=gate.group_key,
         better=gate.better,
-        probability=required,
+        probability=study.gate_probability(gate),
         scope=gate.scope,
         contrasts=contrasts,
         relative=gate.relative,
