@@ -39,6 +39,7 @@ __all__ = [
     "Gate",
     "Measure",
     "Study",
+    "as_measure",
     "dimension_group",
     "feeds_dimension",
     "load_study",
@@ -53,6 +54,11 @@ Better = Literal["higher", "lower"]
 #: from labels.
 Measure = Literal["cost", "latency_p50", "latency_p95"]
 MEASURES: tuple[Measure, ...] = ("cost", "latency_p50", "latency_p95")
+
+
+def as_measure(dimension: str) -> Measure | None:
+    """The cost or latency measure a gate's dimension names, or None for a quality dimension."""
+    return next((m for m in MEASURES if m == dimension), None)
 
 
 def dimension_group(dimension: str, expected_behaviour: str) -> str | None:
@@ -138,7 +144,7 @@ class Gate(BaseModel):
     @property
     def measure(self) -> Measure | None:
         """The cost or latency measure the gate is on, or None for a quality dimension."""
-        return next((m for m in MEASURES if m == self.dimension), None)
+        return as_measure(self.dimension)
 
 
 class Study(BaseModel):

@@ -26,7 +26,7 @@ from changeover.calibrate.operations import OperationalDraws, format_measure, me
 from changeover.calibrate.posterior import Draws
 from changeover.calibrate.settings import Engine
 from changeover.errors import StudyError
-from changeover.study import MEASURES, Better, Gate, Measure, Scope, Study
+from changeover.study import MEASURES, Better, Gate, Measure, Scope, Study, as_measure
 
 __all__ = [
     "CandidateContrasts",
@@ -125,7 +125,7 @@ class GateResult(Record):
     @property
     def measure(self) -> Measure | None:
         """The cost or latency measure of the gate, or None for a quality dimension."""
-        return next((m for m in MEASURES if m == self.dimension), None)
+        return as_measure(self.dimension)
 
 
 class Condition(Record):
@@ -309,7 +309,7 @@ def decide(
     for gate in study.gates:
         required = study.gate_probability(gate)
         if gate.measure is not None:
-            gates[gate.name] = _measure_gate(study, gate, gate.measure, operations, interval)
+            gates[gate.name], held = _measure_gate(study, gate, gate.measure, operations, interval)
             for candidate, entry in gates[gate.name].contrasts.items():
                 measured = entry.overall
                 conditions[candidate].append(
@@ -318,8 +318,8 @@ def decide(
                         required=required, state=measured.state, note=measured.note,
                     )
                 )  # fmt: skip
-                holds = _measure_holds(gate, gate.measure, operations, study.incumbent, candidate)
                 current = measured_all[candidate]
+                holds = held[candidate]
                 measured_all[candidate] = holds if current is None else current * holds
             continue
         block = draws.blocks[block_index[(gate.dimension, gate.group or "")]]
@@ -433,18 +433,6 @@ def _measure_contrast(operations: OperationalDraws, measure: Measure, incumbent:
     return a - b, da - db
 
 
-def _measure_holds(gate: Gate, measure: Measure, operations: OperationalDraws | None,
-                   incumbent: str, candidate: str) -> np.ndarray:  # fmt: skip
-    """Per bootstrap draw: 1.0 where the condition holds, 0.0 where not, NaN where the draw
-    says nothing (and a single NaN when the gate is not measured)."""
-    if operations is None or _unmeasured(
-        operations, measure, [incumbent, candidate], gate.relative
-    ):
-        return np.array([np.nan])
-    _, diff = _measure_contrast(operations, measure, incumbent, candidate, gate.relative)
-    return np.where(np.isfinite(diff), (diff < gate.margin).astype(float), np.nan)
-
-
 def _measure_note(measure: Measure, operations: OperationalDraws, incumbent: str, candidate: str,
                   difference: float, gate: Gate) -> str:  # fmt: skip
     """ "cost per 1,000 interactions $3.00 against $1.00 (+200%; margin +10%)"."""
@@ -459,24 +447,34 @@ def _measure_note(measure: Measure, operations: OperationalDraws, incumbent: str
     return f"{label} {a} against {b} ({change}; margin {margin})"
 
 
-def _measure_gate(study: Study, gate: Gate, measure: Measure,
-                  operations: OperationalDraws | None, interval: float) -> GateResult:  # fmt: skip
-    """A gate on cost or latency, decided from the bootstrap draws of the measure."""
+def _measure_gate(
+    study: Study,
+    gate: Gate,
+    measure: Measure,
+    operations: OperationalDraws | None,
+    interval: float,
+) -> tuple[GateResult, dict[str, np.ndarray]]:
+    """A gate on cost or latency, decided from the bootstrap draws of the measure; and per
+    candidate and draw, 1.0 where its condition holds, 0.0 where not, NaN where the draw says
+    nothing (a single NaN when the gate is not measured)."""
     required = study.gate_probability(gate)
     tail = (1 - interval) / 2
-    contrasts = {}
+    contrasts, held = {}, {}
     for candidate in study.candidates:
         why = _unmeasured(operations, measure, [study.incumbent, candidate], gate.relative)
         if why is not None or operations is None:
             nan = float("nan")
             contrast = Contrast(mean=nan, lo=nan, hi=nan, p_gate=nan, margin=gate.margin,
                                 gated=True, state="unsettled", note=why)  # fmt: skip
+            held[candidate] = np.array([np.nan])
         else:
             point, diff = _measure_contrast(
                 operations, measure, study.incumbent, candidate, gate.relative
             )
-            holds = _measure_holds(gate, measure, operations, study.incumbent, candidate)
-            p = float(np.nanmean(holds))
+            held[candidate] = np.where(
+                np.isfinite(diff), (diff < gate.margin).astype(float), np.nan
+            )
+            p = float(np.nanmean(held[candidate]))
             lo, hi = np.nanquantile(diff, [tail, 1 - tail])
             contrast = Contrast(
                 mean=float(point), lo=float(lo), hi=float(hi), p_gate=p, margin=gate.margin,
@@ -484,7 +482,7 @@ def _measure_gate(study: Study, gate: Gate, measure: Measure,
                 note=_measure_note(measure, operations, study.incumbent, candidate, point, gate),
             )  # fmt: skip
         contrasts[candidate] = CandidateContrasts(overall=contrast, segments={})
-    return _gate_result(study, gate, contrasts)
+    return _gate_result(study, gate, contrasts), held
 
 
 def _gate_result(study: Study, gate: Gate, contrasts: dict[str, CandidateContrasts]) -> GateResult:
