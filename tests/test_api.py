@@ -19,6 +19,7 @@ def test_public_api_is_pinned() -> None:
             "load_study",
             "parse_study",
             "read_counts",
+            "read_measurements",
             "read_rows",
             "validate_counts",
             "write_counts",

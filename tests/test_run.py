@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from changeover.run import fit_cache_path
 from changeover.study import load_study
 from changeover.workspace import open_workspace
-from tests.fakes.pipeline import write_pipeline_study
+from tests.fakes.pipeline import DEARER, write_pipeline_study
 from tests.fakes.studies import run_cli as changeover
 
 DRAWS = ["--num-samples", "300", "--num-warmup", "300"]
@@ -209,3 +211,97 @@ def test_the_stage_line_of_run_shows_no_eta() -> None:
     time_left = progress.columns[-1]
     assert time_left.render(progress.tasks[0]).plain == ""
     assert time_left.render(progress.tasks[1]).plain.startswith("eta ")
+
+
+def _expected_operations(folder: Path) -> dict[str, dict[str, float]]:
+    """Cost per 1,000 interactions and p50 / p95 latency of each model, from its replay file
+    (known tokens and latencies) and the study's prices and traffic weights, computed here
+    directly: the traffic-weighted mean, and nearest-rank percentiles of the weighted mixture."""
+    study = load_study(folder / "study.yaml")
+    with (folder / "items.csv").open(encoding="utf-8") as f:
+        segment_of = {row["item_id"]: row["segment"] for row in csv.DictReader(f)}
+    out: dict[str, dict[str, float]] = {}
+    for model, settings in (study.models or {}).items():
+        lines = (folder / f"{model}.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        by_segment: dict[str, list[dict[str, float]]] = {}
+        for r in records:
+            by_segment.setdefault(segment_of[r["item_id"]], []).append(r)
+        assert settings.price_input_per_million is not None
+        assert settings.price_output_per_million is not None
+        cost = sum(
+            study.weights[s]
+            * sum(
+                r["input_tokens"] * settings.price_input_per_million
+                + r["output_tokens"] * settings.price_output_per_million
+                for r in rs
+            )
+            / 1e6
+            / len(rs)
+            for s, rs in by_segment.items()
+        )
+        mixture = sorted(
+            (r["latency_s"], study.weights[s] / len(rs)) for s, rs in by_segment.items() for r in rs
+        )
+        cumulative = np.cumsum([w for _, w in mixture])
+        out[model] = {"cost": 1000 * cost} | {
+            name: mixture[int(np.argmax(cumulative >= q - 1e-12))][0]
+            for name, q in (("latency_p50", 0.5), ("latency_p95", 0.95))
+        }
+    return out
+
+
+def test_better_on_quality_but_three_times_dearer_is_not_ready_on_the_cost_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, must show 4: the candidate is right far more often (92% against 70%) but its
+    prices are 3× the incumbent's for the same tokens; `changeover run` says not-ready, the why
+    names the price gate, and every model's cost and latency are in the terminal summary and
+    the report, with the values the replayed token counts, prices and latencies give. A changed
+    latency makes the next run fit again."""
+    folder = tmp_path / "s"
+    study = write_pipeline_study(folder, rates={"legacy": 0.7, "cand": 0.92}, study=DEARER)
+    assert changeover(["import", "items", str(folder / "items.csv"), "--study", str(study)],
+                      monkeypatch) == 0  # fmt: skip
+    assert changeover(["generate", "--study", str(study)], monkeypatch) == 0
+    args = ["labels", "import", str(folder / "labels.csv"), "--study", str(study),
+            "--add-annotators"]  # fmt: skip
+    assert changeover(args, monkeypatch) == 0
+    capsys.readouterr()
+    assert changeover(["run", "--study", str(study), *DRAWS], monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "cand not-ready" in out
+    assert "why: fails price overall (P = 0.000; cost per 1,000 interactions $" in out
+    assert "margin +10%)" in out
+    assert "gate price: cost per 1,000 interactions, lower is better, margin ≤ +10% of the " in out
+    assert "gate speed: p95 latency, lower is better, margin ≤ +0.300 s" in out
+    assert "Cost and latency at the traffic mix" in out
+
+    document = json.loads(fit_cache_path(load_study(study)).read_text())
+    result = document["result"]
+    assert result["gates"]["correctness"]["contrasts"]["cand"]["overall"]["mean"] > 0.1
+    assert result["gates"]["price"]["contrasts"]["cand"]["overall"]["state"] == "failed"
+    expected = _expected_operations(folder)
+    assert expected["cand"]["cost"] / expected["legacy"]["cost"] == pytest.approx(3.0, rel=0.05)
+    for measure in ("cost", "latency_p50", "latency_p95"):
+        for model in ("legacy", "cand"):
+            measured = result["operations"][measure][model]
+            assert measured["value"] == pytest.approx(expected[model][measure], rel=1e-9)
+            assert measured["lo"] <= measured["value"] <= measured["hi"]
+            assert measured["responses"] == 90 and measured["missing"] is None
+    for model in ("legacy", "cand"):
+        cost = f"${expected[model]['cost']:.3f}"
+        p95 = f"{expected[model]['latency_p95']:.3g} s"
+        assert f"{model} {cost} [" in out and p95 in out, (model, cost, p95)
+
+    with (
+        open_workspace(load_study(study).workspace_path) as workspace,
+        workspace.transaction() as db,
+    ):
+        db.execute("UPDATE responses SET latency_s = latency_s * 2 WHERE model = 'cand'")
+    assert changeover(["run", "--study", str(study), *DRAWS], monkeypatch) == 0
+    assert "fit: sampled" in " ".join(capsys.readouterr().out.split())
+    again = json.loads(fit_cache_path(load_study(study)).read_text())["result"]["operations"]
+    assert again["latency_p95"]["cand"]["value"] == pytest.approx(
+        2 * expected["cand"]["latency_p95"]
+    )

@@ -170,3 +170,66 @@ def test_a_utf8_bom_is_accepted_and_a_folder_is_not_a_study(tmp_path: Path) -> N
     assert load_study(path).incumbent == "legacy"
     with pytest.raises(StudyError, match="is a folder"):
         load_study(tmp_path)
+
+
+PRICE = {"name": "price", "dimension": "cost", "better": "lower", "margin": 0.1, "relative": True}
+SPEED = {"name": "speed", "dimension": "latency_p95", "better": "lower", "margin": 0.3}
+
+
+def test_gates_on_cost_and_latency_need_no_signal_and_no_dimension_entry() -> None:
+    """Cost and latency are measured, not signalled: exempt from "no signal informs it" and
+    from `dimensions:`, and their margins are in their own units (above 1 is fine)."""
+    data = yaml.safe_load(MINIMAL_STUDY)
+    data["signals"] = {"refusal_phrases": {"kind": "refusal"}}
+    data["dimensions"] = ["correctness", "refusal"]
+    data["gates"] += [PRICE, SPEED | {"margin": 2.5}]
+    study = parse_study(data)
+    assert [g.measure for g in study.gates] == [None, None, None, "cost", "latency_p95"]
+    assert [g.name for g in study.quality_gates] == [
+        "correctness", "over_refusal", "refusal_recall"
+    ]  # fmt: skip
+    assert study.gates[3].relative and not study.gates[4].relative
+
+
+@pytest.mark.parametrize(
+    ("gate", "expected"),
+    [
+        (PRICE | {"group": "answer"}, "gates[3].group: a gate on cost has no group"),
+        (SPEED | {"scope": "both"}, "gates[3].scope: a gate on latency_p95 is decided at the"),
+        (SPEED | {"segment_margin": 0.1}, "gates[3].segment_margin: a gate on latency_p95 has no"),
+        (PRICE | {"better": "higher"}, "gates[3].better: a gate on cost keeps it from growing"),
+        (PRICE | {"margin": -0.1}, "gates[3].margin"),
+        (PRICE | {"relative": "yes please"}, "gates[3].relative"),
+        (
+            {
+                "name": "q",
+                "dimension": "correctness",
+                "better": "higher",
+                "margin": 0.02,
+                "relative": True,
+            },
+            "gates[3].relative: only gates on cost, latency_p50, latency_p95 take a relative",
+        ),  # fmt: skip
+        (
+            {"name": "q", "dimension": "correctness", "better": "higher", "margin": 1.5},
+            "gates[3].margin: a gate on correctness has its margin in rate units",
+        ),
+    ],
+)
+def test_a_bad_cost_or_latency_gate_names_the_key(gate: dict[str, object], expected: str) -> None:
+    data = yaml.safe_load(MINIMAL_STUDY)
+    data["gates"].append(gate)
+    with pytest.raises(StudyError) as info:
+        parse_study(data, source="study.yaml")
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_measure_is_not_a_quality_dimension() -> None:
+    data = yaml.safe_load(MINIMAL_STUDY)
+    data["dimensions"] = ["correctness", "cost"]
+    with pytest.raises(StudyError, match=r"dimensions\[1\]: 'cost' is a measure of cost or"):
+        parse_study(data)
+    data = yaml.safe_load(MINIMAL_STUDY)
+    data["signals"] = {"judge": {"kind": "refusal", "dimension": "latency_p95"}}
+    with pytest.raises(StudyError, match=r"signals.judge.dimension: 'latency_p95' is measured"):
+        parse_study(data)

@@ -3,6 +3,7 @@
 from changeover.counts import (
     counts_from_rows,
     read_counts,
+    read_measurements,
     read_rows,
     validate_counts,
     write_counts,
@@ -38,6 +39,7 @@ __all__ = [
     "load_study",
     "parse_study",
     "read_counts",
+    "read_measurements",
     "read_rows",
     "validate_counts",
     "write_counts",

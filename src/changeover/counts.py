@@ -18,6 +18,7 @@ import polars as pl
 
 from changeover.annotate.labels import read_labels
 from changeover.calibrate.blocks import COUNTS_COLUMNS
+from changeover.calibrate.operations import MEASUREMENT_COLUMNS
 from changeover.errors import InputError
 from changeover.files import read_frame, replacing, write_csv
 from changeover.signals.compute import LEVEL_SEPARATOR
@@ -33,6 +34,7 @@ __all__ = [
     "counts_from_rows",
     "counts_sql",
     "read_counts",
+    "read_measurements",
     "read_rows",
     "validate_counts",
     "workspace_rows",
@@ -186,6 +188,55 @@ def read_counts(path: str | Path, study: Study) -> pl.DataFrame:
     """Read and validate a counts file (CSV or Parquet)."""
     path = Path(path)
     return validate_counts(read_frame(path, kind="counts"), study, source=str(path))
+
+
+def read_measurements(path: str | Path, study: Study) -> pl.DataFrame:
+    """Read and validate a file of per-response cost and latency (CSV, JSONL or Parquet):
+    `item_id, model, segment` and `cost` (US dollars) and/or `latency_s` (seconds), one row per
+    response, a value left empty where unknown. What `fit --counts` decides the gates on cost
+    and latency from (docs/engine.md, *Cost and latency*)."""
+    path = Path(path)
+    source = str(path)
+    frame = read_frame(path, kind="measurements")
+    header = not source.endswith(".parquet")
+    values = [c for c in ("cost", "latency_s") if c in frame.columns]
+    if not values:
+        raise InputError(
+            f"{source}: no column cost or latency_s; give one or both (expected columns "
+            f"{', '.join(MEASUREMENT_COLUMNS)})"
+        )
+    _check_columns(frame, ("item_id", "model", "segment", *values), source)
+    for column in ("item_id", "model", "segment"):
+        _check_not_empty(frame, column, source, header)
+    _check_names(frame, "model", study.model_names, source, header, "model")
+    _check_names(frame, "segment", study.segment_names, source, header, "segment")
+    typed = frame.with_columns(pl.col("item_id", "model", "segment").str.strip_chars())
+    for column in values:
+        text = pl.col(column).str.strip_chars()
+        number = text.cast(pl.Float64, strict=False)
+        given = text.is_not_null() & (text != "")
+        bad = given & (number.is_null() | number.is_nan() | number.is_infinite() | (number < 0))
+        index = _first_bad(typed, bad)
+        if index is not None:
+            unit = "US dollars" if column == "cost" else "seconds"
+            raise InputError(
+                f"{_row_label(source, index, header=header)}: column {column}: "
+                f"'{frame[column][index]}' is not a number of {unit} (>= 0); leave it empty "
+                "where unknown"
+            )
+        typed = typed.with_columns(pl.when(given).then(number).otherwise(None).alias(column))
+    for column in ("cost", "latency_s"):
+        if column not in values:
+            typed = typed.with_columns(pl.lit(None, dtype=pl.Float64).alias(column))
+    index = _first_bad(typed, ~pl.struct("item_id", "model").is_first_distinct())
+    if index is not None:
+        raise InputError(
+            f"{_row_label(source, index, header=header)}: item '{typed['item_id'][index]}' of "
+            f"model '{typed['model'][index]}' appears twice; one row per response"
+        )
+    if typed.height == 0:
+        raise InputError(f"{source}: no rows in the file, only its header; nothing to measure")
+    return typed.select(MEASUREMENT_COLUMNS)
 
 
 def write_counts(counts: pl.DataFrame, path: str | Path) -> None:

@@ -135,6 +135,19 @@ DESIGN: dict[str, Behaviour] = {
 }
 DESIGNED_VERDICTS = {"cand-better": "ready", "cand-par": "ready", "cand-risky": "not-ready"}
 
+#: What each model costs (US dollars per million input and output tokens) and how fast it
+#: answers (median seconds before the first token, and seconds per output token): the replayed
+#: responses carry token counts (a token per four characters) and latencies drawn from these, so
+#: the report shows each model's cost per 1,000 interactions and its p50 / p95 latency.
+PRICES = {
+    "legacy": (2.50, 10.00),
+    "cand-better": (3.00, 15.00),
+    "cand-par": (0.40, 1.60),
+    "cand-risky": (0.15, 0.60),
+}
+LATENCY = {"legacy": (0.9, 0.012), "cand-better": (1.3, 0.015), "cand-par": (0.5, 0.008),
+           "cand-risky": (0.4, 0.006)}  # fmt: skip
+
 STUDY_YAML = """\
 # The changeover demo: Acme's support assistant answers 5.3M customer messages a month in six
 # regions. Its model, `legacy`, reaches end-of-life: can one of three candidates replace it?
@@ -302,7 +315,11 @@ def _items(rng: random.Random, n_items: int) -> list[tuple[str, str, Answerable 
 
 def _study_text(seed: int) -> str:
     segments = "\n".join(f"  {name}: {weight}" for name, weight in SEGMENTS.items())
-    models = "\n".join(f"  {m}: {{provider: replay, file: responses/{m}.jsonl}}" for m in MODELS)
+    models = "\n".join(
+        f"  {m}: {{provider: replay, file: responses/{m}.jsonl, "
+        f"price_input_per_million: {PRICES[m][0]}, price_output_per_million: {PRICES[m][1]}}}"
+        for m in MODELS
+    )
     return STUDY_YAML.format(
         seed=seed,
         incumbent=INCUMBENT,
@@ -428,6 +445,7 @@ def build_demo(
     response_paths: dict[str, Path] = {}
     for index, model in enumerate(MODELS):
         rng = np.random.default_rng([seed, index])
+        usage_rng = np.random.default_rng([seed, index, 7])
         model_text_rng = random.Random(seed * 1000 + index)
         path = directory / "responses" / f"{model}.jsonl"
         with path.open("w", encoding="utf-8") as handle:
@@ -439,7 +457,18 @@ def build_demo(
                 responses.append(
                     _Response(item_id, model, segment, expected, text, truth, ambiguous, modes)
                 )
-                record = {"item_id": item_id, "model": model, "response": text}
+                output_tokens = max(1, len(text) // 4)
+                first, per_token = LATENCY[model]
+                record = {
+                    "item_id": item_id,
+                    "model": model,
+                    "response": text,
+                    "input_tokens": 120 + len(item.prompt) // 4,  # with the system prompt
+                    "output_tokens": output_tokens,
+                    "latency_s": round(
+                        first * float(usage_rng.lognormal(0, 0.35)) + per_token * output_tokens, 3
+                    ),
+                }
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         response_paths[model] = path
 

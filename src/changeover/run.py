@@ -1,9 +1,9 @@
 """The whole pipeline on one study: generate → score → counts → fit → report document.
 
 Every stage skips what is done: generation and scoring store what they make in the workspace, and
-the fit is kept in a file beside the workspace with a fingerprint of its inputs (the counts, the
-study file and the fit settings), so a second `changeover run` or `changeover report` with nothing
-new re-uses it instead of sampling again.
+the fit is kept in a file beside the workspace with a fingerprint of its inputs (the counts, each
+response's cost and latency, the study file and the fit settings), so a second `changeover run`
+or `changeover report` with nothing new re-uses it instead of sampling again.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ __all__ = [
     "analyse",
     "current_fit",
     "fit_cache_path",
+    "measurements",
     "run",
     "scored_rows",
 ]
@@ -80,10 +81,15 @@ def _study_text(study: Study) -> str | None:
 
 
 def _fingerprint(
-    counts: pl.DataFrame, study_text: str | None, settings: FitSettings, plan: PlanRequest
+    counts: pl.DataFrame,
+    measured: pl.DataFrame,
+    study_text: str | None,
+    settings: FitSettings,
+    plan: PlanRequest,
 ) -> str:
     digest = hashlib.sha256()
     digest.update(counts.sort(pl.all()).write_csv().encode())
+    digest.update(measured.sort(pl.all()).write_csv().encode())
     digest.update((study_text or "").encode())
     digest.update(json.dumps([asdict(settings), asdict(plan)], sort_keys=True).encode())
     digest.update(version("changeover").encode())
@@ -114,7 +120,7 @@ def current_fit(study: Study, workspace: Workspace) -> FitState | None:
         pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
     )
     counts, _ = counts_from_rows(rows, source=str(workspace.path))
-    key = _fingerprint(counts, _study_text(study), settings, plan)
+    key = _fingerprint(counts, measurements(workspace, study), _study_text(study), settings, plan)
     return FitState(document, is_current=key == document.fit.fingerprint)
 
 
@@ -130,6 +136,36 @@ def scored_rows(workspace: Workspace, study: Study) -> pl.DataFrame:
             "`changeover generate` and `changeover score` first (or `changeover run`)"
         )
     return rows
+
+
+def measurements(workspace: Workspace, study: Study) -> pl.DataFrame:
+    """Each successful response of the study's models and segments with its cost and latency
+    (`MEASUREMENT_COLUMNS`): what the cost and latency of each model, and the gates on them, are
+    measured from. The cost of a response is its tokens at its model's online prices in the
+    study (what serving it would cost, whether it was generated, answered from the cache, sent
+    in a batch or replayed); where the model has no prices or the response no token counts, the
+    cost recorded with it, if any."""
+    rows = workspace.response_usage().filter(
+        pl.col("model").is_in(study.model_names) & pl.col("segment").is_in(study.segment_names)
+    )
+    models = study.models or {}
+    priced = {name: s for name, s in models.items() if s.is_priced}
+    price_in = pl.col("model").replace_strict(
+        {m: s.price_input_per_million or 0.0 for m, s in priced.items()}, default=None,
+        return_dtype=pl.Float64,
+    )  # fmt: skip
+    price_out = pl.col("model").replace_strict(
+        {m: s.price_output_per_million or 0.0 for m, s in priced.items()}, default=None,
+        return_dtype=pl.Float64,
+    )  # fmt: skip
+    at_prices = (pl.col("input_tokens") * price_in + pl.col("output_tokens") * price_out) / 1e6
+    return rows.select(
+        "item_id",
+        "model",
+        "segment",
+        pl.coalesce(at_prices, pl.col("cost")).alias("cost"),
+        "latency_s",
+    )
 
 
 def analyse(
@@ -153,8 +189,9 @@ def analyse(
 
     rows = scored_rows(workspace, study)
     counts, _ = counts_from_rows(rows, source=str(workspace.path))
+    measured = measurements(workspace, study)
     study_text = _study_text(study)
-    key = _fingerprint(counts, study_text, settings, plan)
+    key = _fingerprint(counts, measured, study_text, settings, plan)
     cache = fit_cache_path(study)
     stored = None if refit else _cached(cache)
     if stored is not None and stored.fit is not None and stored.fit.fingerprint == key:
@@ -168,7 +205,7 @@ def analyse(
         uncalibrated = any(b.n_labels == 0 for b in blocks)
         result = None
         if not uncalibrated or settings.allow_uncalibrated:
-            result = fit(study, counts, **asdict(settings))
+            result = fit(study, counts, measurements=measured, **asdict(settings))
             assert result.draws is not None
             blocks = result.draws.blocks
     notes = list(dict.fromkeys(str(w.message) for w in caught))

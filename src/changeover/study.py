@@ -33,10 +33,13 @@ from changeover.signals.settings import (
 )
 
 __all__ = [
+    "MEASURES",
     "Budget",
     "Decision",
     "Gate",
+    "Measure",
     "Study",
+    "as_measure",
     "dimension_group",
     "feeds_dimension",
     "load_study",
@@ -45,6 +48,17 @@ __all__ = [
 
 Scope = Literal["overall", "segments", "both"]
 Better = Literal["higher", "lower"]
+#: What a model costs and how fast it answers, at the study's traffic mix (docs/engine.md,
+#: *Cost and latency*): US dollars per 1,000 interactions, and the median and 95th percentile
+#: of the latency in seconds. A gate on one of them is decided from the measured responses, not
+#: from labels.
+Measure = Literal["cost", "latency_p50", "latency_p95"]
+MEASURES: tuple[Measure, ...] = ("cost", "latency_p50", "latency_p95")
+
+
+def as_measure(dimension: str) -> Measure | None:
+    """The cost or latency measure a gate's dimension names, or None for a quality dimension."""
+    return next((m for m in MEASURES if m == dimension), None)
 
 
 def dimension_group(dimension: str, expected_behaviour: str) -> str | None:
@@ -99,8 +113,11 @@ class Budget(BaseModel):
 class Gate(BaseModel):
     """A non-inferiority condition a candidate must meet against the incumbent.
 
-    `margin` is absolute, in rate units: `better: higher` holds when
+    On a quality dimension `margin` is absolute, in rate units: `better: higher` holds when
     rate(candidate) - rate(incumbent) > -margin, `better: lower` when it is < margin.
+    On a measure (`cost`, `latency_p50`, `latency_p95`; lower is better) it is in the measure's
+    units (US dollars per 1,000 interactions, seconds): candidate - incumbent < margin; with
+    `relative: true` a fraction of the incumbent's: candidate / incumbent - 1 < margin.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -109,10 +126,11 @@ class Gate(BaseModel):
     dimension: str = Field(min_length=1)
     group: str | None = None
     better: Better
-    margin: float = Field(ge=0.0, le=1.0)
+    margin: float = Field(ge=0.0)
     probability: float | None = Field(default=None, gt=0.5, lt=1.0)
     scope: Scope = "overall"
     segment_margin: float | None = Field(default=None, ge=0.0, le=1.0)
+    relative: bool = False
 
     @property
     def group_key(self) -> str:
@@ -122,6 +140,11 @@ class Gate(BaseModel):
     @property
     def margin_for_segments(self) -> float:
         return self.margin if self.segment_margin is None else self.segment_margin
+
+    @property
+    def measure(self) -> Measure | None:
+        """The cost or latency measure the gate is on, or None for a quality dimension."""
+        return as_measure(self.dimension)
 
 
 class Study(BaseModel):
@@ -158,6 +181,12 @@ class Study(BaseModel):
                     f"segments.{name}: traffic weight must be > 0 (got {weight}); "
                     "drop the segment or give it its share of traffic"
                 )
+        for i, dimension in enumerate(self.dimensions or ()):
+            if dimension in MEASURES:
+                raise ValueError(
+                    f"dimensions[{i}]: '{dimension}' is a measure of cost or latency, not a "
+                    "quality dimension; remove it from dimensions (a gate on it needs no entry)"
+                )
         seen: set[str] = set()
         for i, gate in enumerate(self.gates):
             if gate.name in seen:
@@ -165,6 +194,10 @@ class Study(BaseModel):
                     f"gates[{i}].name: '{gate.name}' is used twice; gate names must be unique"
                 )
             seen.add(gate.name)
+            if gate.measure is not None:
+                _check_measure_gate(i, gate)
+                continue
+            _check_quality_gate(i, gate)
             if self.dimensions is not None and gate.dimension not in self.dimensions:
                 raise ValueError(
                     f"gates[{i}].dimension: '{gate.dimension}' is not among dimensions "
@@ -180,6 +213,11 @@ class Study(BaseModel):
         _check_signals(self)
         _check_budget(self)
         return self
+
+    @property
+    def quality_gates(self) -> list[Gate]:
+        """The gates on quality dimensions (decided from labels and signals), in study order."""
+        return [gate for gate in self.gates if gate.measure is None]
 
     @property
     def model_names(self) -> list[str]:
@@ -210,6 +248,40 @@ class Study(BaseModel):
         return base / relative
 
 
+def _check_measure_gate(i: int, gate: Gate) -> None:
+    """A cost or latency gate: lower is better, decided once at the traffic mix."""
+    where = f"gates[{i}]"
+    if gate.better != "lower":
+        raise ValueError(
+            f"{where}.better: a gate on {gate.dimension} keeps it from growing; set better: lower"
+        )
+    for key, value in (("group", gate.group), ("segment_margin", gate.segment_margin)):
+        if value is not None:
+            raise ValueError(
+                f"{where}.{key}: a gate on {gate.dimension} has no {key} (it is decided once, "
+                "at the study's traffic mix); remove it"
+            )
+    if gate.scope != "overall":
+        raise ValueError(
+            f"{where}.scope: a gate on {gate.dimension} is decided at the study's traffic mix "
+            "(scope: overall); remove scope"
+        )
+
+
+def _check_quality_gate(i: int, gate: Gate) -> None:
+    """A quality gate: its margin is in rate units, and it is never relative."""
+    if gate.margin > 1:
+        raise ValueError(
+            f"gates[{i}].margin: a gate on {gate.dimension} has its margin in rate units "
+            f"(0 to 1; 0.05 is 5 points); got {gate.margin}"
+        )
+    if gate.relative:
+        raise ValueError(
+            f"gates[{i}].relative: only gates on {', '.join(MEASURES)} take a relative margin; "
+            "remove relative"
+        )
+
+
 def _check_signals(study: Study) -> None:
     """Cross-checks between signals and the rest of the study; raise ValueError naming the key."""
     guide = study.style_guide
@@ -230,6 +302,11 @@ def _check_signals(study: Study) -> None:
         return
     for name, signal in study.signals.items():
         where = f"signals.{name}"
+        if signal.dimension in MEASURES:
+            raise ValueError(
+                f"{where}.dimension: '{signal.dimension}' is measured from every response's "
+                "tokens and latency, not by a signal; name the quality dimension the signal informs"
+            )
         if study.dimensions is not None and signal.dimension not in study.dimensions:
             raise ValueError(
                 f"{where}.dimension: '{signal.dimension}' is not among dimensions "
@@ -258,7 +335,7 @@ def _check_signals(study: Study) -> None:
             _check_judge(study, where, signal)
     informed = study.signals.dimensions
     for i, gate in enumerate(study.gates):
-        if study.dimensions is None and gate.dimension not in informed:
+        if gate.measure is None and study.dimensions is None and gate.dimension not in informed:
             raise ValueError(
                 f"gates[{i}].dimension: no signal informs '{gate.dimension}' (the signals inform "
                 f"{', '.join(informed)}); fix the gate's dimension, add a signal for it, or list "

@@ -1100,6 +1100,22 @@ class Workspace:
                 out[(item_id, model)] = (row[0], row[1] or "")
         return out
 
+    def response_usage(self) -> pl.DataFrame:
+        """Every successful response's tokens, latency and recorded cost, with its item's
+        segment: `item_id, model, segment, input_tokens, output_tokens, latency_s, cost` (what
+        cost and latency are measured from)."""
+        schema = {
+            "item_id": pl.String, "model": pl.String, "segment": pl.String,
+            "input_tokens": pl.Int64, "output_tokens": pl.Int64, "latency_s": pl.Float64,
+            "cost": pl.Float64,
+        }  # fmt: skip
+        cursor = self._db.execute(
+            "SELECT r.item_id, r.model, i.segment, r.input_tokens, r.output_tokens, r.latency_s,"
+            " r.cost FROM responses r JOIN items i ON i.item_id = r.item_id"
+            " WHERE r.error IS NULL ORDER BY i.rowid, r.model"
+        )
+        return pl.DataFrame(cursor.fetchall(), schema=schema, orient="row")
+
     def signals_by_dimension(self) -> dict[str, list[str]]:
         """The stored signals of each dimension, by name."""
         out: dict[str, list[str]] = {}

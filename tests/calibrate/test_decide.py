@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 
 from changeover import StudyError, parse_study
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.decide import Result, decide
 from changeover.calibrate.diagnostics import Diagnostics
+from changeover.calibrate.operations import MEASUREMENT_COLUMNS, OperationalDraws, operational_draws
 from changeover.calibrate.posterior import Draws
+from changeover.study import Study
 
 D = 4000
 
@@ -112,7 +115,10 @@ def test_json_has_the_documented_keys() -> None:
     assert set(rate) == {"overall", "segments"} and set(rate["overall"]) == {"mean", "lo", "hi"}
     assert rate["overall"]["mean"] == pytest.approx(0.75 * 0.85 + 0.25 * 0.84, abs=0.002)
     contrast = data["gates"]["g"]["contrasts"]["good"]["overall"]
-    assert set(contrast) == {"mean", "lo", "hi", "p_gate", "margin", "gated", "state"}
+    assert set(contrast) == {"mean", "lo", "hi", "p_gate", "margin", "gated", "state", "note"}
+    assert contrast["note"] is None  # only cost and latency gates say more
+    assert data["gates"]["g"]["relative"] is False
+    assert data["operations"] == {}  # nothing measured
     assert set(data["candidates"]["good"]) >= {"verdict", "p_all_gates"}
     judge = data["judge"]["quality"]["all"]["inc"]
     assert set(judge) == {"level_given_pass", "level_given_fail"}
@@ -130,3 +136,125 @@ def test_gate_on_a_missing_dimension_names_the_gate() -> None:
 def test_gate_on_a_missing_group_lists_the_groups() -> None:
     with pytest.raises(StudyError, match="has no group 'answer'"):
         decide(_study(group="answer"), _draws(THETA))  # type: ignore[arg-type]
+
+
+# -- gates on cost and latency ---------------------------------------------------------------
+
+
+def _measured_study(*gates: dict[str, object]) -> Study:
+    quality = {"name": "g", "dimension": "quality", "better": "higher", "margin": 0.02}
+    return parse_study(
+        {
+            "incumbent": "inc",
+            "candidates": ["good", "bad", "close"],
+            "segments": {"x": 3, "y": 1},
+            "gates": [quality, *gates],
+        }
+    )
+
+
+def _operations(cost: dict[str, float], latency: dict[str, float], *, n: int = 200,
+                seed: int = 0) -> OperationalDraws:  # fmt: skip
+    """Every model answers the same `n` items per segment; cost and latency log-normal around
+    the model's value, the cost scaled by the item's length (shared by the models)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for segment in ("x", "y"):
+        for i in range(n):
+            length = rng.lognormal(0, 0.3)
+            for model in ("inc", "good", "bad", "close"):
+                rows.append((f"{segment}{i}", model, segment,
+                             cost[model] / 1000 * length * rng.lognormal(0, 0.05),
+                             latency[model] * rng.lognormal(0, 0.2)))  # fmt: skip
+    table = pl.DataFrame(rows, schema=list(MEASUREMENT_COLUMNS), orient="row")
+    return operational_draws(table, {"x": 0.75, "y": 0.25}, ["inc", "good", "bad", "close"])
+
+
+COST = {"inc": 1.0, "good": 3.0, "bad": 1.0, "close": 1.1}
+LATENCY = {"inc": 1.0, "good": 1.0, "bad": 1.0, "close": 1.0}
+PRICE = {"name": "price", "dimension": "cost", "better": "lower", "margin": 0.10,
+         "relative": True}  # fmt: skip
+
+
+def test_better_on_quality_but_three_times_dearer_is_not_ready_and_the_why_says_so() -> None:
+    """Issue 16, must show 4 (on the engine): `good` beats the incumbent on quality everywhere
+    and costs 3× as much; the price gate ("no more than 10% dearer") fails it."""
+    result = decide(_measured_study(PRICE), _draws(THETA), operations=_operations(COST, LATENCY))
+    good = result.candidates["good"]
+    assert result.gates["g"].contrasts["good"].overall.state == "held"
+    assert good.verdict == "not-ready"
+    assert good.reason.startswith("fails price overall (P = 0.000; cost per 1,000 interactions $3")
+    assert "against $1.0" in good.reason and "margin +10%" in good.reason
+    price = result.gates["price"]
+    assert price.relative and price.measure == "cost" and price.contrasts["good"].segments == {}
+    contrast = price.contrasts["good"].overall
+    assert contrast.mean == pytest.approx(2.0, abs=0.05)  # +200%
+    assert contrast.lo < contrast.mean < contrast.hi and contrast.state == "failed"
+    assert result.operations["cost"]["good"].value == pytest.approx(3.0, rel=0.05)
+    assert set(result.operations) == {"cost", "latency_p50", "latency_p95"}
+    assert all(m.value is not None for per in result.operations.values() for m in per.values())
+
+
+def test_p_all_gates_is_the_product_of_quality_and_cost() -> None:
+    """`close` is 10% dearer on average: its price gate is unsure; P(all gates) is P(quality
+    gates) from the posterior times P(price) from the bootstrap."""
+    result = decide(
+        _measured_study(PRICE), _draws(THETA, sd=0.012), operations=_operations(COST, LATENCY)
+    )
+    close = result.candidates["close"]
+    p_quality = result.gates["g"].contrasts["close"].overall.p_gate
+    p_price = result.gates["price"].contrasts["close"].overall.p_gate
+    assert 0.05 < p_price < 0.95
+    assert close.p_all_gates == pytest.approx(p_quality * p_price)
+    assert close.verdict == "undecided"
+    bad = result.candidates["bad"]  # as cheap as the incumbent: fails on quality alone
+    assert bad.verdict == "not-ready" and bad.reason.startswith("fails g overall")
+    assert result.gates["price"].contrasts["bad"].overall.state == "held"
+
+
+def test_a_latency_gate_in_seconds() -> None:
+    speed = {"name": "speed", "dimension": "latency_p95", "better": "lower", "margin": 0.3}
+    slow = LATENCY | {"good": 2.0}
+    result = decide(_measured_study(speed), _draws(THETA), operations=_operations(COST, slow))
+    assert result.candidates["good"].verdict == "not-ready"
+    assert "p95 latency 2." in result.candidates["good"].reason
+    assert "margin +0.300 s" in result.candidates["good"].reason
+    assert result.gates["speed"].contrasts["bad"].overall.state == "held"
+    assert result.candidates["bad"].reason.startswith("fails g overall")
+
+
+def test_a_cost_gate_without_measurements_is_unsettled_never_passed() -> None:
+    """A fit from counts alone has no cost: the gate is unsettled, the candidate that holds
+    every quality gate is undecided (not ready), and P(all gates) is unknown."""
+    result = decide(_measured_study(PRICE), _draws(THETA))
+    good = result.candidates["good"]
+    assert good.verdict == "undecided"
+    assert np.isnan(good.p_all_gates)
+    assert good.reason.startswith("unsettled: price overall (not measured: a fit from counts")
+    assert "P(all gates) is unknown" in good.reason
+    contrast = result.gates["price"].contrasts["good"].overall
+    assert contrast.state == "unsettled" and np.isnan(contrast.p_gate)
+    assert result.candidates["bad"].verdict == "not-ready"  # a failed quality gate still fails
+    assert result.operations == {}
+    again = Result.model_validate_json(result.to_json())
+    assert again.candidates["good"].reason == good.reason
+
+
+def test_a_candidate_without_a_cost_is_unsettled_with_the_reason() -> None:
+    operations = _operations(COST, LATENCY)
+    operations.estimate["cost"].pop("good")
+    operations.draws["cost"].pop("good")
+    operations.missing["cost"]["good"] = "no response of 'good' has a cost; give it prices"
+    result = decide(_measured_study(PRICE), _draws(THETA), operations=operations)
+    good = result.candidates["good"]
+    assert good.verdict == "undecided"
+    assert "price overall (not measured: no response of 'good' has a cost" in good.reason
+    measured = result.operations["cost"]["good"]
+    assert measured.value is None and measured.missing is not None
+    assert result.candidates["bad"].verdict == "not-ready"  # others are decided as before
+
+
+def test_a_relative_gate_against_a_free_incumbent_is_unsettled() -> None:
+    free = COST | {"inc": 0.0}
+    result = decide(_measured_study(PRICE), _draws(THETA), operations=_operations(free, LATENCY))
+    assert "the incumbent's cost per 1,000 interactions is 0" in result.candidates["good"].reason

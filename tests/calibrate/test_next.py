@@ -117,6 +117,29 @@ def test_nothing_to_do_when_every_candidate_is_decided() -> None:
     assert "decided" in plan.message and "cand ready" in plan.message
 
 
+def test_no_label_is_planned_for_a_verdict_open_only_on_cost() -> None:
+    """A candidate that holds its quality gates but whose price gate is not measured (a fit from
+    counts alone) is undecided; labels cannot settle it, and the plan says so."""
+    study = parse_study(
+        _study().model_dump(exclude={"path"})
+        | {"gates": [*(g.model_dump() for g in _study().gates),
+                     {"name": "price", "dimension": "cost", "better": "lower", "margin": 0.1,
+                      "relative": True}]},
+    )  # fmt: skip
+    mean = np.array([[0.80, 0.80], [0.90, 0.90]])
+    rng = np.random.default_rng(0)
+    theta = np.clip(mean + 0.005 * rng.standard_normal((2000, 2, 2)), 0.01, 0.99)
+    given = np.full((2000, 2, 2), 0.5)
+    block = _block()
+    draws = Draws([block], {block.key: theta}, {block.key: given}, {block.key: given},
+                  Diagnostics(1.0, 1000.0, 0, 2, 1000))  # fmt: skip
+    result = decide(study, draws)
+    assert result.candidates["cand"].verdict == "undecided"
+    plan = plan_next(study, result, 25)
+    assert plan.mode == "nothing-to-do" and plan.n_labels == 0
+    assert "cand undecided only on gates on cost or latency" in plan.message
+
+
 def test_respects_the_budget_and_never_picks_an_empty_stratum() -> None:
     mean = np.array([[0.80, 0.80], [0.82, 0.78]])
     sd = np.full((2, 2), 0.04)

@@ -437,6 +437,17 @@ rows_case("latin-1", (ROWS_HEADER + "q00,légacy,na,,style,pass,\n").encode("lat
 rows_case("suffix", ROWS_HEADER, "unsupported", name="rows.txt")
 rows_case("jsonl-bad", '{"item_id": "q00"\n', "rows", name="bad-rows.jsonl")
 rows_case("parquet-corrupt", b"PAR1 nonsense", "rows", name="bad-rows.parquet")
+COST_GATE = "  - {name: price, dimension: cost, better: lower, margin: 0.1, relative: true}\n"
+study_case("cost-gate-group", STUDY + COST_GATE.replace("relative: true", "group: answer"),
+           "gates[2].group")  # fmt: skip
+study_case("cost-gate-scope", STUDY + COST_GATE.replace("relative: true", "scope: both"),
+           "gates[2].scope")  # fmt: skip
+study_case("cost-gate-higher", STUDY + COST_GATE.replace("lower", "higher"), "gates[2].better")
+study_case("cost-gate-margin", STUDY + COST_GATE.replace("0.1,", "-0.1,"), "gates[2].margin")
+study_case("relative-quality-gate", edit("margin: 0.05}\n  - {name: style",
+                                         "margin: 0.05, relative: true}\n  - {name: style"),
+           "gates[0].relative")  # fmt: skip
+study_case("cost-as-dimension", STUDY + "dimensions: [refusal, style, cost]\n", "dimensions[2]")
 case(
     "rows-missing",
     "counts",
@@ -507,6 +518,34 @@ case(
 case("fit-interval", "fit", "--counts", "counts.csv", "--interval", "1.5", expect=("interval",))
 case("fit-gate-dimension", "fit", "--counts", "c2.csv", expect=("gates[1]", "style"),
      c2__csv=COUNTS_HEADER + "refusal,legacy,na,answer,complied,0,3\nrefusal,cand,na,answer,refused,1,3\n")  # fmt: skip
+
+
+MEASUREMENTS_HEADER = "item_id,model,segment,cost,latency_s\n"
+
+
+def measurements_case(id: str, content: str | bytes, *expect: str, name: str = "m.csv") -> None:
+    case(f"measurements-{id}", "fit", "--counts", "counts.csv", "--measurements", name,
+         expect=(name, *expect), **{name.replace(".", "__"): content})  # fmt: skip
+
+
+measurements_case("no-values", "item_id,model,segment\nq00,legacy,na\n", "cost or latency_s")
+measurements_case("extra-column", MEASUREMENTS_HEADER.strip() + ",x\nq00,legacy,na,1,1,1\n", "x")
+measurements_case("model", MEASUREMENTS_HEADER + "q00,gpt,na,0.1,1\n", "line 2", "model")
+measurements_case("segment", MEASUREMENTS_HEADER + "q00,legacy,mars,0.1,1\n", "line 2",
+                  "segment")  # fmt: skip
+measurements_case("cost-text", MEASUREMENTS_HEADER + "q00,legacy,na,cheap,1\n", "line 2", "cost")
+measurements_case("cost-negative", MEASUREMENTS_HEADER + "q00,legacy,na,-1,1\n", "line 2", "cost")
+measurements_case("latency-inf", MEASUREMENTS_HEADER + "q00,legacy,na,0.1,inf\n", "line 2",
+                  "latency_s")  # fmt: skip
+measurements_case("latency-nan", MEASUREMENTS_HEADER + "q00,legacy,na,0.1,nan\n", "line 2",
+                  "latency_s")  # fmt: skip
+measurements_case("twice", MEASUREMENTS_HEADER + "q00,legacy,na,0.1,1\nq00,legacy,na,0.2,1\n",
+                  "line 3", "twice")  # fmt: skip
+measurements_case("empty-item", MEASUREMENTS_HEADER + ",legacy,na,0.1,1\n", "line 2", "item_id")
+measurements_case("header-only", MEASUREMENTS_HEADER, "only its header")
+measurements_case("suffix", MEASUREMENTS_HEADER, "unsupported", name="m.txt")
+case("measurements-missing", "fit", "--counts", "counts.csv", "--measurements", "absent.csv",
+     expect=("absent.csv", "not found"))  # fmt: skip
 
 
 # -- labels ----------------------------------------------------------------------------------------

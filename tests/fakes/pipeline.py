@@ -1,7 +1,11 @@
 """A small complete study for pipeline tests: items, replay responses, signals, labels.
 
 Two models in three segments; the candidate answers fewer items correctly. Responses are real
-text that the deterministic signals score (reference token recall, refusal phrases).
+text that the deterministic signals score (reference token recall, refusal phrases). Each replayed
+response carries token counts and a latency, and the models have prices, so that every report
+shows each model's cost and latency: `input_tokens` is 20-26 (the prompt's, the same for both
+models), `output_tokens` 40-49 and `latency_s` the model's `LATENCY` times a log-normal factor
+(sd 0.25).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ incumbent: legacy
 candidates: [cand]
 segments: {na: 2100000, emea: 1400000, apac: 900000}
 models:
-  legacy: {provider: replay, file: legacy.jsonl}
-  cand: {provider: replay, file: cand.jsonl}
+  legacy: {provider: replay, file: legacy.jsonl, price_input_per_million: 1.0,
+           price_output_per_million: 4.0}
+  cand: {provider: replay, file: cand.jsonl, price_input_per_million: 1.0,
+         price_output_per_million: 4.0}
 signals:
   overlap: {kind: reference, metric: containment}
   refusals: {kind: refusal, scale: binary}
@@ -32,14 +38,39 @@ gates:
   - {name: over_refusal, dimension: refusal, group: answer, better: lower, margin: 0.05}
 """
 
+#: The study with the candidate's prices 3× the incumbent's, and gates on price and on p95
+#: latency ("no more than 10% dearer", "no more than 300 ms slower").
+DEARER = (
+    STUDY.replace(
+        "cand: {provider: replay, file: cand.jsonl, price_input_per_million: 1.0,\n"
+        "         price_output_per_million: 4.0}",
+        "cand: {provider: replay, file: cand.jsonl, price_input_per_million: 3.0,\n"
+        "         price_output_per_million: 12.0}",
+    )
+    + "  - {name: price, dimension: cost, better: lower, margin: 0.10, relative: true}\n"
+    + "  - {name: speed, dimension: latency_p95, better: lower, margin: 0.3}\n"
+)
+
 RATES = {"legacy": 0.85, "cand": 0.6}
+LATENCY = {"legacy": 0.8, "cand": 0.6}  # seconds, the median
 
 
-def write_pipeline_study(folder: Path, *, items: int = 90, seed: int = 0) -> Path:
-    """Write study.yaml, items.csv, one replay file per model and labels.csv; return the study."""
+def write_pipeline_study(
+    folder: Path,
+    *,
+    items: int = 90,
+    seed: int = 0,
+    rates: dict[str, float] = RATES,
+    study: str = STUDY,
+) -> Path:
+    """Write study.yaml, items.csv, one replay file per model and labels.csv; return the study.
+
+    `rates` are the models' true correctness rates; `study` the study file's text (STUDY, or a
+    variant of it: other prices, more gates)."""
     rng = np.random.default_rng(seed)
+    usage = np.random.default_rng(seed + 1)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "study.yaml").write_text(STUDY)
+    (folder / "study.yaml").write_text(study)
     rows = []
     for i in range(items):
         answer = ANSWERS[i % len(ANSWERS)]
@@ -57,7 +88,7 @@ def write_pipeline_study(folder: Path, *, items: int = 90, seed: int = 0) -> Pat
         writer.writeheader()
         writer.writerows(rows)
     labels = []
-    for model, rate in RATES.items():
+    for model, rate in rates.items():
         with (folder / f"{model}.jsonl").open("w") as f:
             for i, row in enumerate(rows):
                 correct = rng.random() < rate
@@ -68,7 +99,14 @@ def write_pipeline_study(folder: Path, *, items: int = 90, seed: int = 0) -> Pat
                     text = f"The office is in {row['reference']}."
                 else:
                     text = f"The office is in {ANSWERS[(i + 3) % len(ANSWERS)]}."
-                f.write(json.dumps({"item_id": row["item_id"], "response": text}) + "\n")
+                record = {
+                    "item_id": row["item_id"],
+                    "response": text,
+                    "input_tokens": 20 + i % 7,
+                    "output_tokens": int(40 + usage.integers(0, 10)),
+                    "latency_s": round(LATENCY[model] * float(usage.lognormal(0, 0.25)), 4),
+                }
+                f.write(json.dumps(record) + "\n")
                 if i % 4 == 0:
                     labels.append((row["item_id"], model, "refusal", int(refused)))
                     if not refused:

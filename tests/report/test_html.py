@@ -7,6 +7,8 @@ is written to test-artifacts/report.png (or $CHANGEOVER_ARTIFACTS).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +22,16 @@ from changeover.run import analyse
 from changeover.study import load_study
 from changeover.workspace import open_workspace
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, playwright_or_fail
-from tests.fakes.pipeline import write_pipeline_study
+from tests.fakes.pipeline import DEARER, write_pipeline_study
 
 
-@pytest.fixture(scope="module")
-def document(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
+def _document(folder: Path, **study: Any) -> ReportDocument:
     from changeover.annotate.exchange import import_labels
     from changeover.generate import generate
     from changeover.io import import_items
     from changeover.score import score
 
-    folder = tmp_path_factory.mktemp("report")
-    study = load_study(write_pipeline_study(folder))
+    study = load_study(write_pipeline_study(folder, **study))
     with open_workspace(study.workspace_path, create=True) as workspace:
         import_items(workspace, folder / "items.csv", study)
         generate(study, workspace)
@@ -39,6 +39,38 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
         import_labels(workspace, folder / "labels.csv", study, add_annotators=True)
         settings = FitSettings(num_samples=300, num_warmup=300)
         return analyse(study, workspace, settings=settings, plan=PlanRequest(20)).document
+
+
+@contextmanager
+def _opened(document: ReportDocument, tmp_path: Path, *, width: int = 1200,
+            height: int = 900) -> Iterator[Any]:  # fmt: skip
+    """The document's HTML report, loaded from disk in a headless Chromium page."""
+    sync_playwright = playwright_or_fail()
+    path = tmp_path / "report.html"
+    path.write_text(render_html(document), encoding="utf-8")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(path.as_uri())
+            page.wait_for_load_state("load")
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
+    return _document(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def dearer(tmp_path_factory: pytest.TempPathFactory) -> ReportDocument:
+    """A candidate better on quality with 3× the incumbent's prices, under a price gate."""
+    return _document(
+        tmp_path_factory.mktemp("dearer"), rates={"legacy": 0.7, "cand": 0.92}, study=DEARER
+    )
 
 
 def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
@@ -70,6 +102,11 @@ def test_report_renders_in_chromium_with_verdicts_plots_and_tables(
 
             gates = len(document.result.gates)
             blocks = sum(len(g) for g in document.result.rates.values())
+            operations = page.locator("#operations-table tr")
+            assert operations.count() == 3  # header, legacy, cand
+            for i, model in enumerate(("legacy", "cand"), start=1):
+                assert operations.nth(i).inner_text().startswith(model)
+                assert "$" in operations.nth(i).inner_text()
             images = page.locator("img.plot")
             assert images.count() == gates + 2 * blocks
             widths = images.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
@@ -97,30 +134,19 @@ def test_report_fits_a_phone_without_sideways_scrolling(
 ) -> None:
     """Issue 14, item 12: at 390 px wide nothing sticks out of the page (tables fit, plots scale,
     verdicts become cards) and the plots are drawn no smaller than legible."""
-    sync_playwright = playwright_or_fail()
-    path = tmp_path / "report.html"
-    path.write_text(render_html(document), encoding="utf-8")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.goto(path.as_uri())
-            page.wait_for_load_state("load")
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            sticking_out = page.evaluate(
-                "Array.from(document.querySelectorAll('body *'))"
-                ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)"
-                ".map(e => e.tagName + ': ' + e.textContent.slice(0, 40))"
-            )
-            assert sticking_out == []
-            scales = page.locator("img.plot").evaluate_all(
-                "imgs => imgs.map(i => i.getBoundingClientRect().width / i.naturalWidth)"
-            )
-            assert min(scales) > 0.7, scales  # 11-point tick labels stay above 10 px
-            page.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=True)
-        finally:
-            browser.close()
+    with _opened(document, tmp_path, width=390, height=844) as page:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        sticking_out = page.evaluate(
+            "Array.from(document.querySelectorAll('body *'))"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)"
+            ".map(e => e.tagName + ': ' + e.textContent.slice(0, 40))"
+        )
+        assert sticking_out == []
+        scales = page.locator("img.plot").evaluate_all(
+            "imgs => imgs.map(i => i.getBoundingClientRect().width / i.naturalWidth)"
+        )
+        assert min(scales) > 0.7, scales  # 11-point tick labels stay above 10 px
+        page.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=True)
     assert (ARTIFACTS / "report-phone.png").stat().st_size > 10_000
 
 
@@ -134,3 +160,51 @@ def test_refusal_rows_say_refused_not_human_pass(document: ReportDocument) -> No
         svg = error_model_plot(document, "refusal", "answer")
     assert "legacy | refused" in svg and "cand | complied" in svg
     assert "human pass" not in svg and "human fail" not in svg
+
+
+def test_cost_and_latency_and_the_price_gate_in_chromium_and_markdown(
+    dearer: ReportDocument, tmp_path: Path
+) -> None:
+    """Issue 16, must show 4 (the report): the candidate better on quality but 3× dearer is
+    not-ready and the why names the price gate; each model's cost per 1,000 interactions and
+    p50 / p95 latency are in the page with the document's numbers; the gate on cost shows its
+    relative contrast and what was measured (no forest plot: one row, in its table)."""
+    from changeover.calibrate.operations import format_measure
+    from changeover.report.markdown import render_markdown
+    from changeover.study import MEASURES
+
+    result = dearer.result
+    assert result is not None
+    cand = result.candidates["cand"]
+    assert cand.verdict == "not-ready" and cand.reason.startswith("fails price overall")
+    operations = result.operations
+    with _opened(dearer, tmp_path) as page:
+        verdict = page.locator("#verdicts tr").nth(1).inner_text()
+        assert "not-ready" in verdict
+        assert "fails price overall (P = 0.000; cost per 1,000 interactions $" in verdict
+        rows = page.locator("#operations-table tr")
+        assert rows.nth(0).inner_text().split("\t") == [
+            "model", "cost per 1,000 interactions", "p50 latency", "p95 latency"
+        ]  # fmt: skip
+        for i, model in enumerate(("legacy", "cand"), start=1):
+            cells = rows.nth(i).inner_text().split("\t")
+            assert cells[0] == model
+            for cell, measure in zip(cells[1:], MEASURES, strict=True):
+                value = operations[measure][model].value
+                assert cell.startswith(format_measure(measure, value) + " ["), cell
+        price = page.locator("section.gate", has=page.locator("h3", has_text="price"))
+        assert price.locator("img.plot").count() == 0
+        row = price.locator("tr").nth(1).inner_text()
+        assert "overall" in row and "%" in row and "failed" in row
+        assert "cost per 1,000 interactions $" in row and "margin +10%" in row
+        assert "margin ≤ +10% of the incumbent's" in price.inner_text()
+        quality = sum(1 for g in result.gates.values() if g.measure is None)
+        blocks = sum(len(g) for g in result.rates.values())
+        assert page.locator("img.plot").count() == quality + 2 * blocks
+        page.screenshot(path=str(ARTIFACTS / "report-cost.png"), full_page=True)
+    markdown = render_markdown(dearer)
+    assert "## Cost and latency" in markdown
+    for model in ("legacy", "cand"):
+        cost = format_measure("cost", operations["cost"][model].value)
+        assert f"| {model} | {cost} \\[" in markdown
+    assert "### price (cost per 1,000 interactions, lower is better)" in markdown

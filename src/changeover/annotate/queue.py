@@ -102,10 +102,10 @@ class QueueStatus:
 
 
 def default_dimensions(study: Study) -> list[str]:
-    """The study's `dimensions`, else the dimensions its gates name, in order."""
+    """The study's `dimensions`, else the quality dimensions its gates name, in order."""
     if study.dimensions:
         return list(study.dimensions)
-    return list(dict.fromkeys(gate.dimension for gate in study.gates))
+    return list(dict.fromkeys(gate.dimension for gate in study.quality_gates))
 
 
 def dimensions_for(dimensions: Sequence[str], expected_behaviour: str) -> list[str]:

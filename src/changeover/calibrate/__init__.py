@@ -13,6 +13,7 @@ import polars as pl
 from changeover.calibrate.blocks import COUNTS_COLUMNS, Block, blocks_from_counts
 from changeover.calibrate.decide import Result, check_gates, decide
 from changeover.calibrate.diagnostics import Diagnostics
+from changeover.calibrate.operations import MEASUREMENT_COLUMNS, operational_draws
 from changeover.calibrate.posterior import Draws
 from changeover.calibrate.settings import Engine, FitSettings, PriorScales
 from changeover.errors import CalibrationError
@@ -20,6 +21,7 @@ from changeover.study import Study, load_study
 
 __all__ = [
     "COUNTS_COLUMNS",
+    "MEASUREMENT_COLUMNS",
     "Block",
     "Diagnostics",
     "Draws",
@@ -75,10 +77,13 @@ def fit(
     seed: int = 0,
     allow_uncalibrated: bool = False,
     priors: PriorScales = PriorScales(),
+    measurements: pl.DataFrame | None = None,
 ) -> Result:
     """Fit the calibration model to a counts table and decide every candidate.
 
-    `counts` is a validated table (`changeover.read_counts` reads and checks a file).
+    `counts` is a validated table (`changeover.read_counts` reads and checks a file);
+    `measurements`, one row per response with its cost and latency (`MEASUREMENT_COLUMNS`), gives
+    each model's cost and latency and decides the gates on them (without, they are unsettled).
     """
     if not isinstance(study, Study):
         study = load_study(study)
@@ -104,7 +109,12 @@ def fit(
         seed=seed,
         priors=priors,
     )
-    result = decide(study, draws, interval=interval, engine=engine)
+    operations = (
+        None
+        if measurements is None
+        else operational_draws(measurements, study.weights, study.model_names, seed=seed)
+    )
+    result = decide(study, draws, interval=interval, engine=engine, operations=operations)
     problems = draws.diagnostics.problems()
     if problems:
         notes.append(

@@ -3,6 +3,13 @@
 Pure functions of arrays, returning typed records (pydantic) that stay typed until JSON is
 written. The overall rate of a model is the traffic-weighted mean of its segment rates; a gate
 is a non-inferiority condition on the contrast candidate minus incumbent.
+
+A gate on cost or latency is decided from the bootstrap draws of `calibrate.operations`, not from
+the posterior. The two sources are independent (labels and signals say nothing about tokens and
+seconds, and the reverse), so a candidate's P(all gates) is the product of P(all quality gates
+jointly), from the posterior draws, and P(all cost and latency gates jointly), from the bootstrap
+draws (those gates share each draw, so their own dependence is kept). A gate whose measure is
+missing is unsettled, never passed, and P(all gates) is then unknown (NaN).
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
 from changeover.calibrate.blocks import Block
 from changeover.calibrate.diagnostics import Diagnostics
+from changeover.calibrate.operations import OperationalDraws, format_measure, measure_label
 from changeover.calibrate.posterior import Draws
 from changeover.calibrate.settings import Engine
 from changeover.errors import StudyError
-from changeover.study import Better, Gate, Scope, Study
+from changeover.study import MEASURES, Better, Gate, Measure, Scope, Study, as_measure
 
 __all__ = [
     "CandidateContrasts",
@@ -28,6 +36,7 @@ __all__ = [
     "ErrorModel",
     "GateResult",
     "Interval",
+    "Measured",
     "ModelRates",
     "Rates",
     "Record",
@@ -63,12 +72,16 @@ class Interval(Record):
 
 
 class Contrast(Interval):
-    """Candidate minus incumbent, overall or in one segment, and its gate condition."""
+    """Candidate minus incumbent, overall or in one segment, and its gate condition. On a cost
+    or latency gate: the measured difference (candidate / incumbent - 1 when relative) with a
+    bootstrap interval, and a `note` that says it in words (or why it is not measured: then the
+    numbers are NaN)."""
 
     p_gate: float  # P(the condition holds)
     margin: float
     gated: bool  # whether the condition counts for the verdict (the gate's scope)
     state: State
+    note: str | None = None
 
 
 class ModelRates(Record):
@@ -107,6 +120,12 @@ class GateResult(Record):
     probability: float  # the probability at which a condition holds
     scope: Scope
     contrasts: dict[str, CandidateContrasts]
+    relative: bool = False  # a cost or latency gate whose margin is a fraction of the incumbent
+
+    @property
+    def measure(self) -> Measure | None:
+        """The cost or latency measure of the gate, or None for a quality dimension."""
+        return as_measure(self.dimension)
 
 
 class Condition(Record):
@@ -117,6 +136,7 @@ class Condition(Record):
     probability: float  # P(the condition holds)
     required: float  # the gate's probability
     state: State
+    note: str | None = None  # a cost or latency gate's figures, or why it is not measured
 
     @property
     def place(self) -> str:
@@ -134,12 +154,29 @@ class CandidateResult(Record):
     conditions: list[Condition] = Field(default_factory=list)
 
     def in_state(self, state: State) -> list[Condition]:
-        """The conditions in one state, least likely to hold first."""
-        return sorted((c for c in self.conditions if c.state == state), key=lambda c: c.probability)
+        """The conditions in one state, least likely to hold first (unmeasured ones first)."""
+        return sorted(
+            (c for c in self.conditions if c.state == state),
+            key=lambda c: -1.0 if c.probability != c.probability else c.probability,
+        )
+
+
+class Measured(Record):
+    """A model's cost per 1,000 interactions (US dollars) or latency (seconds) at the traffic
+    mix: the estimate from every measured response, a bootstrap interval, and how many responses
+    it rests on; when not measured the values are None and `missing` says why."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+    responses: int
+    missing: str | None = None
 
 
 #: Per dimension, group ("all" when none) and model.
 Rates = dict[str, dict[str, dict[str, ModelRates]]]
+#: Per measure (cost, latency_p50, latency_p95) and model.
+Operations = dict[Measure, dict[str, Measured]]
 
 
 class Result(Record):
@@ -155,6 +192,7 @@ class Result(Record):
     interval: float
     engine: Engine
     labels: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
+    operations: Operations = Field(default_factory=dict)  # empty when nothing was measured
     warnings: list[str] = Field(default_factory=list)
     draws: InstanceOf[Draws] | None = Field(default=None, exclude=True, repr=False)
 
@@ -193,10 +231,10 @@ def gate_holds(contrast: np.ndarray, gate: Gate, margin: float) -> np.ndarray:
 
 
 def check_gates(study: Study, blocks: list[Block]) -> None:
-    """Every gate must name a dimension and group that the counts have."""
+    """Every quality gate must name a dimension and group that the counts have."""
     keys = {b.key for b in blocks}
     for i, gate in enumerate(study.gates):
-        if (gate.dimension, gate.group or "") in keys:
+        if gate.measure is not None or (gate.dimension, gate.group or "") in keys:
             continue
         groups = sorted(g or "(none)" for d, g in keys if d == gate.dimension)
         if not groups:
@@ -213,9 +251,15 @@ def check_gates(study: Study, blocks: list[Block]) -> None:
 
 
 def decide(
-    study: Study, draws: Draws, *, interval: float = 0.95, engine: Engine = "calibration"
+    study: Study,
+    draws: Draws,
+    *,
+    interval: float = 0.95,
+    engine: Engine = "calibration",
+    operations: OperationalDraws | None = None,
 ) -> Result:
-    """Rates, contrasts, gate probabilities and a verdict per candidate."""
+    """Rates, contrasts, gate probabilities and a verdict per candidate; with `operations`,
+    each model's cost and latency and the gates on them (without, those gates are unsettled)."""
     models = list(draws.blocks[0].models) if draws.blocks else study.model_names
     inc = models.index(study.incumbent)
     rates: Rates = {}
@@ -261,11 +305,26 @@ def decide(
     gates: dict[str, GateResult] = {}
     conditions: dict[str, list[Condition]] = {c: [] for c in study.candidates}
     holds_all: dict[str, np.ndarray | None] = {c: None for c in study.candidates}
+    measured_all: dict[str, np.ndarray | None] = {c: None for c in study.candidates}
     for gate in study.gates:
+        required = study.gate_probability(gate)
+        if gate.measure is not None:
+            gates[gate.name], held = _measure_gate(study, gate, gate.measure, operations, interval)
+            for candidate, entry in gates[gate.name].contrasts.items():
+                measured = entry.overall
+                conditions[candidate].append(
+                    Condition(
+                        gate=gate.name, where="overall", probability=measured.p_gate,
+                        required=required, state=measured.state, note=measured.note,
+                    )
+                )  # fmt: skip
+                current = measured_all[candidate]
+                holds = held[candidate]
+                measured_all[candidate] = holds if current is None else current * holds
+            continue
         block = draws.blocks[block_index[(gate.dimension, gate.group or "")]]
         theta = draws.theta[block.key]
         overall = overall_draws[block.key]
-        required = study.gate_probability(gate)
         contrasts: dict[str, CandidateContrasts] = {}
         for candidate in study.candidates:
             c = models.index(candidate)
@@ -297,17 +356,12 @@ def decide(
                     holds_all[candidate] = holds if current is None else (current & holds)
             overall_contrast = found.pop("overall")
             contrasts[candidate] = CandidateContrasts(overall=overall_contrast, segments=found)
-        gates[gate.name] = GateResult(
-            dimension=gate.dimension,
-            group=gate.group_key,
-            better=gate.better,
-            probability=required,
-            scope=gate.scope,
-            contrasts=contrasts,
-        )
+        gates[gate.name] = _gate_result(study, gate, contrasts)
 
     candidates = {
-        c: _verdict(holds_all[c], conditions[c], study.decision.probability)
+        c: _verdict(
+            _p_all(holds_all[c], measured_all[c]), conditions[c], study.decision.probability
+        )
         for c in study.candidates
     }
     return Result(
@@ -320,8 +374,141 @@ def decide(
         interval=interval,
         engine=engine,
         labels=labels,
+        operations=_operations(operations, study.model_names, interval),
         draws=draws,
     )
+
+
+def _operations(
+    operations: OperationalDraws | None, models: Sequence[str], interval: float
+) -> Operations:
+    """Each model's measures as records: the estimate and a percentile bootstrap interval."""
+    if operations is None:
+        return {}
+    tail = (1 - interval) / 2
+    out: Operations = {}
+    for measure in MEASURES:
+        out[measure] = {}
+        for model in models:
+            n = operations.responses[measure].get(model, 0)
+            if model not in operations.estimate[measure]:
+                why = operations.missing[measure].get(model, f"'{model}' was not measured")
+                out[measure][model] = Measured(value=None, lo=None, hi=None, responses=n,
+                                               missing=why)  # fmt: skip
+                continue
+            lo, hi = np.nanquantile(operations.draws[measure][model], [tail, 1 - tail])
+            out[measure][model] = Measured(
+                value=operations.estimate[measure][model], lo=float(lo), hi=float(hi), responses=n
+            )
+    return out
+
+
+def _unmeasured(operations: OperationalDraws | None, measure: Measure, models: Sequence[str],
+                relative: bool) -> str | None:  # fmt: skip
+    """Why a gate on `measure` cannot be decided between these models, or None when it can."""
+    if operations is None:
+        return (
+            "not measured: a fit from counts alone has no per-response cost or latency; decide "
+            "from the workspace (changeover report) or pass --measurements FILE"
+        )
+    for model in models:
+        if model not in operations.estimate[measure]:
+            return f"not measured: {operations.missing[measure][model]}"
+    if relative and not operations.estimate[measure][models[0]] > 0:
+        return (
+            f"not measured: the incumbent's {measure_label(measure)} is 0, so no fraction of it "
+            "is a margin; give the gate an absolute margin (remove relative)"
+        )
+    return None
+
+
+def _measure_contrast(operations: OperationalDraws, measure: Measure, incumbent: str,
+                      candidate: str, relative: bool) -> tuple[float, np.ndarray]:  # fmt: skip
+    """The measured candidate - incumbent (or candidate / incumbent - 1) and its draws."""
+    a, b = operations.estimate[measure][candidate], operations.estimate[measure][incumbent]
+    da, db = operations.draws[measure][candidate], operations.draws[measure][incumbent]
+    if relative:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return a / b - 1, np.where(db > 0, da / db - 1, np.nan)
+    return a - b, da - db
+
+
+def _measure_note(measure: Measure, operations: OperationalDraws, incumbent: str, candidate: str,
+                  difference: float, gate: Gate) -> str:  # fmt: skip
+    """ "cost per 1,000 interactions $3.00 against $1.00 (+200%; margin +10%)"."""
+    label = measure_label(measure)
+    a = format_measure(measure, operations.estimate[measure][candidate])
+    b = format_measure(measure, operations.estimate[measure][incumbent])
+    if gate.relative:
+        change, margin = f"{100 * difference:+.1f}%", f"+{100 * gate.margin:g}%"
+    else:
+        change = format_measure(measure, difference, difference=True)
+        margin = format_measure(measure, gate.margin, difference=True)
+    return f"{label} {a} against {b} ({change}; margin {margin})"
+
+
+def _measure_gate(
+    study: Study,
+    gate: Gate,
+    measure: Measure,
+    operations: OperationalDraws | None,
+    interval: float,
+) -> tuple[GateResult, dict[str, np.ndarray]]:
+    """A gate on cost or latency, decided from the bootstrap draws of the measure; and per
+    candidate and draw, 1.0 where its condition holds, 0.0 where not, NaN where the draw says
+    nothing (a single NaN when the gate is not measured)."""
+    required = study.gate_probability(gate)
+    tail = (1 - interval) / 2
+    contrasts, held = {}, {}
+    for candidate in study.candidates:
+        why = _unmeasured(operations, measure, [study.incumbent, candidate], gate.relative)
+        if why is not None or operations is None:
+            nan = float("nan")
+            contrast = Contrast(mean=nan, lo=nan, hi=nan, p_gate=nan, margin=gate.margin,
+                                gated=True, state="unsettled", note=why)  # fmt: skip
+            held[candidate] = np.array([np.nan])
+        else:
+            point, diff = _measure_contrast(
+                operations, measure, study.incumbent, candidate, gate.relative
+            )
+            held[candidate] = np.where(
+                np.isfinite(diff), (diff < gate.margin).astype(float), np.nan
+            )
+            p = float(np.nanmean(held[candidate]))
+            lo, hi = np.nanquantile(diff, [tail, 1 - tail])
+            contrast = Contrast(
+                mean=float(point), lo=float(lo), hi=float(hi), p_gate=p, margin=gate.margin,
+                gated=True, state=condition_state(p, required),
+                note=_measure_note(measure, operations, study.incumbent, candidate, point, gate),
+            )  # fmt: skip
+        contrasts[candidate] = CandidateContrasts(overall=contrast, segments={})
+    return _gate_result(study, gate, contrasts), held
+
+
+def _gate_result(study: Study, gate: Gate, contrasts: dict[str, CandidateContrasts]) -> GateResult:
+    """A gate's settings and its candidates' contrasts, as the result keeps them."""
+    return GateResult(
+        dimension=gate.dimension,
+        group=gate.group_key,
+        better=gate.better,
+        probability=study.gate_probability(gate),
+        scope=gate.scope,
+        contrasts=contrasts,
+        relative=gate.relative,
+    )
+
+
+def _p_all(quality: np.ndarray | None, measured: np.ndarray | None) -> float | None:
+    """P(all gates): the posterior's P(all quality gates) times the bootstrap's P(all cost and
+    latency gates), the two sources being independent (module docstring); None without gates."""
+    if quality is None and measured is None:
+        return None
+    p_quality = 1.0 if quality is None else float(quality.mean())
+    if measured is None:
+        return p_quality
+    if np.isnan(measured).all():
+        return float("nan")
+    return p_quality * float(np.nanmean(measured))
 
 
 #: How many conditions a reason names before "and N more".
@@ -329,7 +516,16 @@ NAMED = 4
 
 
 def _named(conditions: Sequence[Condition]) -> str:
-    return ", ".join(f"{c.gate} {c.place} (P = {c.probability:.3f})" for c in conditions)
+    """ "g overall (P = 0.012)", with a cost or latency gate's figures or why it is unmeasured."""
+    parts = []
+    for c in conditions:
+        if c.probability != c.probability:
+            parts.append(f"{c.gate} {c.place} ({c.note})")
+        elif c.note:
+            parts.append(f"{c.gate} {c.place} (P = {c.probability:.3f}; {c.note})")
+        else:
+            parts.append(f"{c.gate} {c.place} (P = {c.probability:.3f})")
+    return ", ".join(parts)
 
 
 def _listing(failed: list[Condition], unsettled: list[Condition]) -> str:
@@ -356,14 +552,13 @@ def _listing(failed: list[Condition], unsettled: list[Condition]) -> str:
     return text
 
 
-def _verdict(holds: np.ndarray | None, conditions: list[Condition], bar: float) -> CandidateResult:
-    if holds is None:
+def _verdict(p_all: float | None, conditions: list[Condition], bar: float) -> CandidateResult:
+    if p_all is None:
         return CandidateResult(
             verdict="undecided",
             p_all_gates=float("nan"),
             reason="no gates are defined in the study",
         )
-    p_all = float(holds.mean())
     result = CandidateResult(
         verdict="undecided", p_all_gates=p_all, reason="", conditions=conditions
     )
@@ -375,7 +570,9 @@ def _verdict(holds: np.ndarray | None, conditions: list[Condition], bar: float) 
     if p_all >= bar:
         reason = f"all {len(conditions)} gate conditions hold jointly with P = {p_all:.3f}"
         return result.model_copy(update={"verdict": "ready", "reason": reason})
-    if unsettled:
+    if p_all != p_all:
+        reason = f"{_listing([], unsettled)}; P(all gates) is unknown until it is measured"
+    elif unsettled:
         reason = f"{_listing([], unsettled)}; P(all gates) = {p_all:.3f} < {bar}"
     else:
         weakest = min(conditions, key=lambda x: x.probability)

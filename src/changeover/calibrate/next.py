@@ -232,7 +232,7 @@ def _conditions(
     inc = models.index(study.incumbent)
     by_key = {b.key: b for b in draws.blocks}
     out: dict[StratumKey, list[_Condition]] = {}
-    for gate in study.gates:
+    for gate in study.quality_gates:  # labels settle no gate on cost or latency
         key = (gate.dimension, gate.group or "")
         block = by_key[key]
         theta = draws.theta[key]
@@ -263,6 +263,14 @@ def _conditions(
                     )
                 )
     return out
+
+
+def _open_on_measures_only(study: Study, result: Result, candidate: str) -> bool:
+    """Whether every unsettled condition of the candidate is on cost or latency (so that no
+    label can settle its verdict)."""
+    measures = {gate.name for gate in study.gates if gate.measure is not None}
+    unsettled = result.candidates[candidate].in_state("unsettled")
+    return bool(unsettled) and all(c.gate in measures for c in unsettled)
 
 
 def _risk(t: np.ndarray, sd0: np.ndarray, sd1: np.ndarray) -> np.ndarray:
@@ -460,6 +468,19 @@ def plan_next(
         raise ValueError("the result carries no posterior draws; fit with changeover.fit")
     if candidates is None:
         undecided = tuple(c for c, v in result.candidates.items() if v.verdict == "undecided")
+        measured_only = [c for c in undecided if _open_on_measures_only(study, result, c)]
+        undecided = tuple(c for c in undecided if c not in measured_only)
+        if measured_only and not undecided:
+            return NextPlan(
+                "nothing-to-do",
+                (),
+                budget,
+                0.0,
+                0.0,
+                (),
+                f"{', '.join(measured_only)} undecided only on gates on cost or latency, which "
+                "labels do not settle (see the why of each verdict)",
+            )
     else:
         unknown = [c for c in candidates if c not in result.candidates]
         if unknown:

@@ -519,7 +519,7 @@ class Caller:
                 await asyncio.sleep(self.backoff(attempt, error))
                 continue
             self._unreachable_in_a_row = 0
-            latency = self._clock() - started
+            latency = self._clock() - started if self.provider.is_timed else completion.latency_s
             if completion.input_tokens is not None or completion.output_tokens is not None:
                 used = (completion.input_tokens or 0) + (completion.output_tokens or 0)
                 self.limiter.settle(estimate, used)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from changeover.cli.app import DECIDE, app, console
-from changeover.counts import read_counts
+from changeover.counts import read_counts, read_measurements
 from changeover.errors import ChangeoverError
 from changeover.files import replacing
 from changeover.study import load_study
@@ -24,6 +24,13 @@ def fit(
         ),
     ],
     study: Annotated[Path, typer.Option(help="The study file.")] = Path("study.yaml"),
+    measurements: Annotated[
+        Path | None,
+        typer.Option(
+            help="Per-response cost and latency (.csv or .parquet: item_id, model, segment, "
+            "cost, latency_s): each model's cost and latency, and the gates on them."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
     draws: Annotated[
         Path | None, typer.Option(help="Save the posterior (ArviZ netCDF) here.")
@@ -60,6 +67,7 @@ def fit(
             raise ChangeoverError(f"{path}: folder {path.parent} does not exist; create it first")
     the_study = load_study(study)
     table = read_counts(counts, the_study)
+    measured = None if measurements is None else read_measurements(measurements, the_study)
     with console.status("fitting (NUTS)…"):
         result = fit_counts(
             the_study,
@@ -71,6 +79,7 @@ def fit(
             num_chains=num_chains,
             seed=seed,
             allow_uncalibrated=allow_uncalibrated,
+            measurements=measured,
         )
     print_result(result, console)
     if out is not None:

@@ -77,6 +77,8 @@ class Completion:
     #: Token counts the answer reported that cannot be true ("completion_tokens=1e+30"), kept
     #: as unknown instead: the response is good, its usage is not.
     implausible_usage: str | None = None
+    #: The latency recorded with an answer served from elsewhere (replay), in seconds.
+    latency_s: float | None = None
 
     def redacted(self, secrets: Iterable[str]) -> Completion:
         """The answer with every secret taken out of its text (an endpoint echoing the key)."""
@@ -117,6 +119,9 @@ class Provider(ABC):
 
     #: False for providers whose answers are not worth caching (replay reads a file).
     is_cacheable: bool = True
+    #: False when the time a request takes is not the model's latency (replay reads a file): the
+    #: answer's recorded `latency_s` is kept instead.
+    is_timed: bool = True
 
     @abstractmethod
     async def complete(self, request: Request) -> Completion:

@@ -1,7 +1,9 @@
 """`provider: replay`: serves responses recorded elsewhere, from a file, by item id.
 
 The file is a responses file (CSV, JSONL or Parquet) with `item_id, response` and optionally
-`error` and `model` (rows of other models are skipped), validated like `import responses`.
+`error` and `model` (rows of other models are skipped), validated like `import responses`. Its
+token counts and `latency_s`, when given, are kept as the response's own (the time a replay
+takes says nothing of the model).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = ["ReplayProvider"]
 
 class ReplayProvider(Provider):
     is_cacheable = False
+    is_timed = False
 
     def __init__(self, records: Sequence[ResponseRecord], *, path: Path) -> None:
         self._by_item = {record.item_id: record for record in records}
@@ -35,4 +38,5 @@ class ReplayProvider(Provider):
             finish_reason=record.finish_reason,
             input_tokens=record.input_tokens,
             output_tokens=record.output_tokens,
+            latency_s=record.latency_s,
         )

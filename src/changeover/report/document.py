@@ -277,6 +277,8 @@ def gate_examples(
     )
     planned: list[tuple[RegionExamples, list[_Shown]]] = []
     for name, gate in result.gates.items():
+        if gate.measure is not None:
+            continue  # decided from cost and latency, which no response shows
         bad = 0 if gate.better == "higher" else 1
         group = "" if gate.group == "all" else gate.group
         part = responses.filter(

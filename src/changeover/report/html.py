@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from changeover.calibrate.decide import GateResult
+from changeover.calibrate.decide import GateResult, Measured, Operations
+from changeover.calibrate.operations import format_measure, measure_label
 from changeover.report import plots
 from changeover.report.document import (
     JudgeFlag,
@@ -16,8 +17,20 @@ from changeover.report.document import (
     outcome_words,
     overall_rate,
 )
+from changeover.study import MEASURES, Measure
 
-__all__ = ["BlockView", "blocks_of", "margins", "percent", "render_html"]
+__all__ = [
+    "BlockView",
+    "blocks_of",
+    "contrast_text",
+    "gate_subject",
+    "margin_text",
+    "margins",
+    "measured_text",
+    "operations_table",
+    "percent",
+    "render_html",
+]
 
 
 def percent(x: float | None) -> str:
@@ -37,14 +50,74 @@ def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
+def contrast_text(gate: GateResult, x: float) -> str:
+    """A contrast of the gate in its unit: "+2.5" (percentage points), "+198%" (a relative cost
+    or latency gate), "+$0.40" or "+0.12 s"; "–" where there is none."""
+    if x != x:
+        return "–"
+    if gate.measure is None:
+        return _pp(x)
+    if gate.relative:
+        return f"{100 * x:+.1f}%"
+    return format_measure(gate.measure, x, difference=True)
+
+
+def gate_subject(gate: GateResult) -> str:
+    """What the gate is on: "correctness, items that should answer", "p95 latency"."""
+    if gate.measure is not None:
+        return measure_label(gate.measure)
+    return gate.dimension + ("" if gate.group == "all" else f", items that should {gate.group}")
+
+
+def measured_text(measured: Measured, measure: Measure) -> str:
+    """ "$0.60 [$0.59, $0.61]" or "0.84 s [0.80, 0.90]"; "not measured" without a value."""
+    if measured.value is None:
+        return "not measured"
+    lo, hi = (format_measure(measure, x).removesuffix(" s") for x in (measured.lo, measured.hi))
+    return f"{format_measure(measure, measured.value)} [{lo}, {hi}]"
+
+
+#: The columns of the cost and latency table, after the model.
+OPERATIONS_HEADER = ("cost per 1,000 interactions", "p50 latency", "p95 latency")
+
+
+def operations_table(operations: Operations) -> tuple[list[list[str]], list[str]]:
+    """The cost and latency table: per model its name, then `OPERATIONS_HEADER`'s cells; and
+    why a measure is missing, once per reason."""
+    models = list(next(iter(operations.values()), {}))
+    rows = [
+        [model, *(measured_text(operations[m][model], m) for m in MEASURES)] for model in models
+    ]
+    notes = [
+        entry.missing
+        for m in MEASURES
+        for entry in operations[m].values()
+        if entry.missing is not None
+    ]
+    return rows, list(dict.fromkeys(notes))
+
+
+def margin_text(gate: GateResult, margin: float) -> str:
+    """One margin as its condition uses it: "≥ -5.0" (points), "≤ +10%" (of the incumbent's
+    cost or latency), "≤ +$0.50" or "≤ +0.30 s"."""
+    if gate.measure is None:
+        return f"{'≥ -' if gate.better == 'higher' else '≤ +'}{100 * margin:.1f}"
+    if gate.relative:
+        return f"≤ +{100 * margin:g}%"
+    return f"≤ {format_measure(gate.measure, margin, difference=True)}"
+
+
 def margins(gate: GateResult) -> str:
-    """ "margin ≥ -5.0 pp (≥ -15.0 per segment)": the gate's margins as the conditions use them."""
-    sign = "≥ -" if gate.better == "higher" else "≤ +"
+    """ "margin ≥ -5.0 pp (≥ -15.0 per segment)": the gate's margins as the conditions use them
+    ("margin ≤ +10% of the incumbent's", "margin ≤ +0.30 s" on cost and latency)."""
     first = next(iter(gate.contrasts.values()))
-    text = f"margin {sign}{100 * first.overall.margin:.1f} pp"
+    if gate.measure is not None:
+        text = f"margin {margin_text(gate, first.overall.margin)}"
+        return text + (" of the incumbent's" if gate.relative else "")
+    text = f"margin {margin_text(gate, first.overall.margin)} pp"
     segment = next(iter(first.segments.values()), None)
     if segment is not None and segment.margin != first.overall.margin:
-        text += f" ({sign}{100 * segment.margin:.1f} per segment)"
+        text += f" ({margin_text(gate, segment.margin)} per segment)"
     return text
 
 
@@ -101,7 +174,10 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(overall=overall_rate, outcome=outcome_words, margins=margins)
+    env.globals.update(
+        overall=overall_rate, outcome=outcome_words, margins=margins, contrast=contrast_text,
+        subject=gate_subject, operations_table=operations_table, header=OPERATIONS_HEADER,
+    )  # fmt: skip
     env.filters.update(pct=percent, pp=_pp, prob=_prob, num=_num, thousands=lambda n: f"{n:,}")
     return env
 
@@ -113,7 +189,11 @@ def render_html(document: ReportDocument) -> str:
     rendered: dict[str, dict[str, str]] = {"forest": {}, "rates": {}, "error": {}}
     if result is not None:
         rendered = {
-            "forest": {name: _data_uri(plots.forest_plot(g)) for name, g in result.gates.items()},
+            "forest": {
+                name: _data_uri(plots.forest_plot(g))
+                for name, g in result.gates.items()
+                if g.measure is None  # one row, in its table
+            },
             "rates": {
                 b.id: _data_uri(plots.rates_plot(document, b.dimension, b.group)) for b in blocks
             },

@@ -6,7 +6,15 @@ import re
 
 from changeover.calibrate.decide import Result
 from changeover.report.document import ReportDocument, overall_rate
-from changeover.report.html import blocks_of, percent
+from changeover.report.html import (
+    OPERATIONS_HEADER,
+    blocks_of,
+    contrast_text,
+    gate_subject,
+    margin_text,
+    operations_table,
+    percent,
+)
 
 __all__ = ["render_markdown"]
 
@@ -36,6 +44,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]
+
+
+def _prob(x: float) -> str:
+    return f"{x:.3f}" if x == x else "n/a"
 
 
 def _preview(document: ReportDocument) -> list[str]:
@@ -70,29 +82,47 @@ def _verdicts(result: Result, document: ReportDocument) -> list[str]:
     out = _table(
         ["candidate", "verdict", "P(all gates)", "why"],
         [
-            [md(name), f"**{c.verdict}**", f"{c.p_all_gates:.3f}", md(c.reason)]
+            [md(name), f"**{c.verdict}**", _prob(c.p_all_gates), md(c.reason)]
             for name, c in result.candidates.items()
         ],
     )
     if not result.diagnostics.converged:
         out += ["**The fit did not converge: do not act on these verdicts.**", ""]
-    out += ["## Gates", "", "Contrast candidate − incumbent in percentage points.", ""]
+    out += [
+        "## Gates",
+        "",
+        "Contrast candidate − incumbent in percentage points (cost and latency in their own "
+        "units, decided from the measured responses).",
+        "",
+    ]
     for name, gate in result.gates.items():
-        sign = "≥ -" if gate.better == "higher" else "≤ +"
-        rows = [
-            [
-                md(candidate),
-                md(where),
-                f"{100 * c.mean:+.1f} [{100 * c.lo:+.1f}, {100 * c.hi:+.1f}]",
-                f"{sign}{100 * c.margin:.1f}",
-                f"{c.p_gate:.3f}",
-            ]
-            for candidate, entry in gate.contrasts.items()
-            for where, c in entry.places()
-            if c.gated
+        rows = []
+        for candidate, entry in gate.contrasts.items():
+            for where, c in entry.places():
+                if not c.gated:
+                    continue
+                contrast = contrast_text(gate, c.mean)
+                if c.mean == c.mean:
+                    contrast += f" [{contrast_text(gate, c.lo)}, {contrast_text(gate, c.hi)}]"
+                note = [md(c.note or "")] if gate.measure is not None else []
+                rows.append(
+                    [md(candidate), md(where), contrast, margin_text(gate, c.margin),
+                     _prob(c.p_gate), *note]
+                )  # fmt: skip
+        out += [f"### {md(name)} ({md(gate_subject(gate))}, {gate.better} is better)", ""]
+        header = ["candidate", "where", "contrast", "margin", "P(holds)"]
+        out += _table(header + (["measured"] if gate.measure is not None else []), rows)
+    if result.operations:
+        rows, notes = operations_table(result.operations)
+        out += [
+            "## Cost and latency",
+            "",
+            "At the study's traffic mix: US dollars per 1,000 interactions at the models' "
+            f"prices, latency in seconds; [{round(100 * result.interval)}% bootstrap interval].",
+            "",
         ]
-        out += [f"### {md(name)} ({md(gate.dimension)}, {gate.better} is better)", ""]
-        out += _table(["candidate", "where", "contrast", "margin", "P(holds)"], rows)
+        out += _table(["model", *OPERATIONS_HEADER], [[md(cell) for cell in row] for row in rows])
+        out += [f"- not measured: {md(n)}" for n in notes] + ([""] if notes else [])
     out += ["## Calibrated rates against the raw signal", ""]
     truth = document.truth
     for block in blocks_of(document):

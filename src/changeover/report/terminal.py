@@ -20,11 +20,19 @@ from rich.text import Text
 from changeover.calibrate.decide import CandidateResult, GateResult, Result
 from changeover.calibrate.next import NextPlan
 from changeover.report.document import ReportDocument, overall_rate
-from changeover.report.html import margins, percent
+from changeover.report.html import (
+    OPERATIONS_HEADER,
+    contrast_text,
+    gate_subject,
+    margins,
+    operations_table,
+    percent,
+)
 
 __all__ = [
     "Column",
     "print_document",
+    "print_operations",
     "print_plan",
     "print_preview",
     "print_result",
@@ -114,14 +122,13 @@ def verdict_text(verdict: CandidateResult, *, converged: bool = True) -> Text:
     return text
 
 
-def _pp(x: float) -> str:
-    return f"{100 * x:+.1f}" if x == x else "n/a"
+def _prob(x: float) -> str:
+    return f"{x:.3f}" if x == x else "n/a"
 
 
 def _gate_title(name: str, gate: GateResult) -> str:
-    group = "" if gate.group == "all" else f", items that should {gate.group}"
     return (
-        f"gate {name}: {gate.dimension}{group}, {gate.better} is better, {margins(gate)}, "
+        f"gate {name}: {gate_subject(gate)}, {gate.better} is better, {margins(gate)}, "
         f"holds at P ≥ {gate.probability}"
     )
 
@@ -140,10 +147,13 @@ def _gate_table(console: Console, name: str, gate: GateResult) -> None:
         if grouped and gated:
             rows.append([Text(candidate, "bold"), "", "", ""])
         for where, c in gated:
+            shown = contrast_text(gate, c.mean)
+            if c.mean == c.mean:
+                shown += f" [{contrast_text(gate, c.lo)}, {contrast_text(gate, c.hi)}]"
             cells: list[Cell] = [
                 f"  {where}" if grouped else where,
-                f"{_pp(c.mean)} [{_pp(c.lo)}, {_pp(c.hi)}]",
-                f"{c.p_gate:.3f}",
+                shown,
+                _prob(c.p_gate),
                 Text(c.state, style=_STYLE.get(c.state, "")),
             ]
             rows.append(cells if grouped else [candidate, *cells])
@@ -171,19 +181,20 @@ def print_summary(result: Result, console: Console, *, seconds: float | None = N
             console,
             f"  {name.ljust(width)}  ",
             verdict_text(verdict, converged=converged),
-            f"  P(all gates) = {verdict.p_all_gates:.3f}",
+            f"  P(all gates) = {_prob(verdict.p_all_gates)}",
         )
         _say(console, f"why: {verdict.reason}", indent=width + 4)
     console.print()
     if result.gates:
         console.print(
-            f"Gates: contrast candidate − incumbent in points, mean "
-            f"[{round(100 * result.interval)}% interval]; a condition is held, failed or "
-            "unsettled by its P(holds).",
+            f"Gates: contrast candidate − incumbent in points (cost and latency in their own "
+            f"units), mean [{round(100 * result.interval)}% interval]; a condition is held, "
+            "failed or unsettled by its P(holds).",
             highlight=False,
         )
     for name, gate in result.gates.items():
         _gate_table(console, name, gate)
+    print_operations(result, console)
     d = result.diagnostics
     took = "" if seconds is None else f", {seconds:.1f} s"
     status = Text("converged", style="green") if converged else Text("NOT CONVERGED", "bold red")
@@ -201,6 +212,25 @@ def print_summary(result: Result, console: Console, *, seconds: float | None = N
             Text("the fit did not converge, so its verdicts are provisional: ", "bold red"),
             f"sample longer (e.g. --num-samples {2 * d.num_samples}) before acting on them",
         )
+
+
+def print_operations(result: Result, console: Console) -> None:
+    """Each model's cost per 1,000 interactions and p50 / p95 latency at the traffic mix, with
+    their intervals, and why any is not measured."""
+    if not result.operations:
+        return
+    rows, notes = operations_table(result.operations)
+    pct = round(100 * result.interval)
+    print_table(
+        console,
+        f"Cost and latency at the traffic mix [{pct}% bootstrap interval]",
+        [Column("model"), *(Column(h, "right") for h in OPERATIONS_HEADER)],
+        [list(row) for row in rows],
+    )
+    for note in notes:
+        _say(console, Text("not measured: ", "yellow"), note)
+    if notes:
+        console.print()
 
 
 def print_document(document: ReportDocument, console: Console) -> None:
