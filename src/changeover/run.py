@@ -37,6 +37,7 @@ from changeover.report.document import (
     point_rates,
 )
 from changeover.score import ScoreReporter, ScoreSummary, score
+from changeover.signals.health import signal_health
 from changeover.study import Study
 from changeover.workspace import Workspace, open_workspace
 
@@ -208,7 +209,12 @@ def analyse(
             result = fit(study, counts, measurements=measured, **asdict(settings))
             assert result.draws is not None
             blocks = result.draws.blocks
-    notes = list(dict.fromkeys(str(w.message) for w in caught))
+    health = [
+        line
+        for name, _ in (study.signals.items() if study.signals is not None else ())
+        for line in signal_health(workspace.signal_levels(name)).warnings(name)
+    ]
+    notes = list(dict.fromkeys([*health, *(str(w.message) for w in caught)]))
     examples = (
         [] if result is None else gate_examples(study, result, rows, workspace.response_texts)
     )

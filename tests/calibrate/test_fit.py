@@ -109,11 +109,20 @@ def test_error_engine_recovers_the_rates(engine: str) -> None:
     assert result.engine == "error"
 
 
-def test_a_single_level_signal_is_refused() -> None:
+def test_a_single_level_signal_leaves_the_rates_to_the_labels() -> None:
+    """A signal that puts every response at one level (a model that never refuses) carries no
+    information; the fit says so and estimates the rates from the human labels."""
     sim = simulate(SCENARIO, np.random.default_rng(9))
     one_level = sim.counts.with_columns(pl.lit("pass").alias("level"))
-    with pytest.raises(CalibrationError, match="single level"):
-        fit(sim.study, one_level, **FAST)
+    with pytest.warns(UserWarning, match="single level .* rest on the human labels alone"):
+        result = fit(sim.study, one_level, seed=0, **FAST)
+    labelled = one_level.filter(pl.col("human").is_not_null())
+    for m, model in enumerate(sim.study.model_names):
+        rate = result.rates["quality"]["all"][model].overall
+        assert rate.lo <= sim.overall[m] <= rate.hi
+        mine = labelled.filter(model=model)
+        share = (mine["human"] * mine["n"]).sum() / mine["n"].sum()
+        assert abs(rate.mean - share) < 0.1  # the labels' rate, shrunk a little by pooling
 
 
 def test_rhat_and_ess_agree_with_arviz() -> None:

@@ -31,3 +31,13 @@ def test_combined_levels_count_by_their_parts() -> None:
 
 def test_no_levels_is_healthy() -> None:
     assert signal_health({}).is_healthy
+
+
+def test_a_signal_with_one_level_says_how_to_fix_it() -> None:
+    health = signal_health({"0.6-1": 120})
+    assert health.only_level == "0.6-1" and not health.is_healthy
+    (line,) = health.warnings("answer_overlap")
+    assert "every scored response is at level '0.6-1'" in line
+    assert "--rescore --signals answer_overlap" in line and "docs/signals.md" in line
+    assert signal_health({"0.6-1": 119, "0-0.3": 1}).only_level is None
+    assert signal_health({"pass": 90, "error": 10}).only_level is None  # the error share says it

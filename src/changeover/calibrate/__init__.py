@@ -37,9 +37,11 @@ def _check_labels(blocks: list[Block], allow_uncalibrated: bool) -> list[str]:
     notes = []
     for block in blocks:
         if len(block.levels) < 2:
-            raise CalibrationError(
-                f"{block.label}: the signal has a single level ('{block.levels[0]}'), which says "
-                "nothing about the responses; a signal needs at least two levels"
+            notes.append(
+                f"{block.label}: the signal has a single level ('{block.levels[0]}'), which tells "
+                "responses apart not at all: its rates rest on the human labels alone (and on "
+                "pooling across models and segments); for a signal that helps, change its bins or "
+                "metric (docs/signals.md) and rescore, or add another signal of this dimension"
             )
         if block.n_labels == 0:
             if not allow_uncalibrated:

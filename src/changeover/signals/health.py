@@ -1,5 +1,6 @@
 """Whether a signal's levels can be trusted as a whole: the share of responses a judge failed on
-(`error`) or answered without a verdict (`unparseable`).
+(`error`) or answered without a verdict (`unparseable`), and whether it tells responses apart at
+all (a signal that puts every response at one level says nothing, and the fit refuses it).
 
 Both are levels of their own and feed the fit like any other, so a judge that fails on most
 responses does not stop anything downstream; it only makes the fit lean on fewer informative
@@ -28,6 +29,7 @@ class SignalHealth:
     errors: int
     unparseable: int
     max_share: float = MAX_FAILED_SHARE
+    only_level: str | None = None  # the one level of every other response, when there is one
 
     @property
     def error_share(self) -> float:
@@ -39,11 +41,22 @@ class SignalHealth:
 
     @property
     def is_healthy(self) -> bool:
-        return self.error_share <= self.max_share and self.unparseable_share <= self.max_share
+        return (
+            self.error_share <= self.max_share
+            and self.unparseable_share <= self.max_share
+            and self.only_level is None
+        )
 
     def warnings(self, signal: str) -> list[str]:
         """One line per share above `max_share`, saying what it means and how to fix it."""
         lines = []
+        if self.only_level is not None:
+            lines.append(
+                f"{signal}: every scored response is at level '{self.only_level}', which tells "
+                "them apart not at all (where it is its dimension's only signal, the rates rest "
+                "on human labels alone); change its bins or metric (docs/signals.md), then "
+                f"`changeover score --rescore --signals {signal}`, or add another signal"
+            )
         if self.error_share > self.max_share:
             lines.append(
                 f"{signal}: {self.errors:,} of {self.total:,} responses "
@@ -71,10 +84,14 @@ def signal_health(
     `unparseable` when any part is.
     """
     errors = unparseable = 0
+    informative = set()
     for level, n in levels.items():
         parts = level.split(LEVEL_SEPARATOR)
         if "error" in parts:
             errors += n
         elif "unparseable" in parts:
             unparseable += n
-    return SignalHealth(sum(levels.values()), errors, unparseable, max_share)
+        elif n:
+            informative.add(level)
+    only = next(iter(informative)) if len(informative) == 1 and errors + unparseable == 0 else None
+    return SignalHealth(sum(levels.values()), errors, unparseable, max_share, only_level=only)
