@@ -172,6 +172,9 @@ def test_a_first_study_from_init_to_a_verdict_each_step_naming_the_next(
     _, said = _step(["run", "--format", "json", "--out", "report.json"], monkeypatch, capsys)
     report = json.loads((folder / "report.json").read_text())
     verdict = report["result"]["candidates"]["cand-a"]["verdict"]
+    spent = {(s["model"], s["purpose"]): s for s in report["spend"]}
+    assert set(spent) == {("legacy", "generation"), ("cand-a", "generation")}
+    assert all(s["requests"] == 60 and s["cost"] > 0 for s in spent.values())
     # Every response passes the style check: the report says that signal tells nothing apart.
     assert any(w.startswith("house_style: every scored response is at level 'pass'")
                for w in report["warnings"])  # fmt: skip

@@ -32,6 +32,7 @@ from changeover.generate import GenerateSummary, Reporter, generate
 from changeover.report.document import (
     FitRecord,
     ReportDocument,
+    Spend,
     build_document,
     gate_examples,
     point_rates,
@@ -195,10 +196,14 @@ def analyse(
     key = _fingerprint(counts, measured, study_text, settings, plan)
     cache = fit_cache_path(study)
     stored = None if refit else _cached(cache)
+    spend = [
+        Spend(**{f: getattr(s, f) for f in Spend.model_fields}) for s in workspace.spend_summary()
+    ]
     if stored is not None and stored.fit is not None and stored.fit.fingerprint == key:
+        update: dict[str, Any] = {"spend": spend}  # what was spent since the fit counts too
         if truth is not None:
-            stored = stored.model_copy(update={"truth": point_rates(truth)})
-        return Analysis(stored, reused=True)
+            update["truth"] = point_rates(truth)
+        return Analysis(stored.model_copy(update=update), reused=True)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -235,6 +240,7 @@ def analyse(
         study_text=study_text,
         warnings=notes,
         examples=examples,
+        spend=spend,
     )
     with replacing(cache) as tmp:
         tmp.write_text(document.to_json(indent=1), encoding="utf-8")

@@ -208,3 +208,40 @@ def test_cost_and_latency_and_the_price_gate_in_chromium_and_markdown(
         cost = format_measure("cost", operations["cost"][model].value)
         assert f"| {model} | {cost} \\[" in markdown
     assert "### price (cost per 1,000 interactions, lower is better)" in markdown
+
+
+def test_the_studys_spend_in_html_markdown_and_terminal(document: ReportDocument) -> None:
+    """What the study has spent with providers, per model and purpose, with a batch's saving
+    and a total, in every rendering; a document without spend says nothing was called."""
+    from rich.console import Console
+
+    from changeover.report.document import Spend
+    from changeover.report.markdown import render_markdown
+    from changeover.report.terminal import print_document
+
+    spend = [
+        Spend(model="cand", purpose="generation", requests=90, batch_requests=90,
+              input_tokens=9000, output_tokens=4500, cost=0.0225, saving=0.0225),
+        Spend(model="grader", purpose="judging", requests=180, batch_requests=0,
+              input_tokens=36000, output_tokens=900, cost=0.1, saving=0.0),
+    ]  # fmt: skip
+    spent = document.model_copy(update={"spend": spend})
+    html = render_html(spent)
+    table = html.split('<table id="spend-table">')[1].split("</table>")[0]
+    assert '<td>cand</td><td>generation</td><td class="num">90 (90 batched)</td>' in table
+    assert '<td class="num">9,000 / 4,500</td><td class="num">$0.0225</td>' in table
+    assert '<td>all</td><td></td><td class="num">270</td>' in table
+    assert "$0.1225" in table
+    assert "Nothing yet: no call to a provider" in render_html(
+        document.model_copy(update={"spend": []})
+    )
+    markdown = render_markdown(spent)
+    assert "## What the study has spent" in markdown
+    assert "| grader | judging | 180 | 36,000 / 900 | $0.1000 | - |" in markdown
+    console = Console(record=True, width=200)
+    print_document(spent, console)
+    said = " ".join(console.export_text().split())
+    assert (
+        "the study has spent $0.1225 with providers (cand generation $0.0225, grader judging "
+        "$0.1000)" in said
+    )

@@ -43,6 +43,7 @@ __all__ = [
     "RegionExamples",
     "ReportDocument",
     "ResponseTexts",
+    "Spend",
     "StudySummary",
     "build_document",
     "gate_examples",
@@ -335,6 +336,20 @@ def gate_examples(
     return out
 
 
+class Spend(Record):
+    """What one model cost for one purpose (generation or judging) over the whole study: the
+    money side of `changeover.calls.SpendSummary`, as the report shows it."""
+
+    model: str
+    purpose: str
+    requests: int
+    batch_requests: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    saving: float
+
+
 class StudySummary(Record):
     """The study as the report shows it (and its file's text, for reproducibility)."""
 
@@ -384,6 +399,7 @@ class ReportDocument(Record):
     next: NextPlan | None = None
     fit: FitRecord | None = None
     examples: list[RegionExamples] = Field(default_factory=list)
+    spend: list[Spend] = Field(default_factory=list)  # the study's spend, per model and purpose
     warnings: list[str] = Field(default_factory=list)  # the fit's and the counts' warnings
 
     @property
@@ -452,6 +468,7 @@ def build_document(
     study_text: str | None = None,
     warnings: Sequence[str] = (),
     examples: Sequence[RegionExamples] = (),
+    spend: Sequence[Spend] = (),
 ) -> ReportDocument:
     """The whole report as one typed record; `blocks` are the counts the result was fitted to
     (`result.draws.blocks`), `truth` the true rates of a simulated study (shaped as a result's
@@ -473,5 +490,6 @@ def build_document(
         next=plan,
         fit=fit,
         examples=list(examples),
+        spend=list(spend),
         warnings=list(warnings),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -14,6 +15,7 @@ from changeover.report.document import (
     JudgeFlag,
     PointRate,
     ReportDocument,
+    Spend,
     outcome_words,
     overall_rate,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "operations_table",
     "percent",
     "render_html",
+    "spend_table",
 ]
 
 
@@ -95,6 +98,33 @@ def operations_table(operations: Operations) -> tuple[list[list[str]], list[str]
         if entry.missing is not None
     ]
     return rows, list(dict.fromkeys(notes))
+
+
+SPEND_HEADER = ("model", "purpose", "requests", "tokens in / out", "cost", "batch saving")
+
+
+def spend_table(spend: Sequence[Spend]) -> list[list[str]]:
+    """What the study has spent, per model and purpose, as `SPEND_HEADER`'s cells, and a total
+    row when there is more than one."""
+    rows = [
+        [
+            s.model,
+            s.purpose,
+            f"{s.requests:,}" + (f" ({s.batch_requests:,} batched)" if s.batch_requests else ""),
+            f"{s.input_tokens:,} / {s.output_tokens:,}",
+            "not priced" if s.cost is None else f"${s.cost:,.4f}",
+            f"${s.saving:,.4f}" if s.saving else "-",
+        ]
+        for s in spend
+    ]
+    if len(spend) > 1:
+        total = sum(s.cost or 0.0 for s in spend)
+        saving = sum(s.saving for s in spend)
+        rows.append(
+            ["all", "", f"{sum(s.requests for s in spend):,}", "", f"${total:,.4f}",
+             f"${saving:,.4f}" if saving else "-"]
+        )  # fmt: skip
+    return rows
 
 
 def margin_text(gate: GateResult, margin: float) -> str:
@@ -177,6 +207,7 @@ def _environment() -> Environment:
     env.globals.update(
         overall=overall_rate, outcome=outcome_words, margins=margins, contrast=contrast_text,
         subject=gate_subject, operations_table=operations_table, header=OPERATIONS_HEADER,
+        spend_table=spend_table, spend_header=SPEND_HEADER,
     )  # fmt: skip
     env.filters.update(pct=percent, pp=_pp, prob=_prob, num=_num, thousands=lambda n: f"{n:,}")
     return env

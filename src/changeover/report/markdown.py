@@ -8,12 +8,14 @@ from changeover.calibrate.decide import Result
 from changeover.report.document import ReportDocument, overall_rate
 from changeover.report.html import (
     OPERATIONS_HEADER,
+    SPEND_HEADER,
     blocks_of,
     contrast_text,
     gate_subject,
     margin_text,
     operations_table,
     percent,
+    spend_table,
 )
 
 __all__ = ["render_markdown"]
@@ -155,6 +157,9 @@ def render_markdown(document: ReportDocument) -> str:
     out = [f"# Can a candidate replace {code(document.study.incumbent)}?", ""]
     out += _verdicts(result, document) if result is not None else _preview(document)
     out += [f"> warning: {md(w)}" for w in document.warnings] + ([""] if document.warnings else [])
+    if document.spend:
+        rows = [[md(cell) for cell in row] for row in spend_table(document.spend)]
+        out += ["## What the study has spent", "", *_table(list(SPEND_HEADER), rows)]
     if document.agreement:
         out += ["## Agreement between annotators", ""]
         out += _table(

@@ -240,11 +240,20 @@ def print_document(document: ReportDocument, console: Console) -> None:
     if document.result is not None:
         seconds = None if document.fit is None else document.fit.seconds
         print_summary(document.result, console, seconds=seconds)
-        return
-    print_preview(document, console)
-    if document.next is not None:
-        _say(console, document.next.message)
-        print_plan(document.next, console)
+    else:
+        print_preview(document, console)
+        if document.next is not None:
+            _say(console, document.next.message)
+            print_plan(document.next, console)
+    if document.spend:
+        parts = ", ".join(
+            f"{s.model} {s.purpose} ${s.cost or 0:,.4f}" for s in document.spend if s.cost
+        )
+        total = sum(s.cost or 0.0 for s in document.spend)
+        _say(
+            console,
+            f"the study has spent ${total:,.4f} with providers" + (f" ({parts})" if parts else ""),
+        )
 
 
 def print_warnings(warnings: Sequence[str], console: Console) -> None:
